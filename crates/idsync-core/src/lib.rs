@@ -1,0 +1,1 @@
+//! idsync core (being written).

@@ -1,0 +1,15 @@
+//! Real servers for idsync tests, started on loopback in temporary
+//! directories and stopped on drop, plus the behaviour suites that every
+//! `Source` and `Target` runs.
+//!
+//! A server that is not installed makes its test skip, except when
+//! `IDSYNC_REQUIRE_SERVERS=1` (set by `.ci/run`): then it is a failure.
+#![deny(missing_docs)]
+
+mod gate;
+pub mod jumpcloud;
+pub mod samba;
+pub mod scim2;
+pub mod slapd;
+
+pub use gate::{StartError, gate, require_servers};

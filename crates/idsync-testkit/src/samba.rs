@@ -1,0 +1,1 @@
+//! Samba AD DC on loopback (being written).

@@ -1,0 +1,1 @@
+//! scim2-server on loopback (being written).

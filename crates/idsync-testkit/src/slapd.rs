@@ -1,0 +1,1 @@
+//! OpenLDAP slapd on loopback (being written).
