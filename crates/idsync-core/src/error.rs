@@ -1,0 +1,286 @@
+//! The one error type of idsync: what happened, whether to retry, whether it
+//! stops the run, and which object it concerns.
+
+use std::fmt;
+use std::time::Duration;
+
+/// What went wrong, independent of the backend.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The configuration is wrong: stops the run.
+    Config,
+    /// Authentication failed: stops the run.
+    Auth,
+    /// The account lacks the right to do this.
+    PermissionDenied,
+    /// The object does not exist.
+    NotFound,
+    /// The object exists already.
+    AlreadyExists,
+    /// A precondition failed (stale ETag, concurrent change).
+    Conflict,
+    /// The data of one object is unacceptable (bad field, bad encoding).
+    InvalidData,
+    /// The server asks us to slow down.
+    RateLimited,
+    /// The server is unavailable or failed (timeouts, 5xx, connection lost).
+    Unavailable,
+    /// The backend does not support this operation.
+    Unsupported,
+    /// The server answered something we do not understand.
+    Protocol,
+    /// A bug in idsync.
+    Internal,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            ErrorKind::Config => "configuration error",
+            ErrorKind::Auth => "authentication failed",
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::AlreadyExists => "already exists",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::InvalidData => "invalid data",
+            ErrorKind::RateLimited => "rate limited",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Protocol => "protocol error",
+            ErrorKind::Internal => "internal error",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Whether an error is worth retrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Try again, after `retry_after` when the server said so.
+    Transient {
+        /// The server's Retry-After, when it gave one.
+        retry_after: Option<Duration>,
+    },
+    /// Trying again will not help.
+    Permanent,
+    /// It was transient, was retried, and still failed.
+    Exhausted,
+}
+
+/// The object an error concerns: its external id, its target id or its
+/// name in the backend (a DN, a userName).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRef(pub String);
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An idsync error. Built as
+/// `Error::new(ErrorKind::Unavailable, "busy").transient().op("read_full").object(id)`.
+///
+/// The message never holds a secret or a raw request body.
+#[derive(Debug, thiserror::Error)]
+pub struct Error {
+    kind: ErrorKind,
+    status: Status,
+    backend: &'static str,
+    op: &'static str,
+    object: Option<ObjectRef>,
+    field: Option<String>,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.backend)?;
+        if !self.op.is_empty() {
+            write!(f, " {}", self.op)?;
+        }
+        if let Some(o) = &self.object {
+            write!(f, " [{o}]")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, " field {field:?}")?;
+        }
+        write!(f, ": {}: {}", self.kind, self.message)
+    }
+}
+
+/// `Result` with idsync's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A permanent error of this kind; rate limits and unavailability start
+    /// out transient.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let status = match kind {
+            ErrorKind::RateLimited | ErrorKind::Unavailable => Status::Transient { retry_after: None },
+            _ => Status::Permanent,
+        };
+        Error {
+            kind,
+            status,
+            backend: "core",
+            op: "",
+            object: None,
+            field: None,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Shorthand for a configuration error.
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Config, message)
+    }
+
+    /// Marks the error transient.
+    pub fn transient(mut self) -> Self {
+        self.status = Status::Transient { retry_after: None };
+        self
+    }
+
+    /// Marks the error permanent.
+    pub fn permanent(mut self) -> Self {
+        self.status = Status::Permanent;
+        self
+    }
+
+    /// Marks the error transient, to be retried after `after`.
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.status = Status::Transient {
+            retry_after: Some(after),
+        };
+        self
+    }
+
+    /// Marks a transient error as retried and still failing.
+    pub fn exhausted(mut self) -> Self {
+        if self.is_transient() {
+            self.status = Status::Exhausted;
+        }
+        self
+    }
+
+    /// Names the backend (`"ldap"`, `"scim"`, …).
+    pub fn backend(mut self, backend: &'static str) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Names the operation (`"read_full"`, `"apply.create"`, …).
+    pub fn op(mut self, op: &'static str) -> Self {
+        self.op = op;
+        self
+    }
+
+    /// Names the object concerned.
+    pub fn object(mut self, object: impl fmt::Display) -> Self {
+        self.object = Some(ObjectRef(object.to_string()));
+        self
+    }
+
+    /// Names the field concerned.
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// Attaches the underlying error.
+    pub fn source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// What happened.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Whether to retry, permanent, or exhausted.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The backend that raised it.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend
+    }
+
+    /// The operation that failed.
+    pub fn op_name(&self) -> &'static str {
+        self.op
+    }
+
+    /// The object concerned, when known.
+    pub fn object_ref(&self) -> Option<&ObjectRef> {
+        self.object.as_ref()
+    }
+
+    /// The field concerned, when known.
+    pub fn field_name(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// True when retrying may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.status, Status::Transient { .. })
+    }
+
+    /// The server's Retry-After, when it gave one.
+    pub fn retry_after_hint(&self) -> Option<Duration> {
+        match self.status {
+            Status::Transient { retry_after } => retry_after,
+            _ => None,
+        }
+    }
+
+    /// True when the whole run must stop (authentication, configuration).
+    pub fn stops_run(&self) -> bool {
+        matches!(self.kind, ErrorKind::Config | ErrorKind::Auth)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_backend_op_object_and_field() {
+        let e = Error::new(ErrorKind::InvalidData, "not a date")
+            .backend("ldap")
+            .op("read_full")
+            .object("cn=Ann,ou=people")
+            .field("whenChanged");
+        assert_eq!(
+            e.to_string(),
+            "ldap read_full [cn=Ann,ou=people] field \"whenChanged\": invalid data: not a date"
+        );
+        assert!(!e.is_transient());
+        assert!(!e.stops_run());
+    }
+
+    #[test]
+    fn kinds_start_with_the_right_status() {
+        assert!(Error::new(ErrorKind::Unavailable, "x").is_transient());
+        assert!(Error::new(ErrorKind::RateLimited, "x").is_transient());
+        assert!(!Error::new(ErrorKind::Conflict, "x").is_transient());
+        assert!(Error::new(ErrorKind::Auth, "x").stops_run());
+        assert!(Error::config("x").stops_run());
+        let e = Error::new(ErrorKind::RateLimited, "x").retry_after(Duration::from_secs(3));
+        assert_eq!(e.retry_after_hint(), Some(Duration::from_secs(3)));
+        assert_eq!(e.exhausted().status(), Status::Exhausted);
+    }
+}

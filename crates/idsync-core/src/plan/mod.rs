@@ -1,0 +1,414 @@
+//! Plans: what a run will do, each operation with its reason and field diff,
+//! plus findings. Pure data: serializable, reviewable, applicable in part.
+
+mod planner;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use planner::{PlanInput, ReadMode, plan};
+
+use crate::model::{Fields, Link, ObjectKind, TargetId};
+use crate::source::Completeness;
+use crate::target::FieldChange;
+
+/// The index of an operation in its plan.
+pub type OpId = u32;
+
+/// What a run will do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The profile planned for.
+    pub profile: crate::model::ProfileId,
+    /// Full or delta.
+    pub mode: ReadMode,
+    /// How the source read ended.
+    pub completeness: Completeness,
+    /// The operations, in the order they are applied.
+    pub operations: Vec<Operation>,
+    /// Situations that need a person's attention.
+    pub findings: Vec<Finding>,
+    /// Totals.
+    pub counts: Counts,
+}
+
+/// One change to one account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operation {
+    /// Its index in the plan (stable: the plan is deterministic).
+    pub id: OpId,
+    /// User or group.
+    pub kind: ObjectKind,
+    /// The account's link (after the operation, for a relink).
+    pub link: Link,
+    /// The account, when it exists already.
+    pub target: Option<TargetId>,
+    /// What to do.
+    pub action: Action,
+    /// Why.
+    pub reason: Reason,
+    /// Operations that must succeed first (a link before its update, a
+    /// create before its memberships).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<OpId>,
+    /// Set when a safety check holds the operation back (deprovision
+    /// threshold): it is not applied until confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+}
+
+/// What an operation does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Action {
+    /// Create the account with these fields.
+    Create {
+        /// The mapped fields.
+        fields: Fields,
+    },
+    /// Give an existing account this operation's link.
+    Link {
+        /// The link it had (another profile's, a predecessor's), if any.
+        previous: Option<Link>,
+    },
+    /// Change mapped fields.
+    Update {
+        /// old → new, per field.
+        changes: Vec<FieldChange>,
+    },
+    /// Enable the account.
+    Enable,
+    /// Disable the account.
+    Disable,
+    /// Delete the account.
+    Delete,
+    /// Add a member to this group.
+    AddMember {
+        /// The member's link.
+        member: Link,
+        /// The member's account, when it exists already.
+        member_target: Option<TargetId>,
+    },
+    /// Remove a member from this group.
+    RemoveMember {
+        /// The member's link.
+        member: Link,
+        /// The member's account.
+        member_target: TargetId,
+    },
+}
+
+impl Action {
+    /// A short name: `create`, `link`, `update`, …
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Create { .. } => "create",
+            Action::Link { .. } => "link",
+            Action::Update { .. } => "update",
+            Action::Enable => "enable",
+            Action::Disable => "disable",
+            Action::Delete => "delete",
+            Action::AddMember { .. } => "add_member",
+            Action::RemoveMember { .. } => "remove_member",
+        }
+    }
+
+    /// True for disable and delete.
+    pub fn is_deprovision(&self) -> bool {
+        matches!(self, Action::Disable | Action::Delete)
+    }
+
+    /// The phase the executor applies it in: links and creates, then
+    /// updates and enables, then memberships, then deprovisions.
+    pub fn phase(&self) -> u8 {
+        match self {
+            Action::Link { .. } | Action::Create { .. } => 0,
+            Action::Update { .. } | Action::Enable => 1,
+            Action::AddMember { .. } | Action::RemoveMember { .. } => 2,
+            Action::Disable | Action::Delete => 3,
+        }
+    }
+}
+
+/// Why an operation is planned: the situation, named midPoint-style.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Situation {
+    /// Linked, and the source changed.
+    Changed,
+    /// In the source with no account: created.
+    Unmatched,
+    /// In the source, unlinked, one soft-match candidate: adopted.
+    SoftMatched,
+    /// The account belonged to a retired profile named in `adopt_from`.
+    AdoptedFromProfile,
+    /// A rehire or re-created object: the old account follows the new id.
+    Relinked,
+    /// Linked, and the source disabled the object.
+    SourceDisabled,
+    /// Linked and disabled, and the source has it enabled.
+    Reenabled,
+    /// Linked, and absent from a complete read.
+    Absent,
+    /// Linked, and deleted in a delta.
+    Deleted,
+    /// Linked, and the object left the scope.
+    OutOfScope,
+    /// A group's members differ.
+    Membership,
+}
+
+/// The reason of an operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The situation.
+    pub situation: Situation,
+    /// Details for people.
+    pub detail: String,
+}
+
+/// A situation that needs a person: nothing (or less) was done, and why.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Finding {
+    /// What kind.
+    pub kind: FindingKind,
+    /// The source objects concerned.
+    pub objects: Vec<String>,
+    /// What happened.
+    pub message: String,
+    /// What to do about it.
+    pub remedy: String,
+}
+
+/// The kinds of finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// Several unlinked accounts match one source object.
+    Ambiguous,
+    /// Several source objects share a correlation key, or a new object's key
+    /// matches an account linked to another id.
+    DuplicateIdentity,
+    /// The object is already managed by another profile on this target.
+    CrossProfileOverlap,
+    /// Do Not Disable kept an account enabled.
+    DoNotDisable,
+    /// The target refused a deprovision.
+    Vetoed,
+    /// The deprovision threshold holds operations back.
+    ThresholdExceeded,
+    /// The read was partial: nothing is deprovisioned.
+    PartialRead,
+    /// The target cannot do what the rules ask (disable groups, delete).
+    Unsupported,
+    /// Two accounts carry the same link.
+    DuplicateLink,
+}
+
+/// Totals of a plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Source objects in scope.
+    pub in_scope: usize,
+    /// Accounts linked to the profile before the run.
+    pub linked: usize,
+    /// Linked and unchanged.
+    pub unchanged: usize,
+    /// Creates.
+    pub create: usize,
+    /// Links (adoptions, relinks).
+    pub link: usize,
+    /// Updates.
+    pub update: usize,
+    /// Enables.
+    pub enable: usize,
+    /// Disables.
+    pub disable: usize,
+    /// Deletes.
+    pub delete: usize,
+    /// Member adds.
+    pub add_member: usize,
+    /// Member removes.
+    pub remove_member: usize,
+    /// Operations held back.
+    pub held: usize,
+}
+
+impl Counts {
+    fn of(operations: &[Operation], in_scope: usize, linked: usize, unchanged: usize) -> Counts {
+        let mut c = Counts {
+            in_scope,
+            linked,
+            unchanged,
+            ..Counts::default()
+        };
+        for op in operations {
+            let n = match op.action {
+                Action::Create { .. } => &mut c.create,
+                Action::Link { .. } => &mut c.link,
+                Action::Update { .. } => &mut c.update,
+                Action::Enable => &mut c.enable,
+                Action::Disable => &mut c.disable,
+                Action::Delete => &mut c.delete,
+                Action::AddMember { .. } => &mut c.add_member,
+                Action::RemoveMember { .. } => &mut c.remove_member,
+            };
+            *n += 1;
+            if op.held.is_some() {
+                c.held += 1;
+            }
+        }
+        c
+    }
+}
+
+impl Plan {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+    }
+
+    /// The plan reduced to the chosen operations (an operator approving part
+    /// of a reviewed plan). An operation whose prerequisite is not chosen
+    /// stays, and the executor skips it, saying why.
+    pub fn select(&self, ids: &BTreeSet<OpId>) -> Plan {
+        let mut plan = self.clone();
+        plan.operations.retain(|op| ids.contains(&op.id));
+        plan.counts = Counts::of(
+            &plan.operations,
+            self.counts.in_scope,
+            self.counts.linked,
+            self.counts.unchanged,
+        );
+        plan
+    }
+
+    /// Releases the operations held by the threshold (an operator confirmed).
+    pub fn confirm(&mut self) {
+        for op in &mut self.operations {
+            op.held = None;
+        }
+        self.counts.held = 0;
+    }
+
+    /// Drops a deprovision the target vetoed, recording the reason.
+    pub fn veto(&mut self, id: OpId, reason: &str) {
+        if let Some(pos) = self.operations.iter().position(|op| op.id == id) {
+            let op = self.operations.remove(pos);
+            self.findings.push(Finding {
+                kind: FindingKind::Vetoed,
+                objects: vec![op.link.external.0.clone()],
+                message: format!(
+                    "the target refused to {} {} {}: {reason}",
+                    op.action.name(),
+                    op.kind,
+                    op.target.as_ref().map(|t| t.0.as_str()).unwrap_or("?")
+                ),
+                remedy:
+                    "resolve the target's reason (e.g. close or reassign the user's tickets); the next run tries again"
+                        .into(),
+            });
+            self.findings.sort();
+            self.counts = Counts::of(
+                &self.operations,
+                self.counts.in_scope,
+                self.counts.linked,
+                self.counts.unchanged,
+            );
+        }
+    }
+
+    /// The plan as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+impl fmt::Display for Plan {
+    /// A readable table: one line per operation, then the findings.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "plan for profile {} ({:?} read, {})",
+            self.profile,
+            self.mode,
+            match &self.completeness {
+                Completeness::Complete => "complete".to_owned(),
+                Completeness::Partial { reason } => format!("PARTIAL: {reason}"),
+            }
+        )?;
+        if self.operations.is_empty() {
+            writeln!(f, "  nothing to do")?;
+        } else {
+            writeln!(
+                f,
+                "  {:>4}  {:<13} {:<5}  {:<38}  {:<16} details",
+                "#", "action", "kind", "external id", "situation"
+            )?;
+        }
+        for op in &self.operations {
+            let detail = match &op.action {
+                Action::Create { fields } => fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                Action::Update { changes } => changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}: {:?} -> {:?}",
+                            c.field,
+                            c.old.as_deref().unwrap_or(""),
+                            c.new.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                Action::Link { previous } => match previous {
+                    Some(p) => format!(
+                        "account {} moves from {p}",
+                        op.target.as_ref().map_or("?", |t| t.0.as_str())
+                    ),
+                    None => format!("adopts account {}", op.target.as_ref().map_or("?", |t| t.0.as_str())),
+                },
+                Action::AddMember { member, .. } | Action::RemoveMember { member, .. } => {
+                    format!("member {}", member.external)
+                }
+                _ => op.reason.detail.clone(),
+            };
+            let held = if op.held.is_some() { " [HELD]" } else { "" };
+            writeln!(
+                f,
+                "  {:>4}  {:<13} {:<5}  {:<38}  {:<16} {detail}{held}",
+                op.id,
+                op.action.name(),
+                op.kind.to_string(),
+                op.link.external.0,
+                format!("{:?}", op.reason.situation),
+            )?;
+        }
+        for finding in &self.findings {
+            writeln!(f, "  ! {:?}: {} ({})", finding.kind, finding.message, finding.remedy)?;
+        }
+        let c = &self.counts;
+        writeln!(
+            f,
+            "  {} in scope, {} linked, {} unchanged: {} create, {} link, {} update, {} enable, {} disable, {} delete, {} member add, {} member remove, {} held",
+            c.in_scope,
+            c.linked,
+            c.unchanged,
+            c.create,
+            c.link,
+            c.update,
+            c.enable,
+            c.disable,
+            c.delete,
+            c.add_member,
+            c.remove_member,
+            c.held
+        )
+    }
+}

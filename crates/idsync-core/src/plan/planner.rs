@@ -1,0 +1,878 @@
+//! The planner: a pure, deterministic function from (source view, target
+//! view, profile) to a [`Plan`]. No I/O, no clock. Lookups use hash maps;
+//! determinism comes from sorting the operations and findings at the end.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Action, Counts, Finding, FindingKind, OpId, Operation, Plan, Reason, Situation};
+use crate::model::{ExternalId, Link, ObjectKind, SourceObject, TargetAccount, TargetId};
+use crate::profile::{Deprovision, DuplicatePolicy, OutOfScope, Profile};
+use crate::source::Completeness;
+use crate::target::TargetCapabilities;
+
+/// Full or delta.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadMode {
+    /// Every object in scope was read: what is absent is gone.
+    Full,
+    /// Only changes were read: what is not mentioned is unchanged.
+    Delta,
+}
+
+/// Everything the planner looks at.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanInput<'a> {
+    /// The profile.
+    pub profile: &'a Profile,
+    /// What the target can do.
+    pub capabilities: TargetCapabilities,
+    /// Full or delta.
+    pub mode: ReadMode,
+    /// How the read ended.
+    pub completeness: &'a Completeness,
+    /// Full: every object read. Delta: the changed objects.
+    pub objects: &'a [SourceObject],
+    /// Delta: the ids deleted (including those missing from a present set).
+    pub deleted: &'a [ExternalId],
+    /// The accounts linked to the profile.
+    pub linked: &'a [TargetAccount],
+    /// Accounts found by the engine's lookups for the unlinked objects:
+    /// unlinked soft-match candidates and accounts linked to the same
+    /// external ids by other profiles.
+    pub candidates: &'a [TargetAccount],
+    /// An operator confirmed the deprovisions: the threshold holds nothing.
+    pub confirmed: bool,
+}
+
+/// An operation before sorting: `after` holds draft indices.
+struct Draft {
+    kind: ObjectKind,
+    link: Link,
+    target: Option<TargetId>,
+    action: Action,
+    situation: Situation,
+    detail: String,
+    after: Vec<usize>,
+}
+
+/// Where an object's account is, or will be once the plan is applied.
+#[derive(Clone, Copy)]
+struct Account<'a> {
+    target: Option<&'a TargetId>,
+    /// The draft that creates or links it.
+    draft: Option<usize>,
+}
+
+/// Normalized correlation value: trimmed, lower case.
+fn norm(v: &str) -> String {
+    v.trim().to_lowercase()
+}
+
+/// Computes the plan. Same input in any order gives the same plan.
+pub fn plan(input: PlanInput<'_>) -> Plan {
+    Planner::new(input).run()
+}
+
+struct Planner<'a> {
+    input: PlanInput<'a>,
+    profile: &'a Profile,
+    /// Every object read, with whether it is in scope.
+    by_id: HashMap<&'a ExternalId, (&'a SourceObject, bool)>,
+    /// Linked accounts by external id (one per link).
+    linked: HashMap<&'a ExternalId, &'a TargetAccount>,
+    /// Candidates linked to an external id by another profile.
+    others: HashMap<&'a ExternalId, Vec<&'a TargetAccount>>,
+    /// Unlinked candidates by normalized correlation value.
+    unlinked_by_key: HashMap<String, Vec<&'a TargetAccount>>,
+    /// In-scope objects and linked accounts by normalized correlation value
+    /// (built on first use).
+    keys: Option<HashMap<String, Vec<&'a ExternalId>>>,
+    /// Accounts whose link this run moves to another object (relink).
+    consumed: HashSet<&'a TargetId>,
+    /// Objects whose old account moved to a newer object.
+    superseded: HashSet<&'a ExternalId>,
+    /// Accounts of objects that get a new account or link in this plan.
+    new_accounts: HashMap<&'a ExternalId, Account<'a>>,
+    drafts: Vec<Draft>,
+    findings: Vec<Finding>,
+    /// Aggregated findings: (kind, message, remedy) → objects.
+    grouped: BTreeMap<(FindingKind, &'static str, &'static str), BTreeSet<String>>,
+    unchanged: usize,
+    in_scope: usize,
+}
+
+impl<'a> Planner<'a> {
+    fn new(input: PlanInput<'a>) -> Self {
+        let profile = input.profile;
+        let assigned = match input.mode {
+            ReadMode::Full => profile.scope.assigned(input.objects),
+            ReadMode::Delta => None,
+        };
+        let mut by_id = HashMap::with_capacity(input.objects.len());
+        let mut in_scope = 0;
+        for o in input.objects {
+            let inside = profile.scope.admits(o) && assigned.as_ref().is_none_or(|a| a.contains(&o.id));
+            in_scope += usize::from(inside);
+            by_id.insert(&o.id, (o, inside));
+        }
+        let mut planner = Planner {
+            input,
+            profile,
+            by_id,
+            linked: HashMap::with_capacity(input.linked.len()),
+            others: HashMap::new(),
+            unlinked_by_key: HashMap::new(),
+            keys: None,
+            consumed: HashSet::new(),
+            superseded: HashSet::new(),
+            new_accounts: HashMap::new(),
+            drafts: Vec::new(),
+            findings: Vec::new(),
+            grouped: BTreeMap::new(),
+            unchanged: 0,
+            in_scope,
+        };
+        for account in input.linked {
+            let Some(link) = &account.link else { continue };
+            if link.profile != profile.id {
+                continue;
+            }
+            match planner.linked.get(&link.external) {
+                Some(other) if other.id <= account.id => planner.duplicate_link(link, account),
+                Some(other) => {
+                    let other = *other;
+                    planner.linked.insert(&link.external, account);
+                    planner.duplicate_link(link, other);
+                }
+                None => {
+                    planner.linked.insert(&link.external, account);
+                }
+            }
+        }
+        let corr = profile.rules.correlation.as_ref();
+        for account in input.candidates {
+            match &account.link {
+                Some(link) if link.profile != profile.id => {
+                    planner.others.entry(&link.external).or_default().push(account);
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(v) = corr.and_then(|c| account.fields.get(&c.field)) {
+                        planner.unlinked_by_key.entry(norm(v)).or_default().push(account);
+                    }
+                }
+            }
+        }
+        for list in planner.others.values_mut().chain(planner.unlinked_by_key.values_mut()) {
+            list.sort_by(|a, b| a.id.cmp(&b.id));
+            list.dedup_by(|a, b| a.id == b.id);
+        }
+        planner
+    }
+
+    fn duplicate_link(&mut self, link: &Link, extra: &TargetAccount) {
+        self.findings.push(Finding {
+            kind: FindingKind::DuplicateLink,
+            objects: vec![link.external.0.clone()],
+            message: format!(
+                "account {} carries link {link} that another account carries too; it is left alone",
+                extra.id
+            ),
+            remedy: "remove the link from the extra account (or delete it) in the target".into(),
+        });
+    }
+
+    fn link_for(&self, external: &ExternalId) -> Link {
+        Link {
+            profile: self.profile.id,
+            external: external.clone(),
+        }
+    }
+
+    fn push(&mut self, draft: Draft) -> usize {
+        self.drafts.push(draft);
+        self.drafts.len() - 1
+    }
+
+    fn note(&mut self, kind: FindingKind, message: &'static str, remedy: &'static str, object: &ExternalId) {
+        self.grouped
+            .entry((kind, message, remedy))
+            .or_default()
+            .insert(object.0.clone());
+    }
+
+    fn run(mut self) -> Plan {
+        let objects = self.input.objects;
+        let in_scope: Vec<&'a SourceObject> = objects
+            .iter()
+            .filter(|o| self.by_id.get(&o.id).is_some_and(|(_, inside)| *inside))
+            .collect();
+        self.relink(&in_scope);
+        for &o in &in_scope {
+            if self.superseded.contains(&o.id) || self.new_accounts.contains_key(&o.id) {
+                continue;
+            }
+            match self.linked.get(&o.id).copied() {
+                Some(account) if !self.consumed.contains(&account.id) => self.plan_linked(o, account),
+                Some(_) => {}
+                None => self.plan_unlinked(o),
+            }
+        }
+        self.plan_absent();
+        let groups: Vec<&'a SourceObject> = in_scope
+            .iter()
+            .copied()
+            .filter(|o| o.kind == ObjectKind::Group)
+            .collect();
+        if self.input.capabilities.groups {
+            self.plan_memberships(&groups);
+        } else if !groups.is_empty() {
+            self.findings.push(Finding {
+                kind: FindingKind::Unsupported,
+                objects: vec![],
+                message: "groups are in scope but the target does not manage groups; they are ignored".into(),
+                remedy: "limit the scope to users (scope.kinds = [\"user\"])".into(),
+            });
+        }
+        self.apply_threshold();
+        self.finish()
+    }
+
+    /// The relink rule (rehire keeps history), applied before everything
+    /// else so that neither the old nor the new object is planned twice.
+    fn relink(&mut self, in_scope: &[&'a SourceObject]) {
+        let rules = &self.profile.rules;
+        let Some(corr) = &rules.correlation else { return };
+        if rules.duplicates != DuplicatePolicy::Relink {
+            return;
+        }
+        let mut unlinked_by_key: HashMap<String, Vec<&'a SourceObject>> = HashMap::new();
+        for &o in in_scope {
+            if !self.linked.contains_key(&o.id)
+                && let Some(k) = o.first_text(&corr.attribute).map(norm).filter(|k| !k.is_empty())
+            {
+                unlinked_by_key.entry(k).or_default().push(o);
+            }
+        }
+        if unlinked_by_key.is_empty() {
+            return;
+        }
+        let mut linked_by_key: HashMap<String, Vec<&'a TargetAccount>> = HashMap::new();
+        for &account in self.linked.values() {
+            if let Some(k) = account.fields.get(&corr.field).map(|v| norm(v))
+                && unlinked_by_key.contains_key(&k)
+            {
+                linked_by_key.entry(k).or_default().push(account);
+            }
+        }
+        let mut keys: Vec<&String> = unlinked_by_key.keys().collect();
+        keys.sort();
+        for key in keys {
+            let news = &unlinked_by_key[key];
+            let Some(preds) = linked_by_key.get(key) else { continue };
+            if news.len() != 1 {
+                continue; // several new objects for one person: reported as duplicates later
+            }
+            let new = news[0];
+            let eligible: Vec<&'a TargetAccount> = preds
+                .iter()
+                .copied()
+                .filter(|a| a.kind == new.kind && self.predecessor_of(a, new))
+                .collect();
+            if let [old] = eligible[..] {
+                let Some(old_link) = &old.link else { continue };
+                let draft = self.push(Draft {
+                    kind: new.kind,
+                    link: self.link_for(&new.id),
+                    target: Some(old.id.clone()),
+                    action: Action::Link {
+                        previous: Some(old_link.clone()),
+                    },
+                    situation: Situation::Relinked,
+                    detail: format!(
+                        "{} {} replaces {} (same {})",
+                        new.kind, new.id, old_link.external, corr.attribute
+                    ),
+                    after: vec![],
+                });
+                self.consumed.insert(&old.id);
+                if let Some((old_obj, _)) = self.by_id.get(&old_link.external) {
+                    self.superseded.insert(&old_obj.id);
+                }
+                self.new_accounts.insert(
+                    &new.id,
+                    Account {
+                        target: Some(&old.id),
+                        draft: Some(draft),
+                    },
+                );
+                self.update_and_enable(new, old, Some(draft), Situation::Relinked);
+            }
+        }
+    }
+
+    /// True when `account` (linked to another id) may pass to `new`: its
+    /// object is gone, or the new object names it (or shares an alias with it).
+    fn predecessor_of(&self, account: &TargetAccount, new: &SourceObject) -> bool {
+        let Some(link) = &account.link else { return false };
+        if link.external == new.id {
+            return false;
+        }
+        if new.aliases.contains(&link.external) {
+            return true;
+        }
+        match self.by_id.get(&link.external) {
+            Some((old, _)) => old.aliases.iter().any(|a| new.aliases.contains(a)),
+            None => match self.input.mode {
+                ReadMode::Full => self.input.completeness.is_complete(),
+                ReadMode::Delta => self.input.deleted.contains(&link.external),
+            },
+        }
+    }
+
+    fn plan_linked(&mut self, o: &'a SourceObject, account: &'a TargetAccount) {
+        let before = self.drafts.len();
+        self.update_and_enable(o, account, None, Situation::Changed);
+        if !o.enabled && account.enabled {
+            self.disable(account, Situation::SourceDisabled, "disabled in the source");
+        }
+        if self.drafts.len() == before {
+            self.unchanged += 1;
+        }
+    }
+
+    /// Update of the differing fields, and enable when the source has the
+    /// object enabled and the account is disabled.
+    fn update_and_enable(
+        &mut self,
+        o: &'a SourceObject,
+        account: &'a TargetAccount,
+        after: Option<usize>,
+        situation: Situation,
+    ) {
+        let changes = self.profile.mapping.diff(o, &account.fields);
+        let after: Vec<usize> = after.into_iter().collect();
+        if !changes.is_empty() {
+            let detail = changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>().join(", ");
+            self.push(Draft {
+                kind: o.kind,
+                link: self.link_for(&o.id),
+                target: Some(account.id.clone()),
+                action: Action::Update { changes },
+                situation,
+                detail: format!("fields changed: {detail}"),
+                after: after.clone(),
+            });
+        }
+        if o.enabled && !account.enabled && self.can_disable(o.kind) {
+            self.push(Draft {
+                kind: o.kind,
+                link: self.link_for(&o.id),
+                target: Some(account.id.clone()),
+                action: Action::Enable,
+                situation: if situation == Situation::Changed {
+                    Situation::Reenabled
+                } else {
+                    situation
+                },
+                detail: "enabled in the source".into(),
+                after,
+            });
+        }
+    }
+
+    fn can_disable(&self, kind: ObjectKind) -> bool {
+        let caps = self.input.capabilities;
+        match kind {
+            ObjectKind::User => caps.disable,
+            ObjectKind::Group => caps.disable_groups,
+        }
+    }
+
+    fn plan_unlinked(&mut self, o: &'a SourceObject) {
+        if !o.enabled {
+            return; // disabled objects are not provisioned; enabling them later creates them
+        }
+        let rules = &self.profile.rules;
+        // Accounts linked to this external id by other profiles.
+        let others: Vec<&'a TargetAccount> = self
+            .others
+            .get(&o.id)
+            .map(|l| l.iter().copied().filter(|a| a.kind == o.kind).collect())
+            .unwrap_or_default();
+        if let Some(old) = others
+            .iter()
+            .copied()
+            .find(|a| a.link.as_ref().is_some_and(|l| rules.adopt_from.contains(&l.profile)))
+        {
+            self.adopt(
+                o,
+                old,
+                Situation::AdoptedFromProfile,
+                "the account of a retired profile is adopted",
+            );
+            return;
+        }
+        if let Some(other) = others.first() {
+            let profile = other.link.as_ref().map(|l| l.profile.to_string()).unwrap_or_default();
+            self.findings.push(Finding {
+                kind: FindingKind::CrossProfileOverlap,
+                objects: vec![o.id.0.clone()],
+                message: format!("{} {} is already managed by profile {profile} (account {}); no second account is created", o.kind, o.id, other.id),
+                remedy: format!("narrow the scopes so that one profile manages it, or add {profile} to rules.adopt_from if that profile is retired"),
+            });
+            return;
+        }
+        if let Some(corr) = &rules.correlation
+            && let Some(key) = o.first_text(&corr.attribute).map(norm).filter(|k| !k.is_empty())
+        {
+            if self.duplicate(o, &key) {
+                return;
+            }
+            let matches: Vec<&'a TargetAccount> = self
+                .unlinked_by_key
+                .get(&key)
+                .map(|l| l.iter().copied().filter(|a| a.kind == o.kind).collect())
+                .unwrap_or_default();
+            match matches[..] {
+                [] => {}
+                [one] => {
+                    self.adopt(
+                        o,
+                        one,
+                        Situation::SoftMatched,
+                        "an unlinked account has the same correlation key",
+                    );
+                    return;
+                }
+                _ => {
+                    let ids = matches.iter().map(|a| a.id.0.as_str()).collect::<Vec<_>>().join(", ");
+                    self.findings.push(Finding {
+                        kind: FindingKind::Ambiguous,
+                        objects: vec![o.id.0.clone()],
+                        message: format!("{} {} matches {} unlinked accounts on {} = {key:?}: {ids}", o.kind, o.id, matches.len(), corr.field),
+                        remedy: "make the correlation field unique in the target (merge or remove the extra accounts), then run again".into(),
+                    });
+                    return;
+                }
+            }
+        }
+        let fields = self.profile.mapping.fields(o);
+        let draft = self.push(Draft {
+            kind: o.kind,
+            link: self.link_for(&o.id),
+            target: None,
+            action: Action::Create { fields },
+            situation: Situation::Unmatched,
+            detail: format!(
+                "new {} in {}",
+                o.kind,
+                if o.container.is_empty() {
+                    "the source"
+                } else {
+                    &o.container
+                }
+            ),
+            after: vec![],
+        });
+        self.new_accounts.insert(
+            &o.id,
+            Account {
+                target: None,
+                draft: Some(draft),
+            },
+        );
+    }
+
+    /// Applies the duplicate policy to an unlinked object with correlation
+    /// key `key`. True when the object must not be provisioned.
+    fn duplicate(&mut self, o: &'a SourceObject, key: &str) -> bool {
+        let Some(corr) = &self.profile.rules.correlation else {
+            return false;
+        };
+        let keys = self.keys.get_or_insert_with(|| {
+            let mut keys: HashMap<String, Vec<&'a ExternalId>> = HashMap::new();
+            for (o, inside) in self.by_id.values() {
+                if let Some(k) = o.first_text(&corr.attribute).filter(|_| *inside).map(norm) {
+                    keys.entry(k).or_default().push(&o.id);
+                }
+            }
+            for a in self.linked.values() {
+                if let (Some(v), Some(l)) = (a.fields.get(&corr.field), &a.link) {
+                    keys.entry(norm(v)).or_default().push(&l.external);
+                }
+            }
+            keys
+        });
+        let mut same: Vec<&ExternalId> = keys
+            .get(key)
+            .map(|ids| {
+                ids.iter()
+                    .copied()
+                    .filter(|e| **e != o.id)
+                    .filter(|e| match (self.by_id.get(e), self.linked.get(e)) {
+                        (Some((other, inside)), _) => {
+                            *inside
+                                && other.kind == o.kind
+                                && other.first_text(&corr.attribute).is_some_and(|v| norm(v) == key)
+                        }
+                        (None, Some(a)) => a.kind == o.kind && !self.consumed.contains(&a.id),
+                        (None, None) => false,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if same.is_empty() {
+            return false;
+        }
+        same.sort();
+        same.dedup();
+        let others = same.iter().map(|e| e.0.as_str()).collect::<Vec<_>>().join(", ");
+        let policy = self.profile.rules.duplicates;
+        let (message, skip) = match policy {
+            DuplicatePolicy::Report => (
+                format!(
+                    "{} {} has {} = {key:?} like {others}; a separate account is created (policy report)",
+                    o.kind, o.id, corr.attribute
+                ),
+                false,
+            ),
+            DuplicatePolicy::Skip => (
+                format!(
+                    "{} {} has {} = {key:?} like {others}; it is not provisioned (policy skip)",
+                    o.kind, o.id, corr.attribute
+                ),
+                true,
+            ),
+            DuplicatePolicy::Relink => (
+                format!(
+                    "{} {} has {} = {key:?} like {others}, which is still present and not named in its aliases; it is not provisioned (policy relink)",
+                    o.kind, o.id, corr.attribute
+                ),
+                true,
+            ),
+        };
+        let mut objects: Vec<String> = same.iter().map(|e| e.0.clone()).collect();
+        objects.push(o.id.0.clone());
+        objects.sort();
+        self.findings.push(Finding {
+            kind: FindingKind::DuplicateIdentity,
+            objects,
+            message,
+            remedy: "keep one source object per person in scope (disable or move the old one), or list the old id in the new object's aliases (sIDHistory) and use the relink policy".into(),
+        });
+        skip
+    }
+
+    /// Links an existing account to `o`, then updates and enables it.
+    fn adopt(&mut self, o: &'a SourceObject, account: &'a TargetAccount, situation: Situation, detail: &str) {
+        let draft = self.push(Draft {
+            kind: o.kind,
+            link: self.link_for(&o.id),
+            target: Some(account.id.clone()),
+            action: Action::Link {
+                previous: account.link.clone(),
+            },
+            situation,
+            detail: detail.to_owned(),
+            after: vec![],
+        });
+        self.new_accounts.insert(
+            &o.id,
+            Account {
+                target: Some(&account.id),
+                draft: Some(draft),
+            },
+        );
+        self.update_and_enable(o, account, Some(draft), situation);
+    }
+
+    /// Linked accounts whose object was not planned: gone, out of scope, or
+    /// (delta) unchanged.
+    fn plan_absent(&mut self) {
+        let mut spared = 0usize;
+        let mut accounts: Vec<&'a TargetAccount> = self.linked.values().copied().collect();
+        accounts.sort_by(|a, b| a.id.cmp(&b.id));
+        for account in accounts {
+            let Some(link) = &account.link else { continue };
+            if self.consumed.contains(&account.id) {
+                continue;
+            }
+            let situation = match self.by_id.get(&link.external) {
+                Some((_, true)) => continue, // planned already
+                Some((_, false)) if self.profile.rules.out_of_scope == OutOfScope::Leave => continue,
+                Some((_, false)) => Situation::OutOfScope,
+                None => match self.input.mode {
+                    ReadMode::Full if self.input.completeness.is_complete() => Situation::Absent,
+                    ReadMode::Full => {
+                        spared += 1;
+                        continue;
+                    }
+                    ReadMode::Delta if self.input.deleted.contains(&link.external) => Situation::Deleted,
+                    ReadMode::Delta => {
+                        self.unchanged += 1;
+                        continue;
+                    }
+                },
+            };
+            let detail = match situation {
+                Situation::OutOfScope => "left the scope",
+                Situation::Deleted => "deleted in the source",
+                _ => "no longer in the source",
+            };
+            match self.profile.rules.deprovision {
+                Deprovision::Leave => {}
+                Deprovision::Disable => self.disable(account, situation, detail),
+                Deprovision::Delete if self.profile.rules.do_not_disable => self.note(
+                    FindingKind::DoNotDisable,
+                    "accounts gone from the source are kept because the profile has Do Not Disable",
+                    "clear do_not_disable if these accounts should be deprovisioned",
+                    &link.external,
+                ),
+                Deprovision::Delete if !self.input.capabilities.delete => self.note(
+                    FindingKind::Unsupported,
+                    "the profile deletes gone accounts but the target cannot delete; they are left",
+                    "use deprovision = \"disable\" for this target",
+                    &link.external,
+                ),
+                Deprovision::Delete => {
+                    self.push(Draft {
+                        kind: account.kind,
+                        link: link.clone(),
+                        target: Some(account.id.clone()),
+                        action: Action::Delete,
+                        situation,
+                        detail: format!("{detail} (profile deletes)"),
+                        after: vec![],
+                    });
+                }
+            }
+        }
+        if spared > 0 {
+            let reason = match self.input.completeness {
+                Completeness::Partial { reason } => reason.as_str(),
+                Completeness::Complete => "",
+            };
+            self.findings.push(Finding {
+                kind: FindingKind::PartialRead,
+                objects: vec![],
+                message: format!(
+                    "the read was partial ({reason}): {spared} linked account(s) not seen are not deprovisioned"
+                ),
+                remedy: "fix the cause; the next complete read deprovisions what is really gone".into(),
+            });
+        }
+    }
+
+    /// Disables `account` unless Do Not Disable, it is disabled already, or
+    /// the target cannot.
+    fn disable(&mut self, account: &'a TargetAccount, situation: Situation, detail: &str) {
+        let Some(link) = &account.link else { return };
+        if !account.enabled {
+            return;
+        }
+        if self.profile.rules.do_not_disable {
+            self.note(
+                FindingKind::DoNotDisable,
+                "accounts are kept enabled because the profile has Do Not Disable",
+                "clear do_not_disable if these accounts should be disabled",
+                &link.external,
+            );
+            return;
+        }
+        if !self.can_disable(account.kind) {
+            self.note(
+                FindingKind::Unsupported,
+                "the target cannot disable these accounts; they are left enabled",
+                "use deprovision = \"delete\" (opt-in) or \"leave\" for this target",
+                &link.external,
+            );
+            return;
+        }
+        self.push(Draft {
+            kind: account.kind,
+            link: link.clone(),
+            target: Some(account.id.clone()),
+            action: Action::Disable,
+            situation,
+            detail: detail.to_owned(),
+            after: vec![],
+        });
+    }
+
+    /// Where `external`'s account is (or will be), if it is managed here.
+    fn account_of(&self, external: &ExternalId) -> Option<Account<'a>> {
+        if let Some(a) = self.new_accounts.get(external) {
+            return Some(*a);
+        }
+        let account = self.linked.get(external)?;
+        if self.consumed.contains(&account.id) {
+            return None;
+        }
+        let managed = match self.input.mode {
+            ReadMode::Full => self.by_id.get(external).is_some_and(|(_, inside)| *inside),
+            ReadMode::Delta => !self.input.deleted.contains(external),
+        };
+        managed.then_some(Account {
+            target: Some(&account.id),
+            draft: None,
+        })
+    }
+
+    /// Member adds and removes for every group in scope; members not managed
+    /// by the profile are left alone.
+    fn plan_memberships(&mut self, groups: &[&'a SourceObject]) {
+        // Managed accounts by target id: the linked ones, with relinks and
+        // adoptions carrying their new external id.
+        let mut managed: HashMap<&'a TargetId, &'a ExternalId> = HashMap::with_capacity(self.linked.len());
+        for (external, account) in &self.linked {
+            if !self.consumed.contains(&account.id) {
+                managed.insert(&account.id, external);
+            }
+        }
+        for (external, account) in &self.new_accounts {
+            if let Some(t) = account.target {
+                managed.insert(t, external);
+            }
+        }
+        let by_target: HashMap<&'a TargetId, &'a TargetAccount> = self
+            .input
+            .linked
+            .iter()
+            .chain(self.input.candidates)
+            .map(|a| (&a.id, a))
+            .collect();
+        for &group in groups {
+            let Some(group_account) = self.account_of(&group.id) else {
+                continue;
+            };
+            let current: BTreeMap<&'a ExternalId, &'a TargetId> = group_account
+                .target
+                .and_then(|t| by_target.get(t))
+                .map(|g| g.members.iter().filter_map(|t| Some((*managed.get(t)?, t))).collect())
+                .unwrap_or_default();
+            let desired: BTreeSet<&'a ExternalId> = group
+                .members
+                .iter()
+                .filter(|m| **m != group.id && self.account_of(m).is_some())
+                .collect();
+            for &m in desired.iter().filter(|m| !current.contains_key(*m)) {
+                let Some(member) = self.account_of(m) else { continue };
+                self.push(Draft {
+                    kind: ObjectKind::Group,
+                    link: self.link_for(&group.id),
+                    target: group_account.target.cloned(),
+                    action: Action::AddMember {
+                        member: self.link_for(m),
+                        member_target: member.target.cloned(),
+                    },
+                    situation: Situation::Membership,
+                    detail: format!("{m} joined {}", group.id),
+                    after: group_account.draft.into_iter().chain(member.draft).collect(),
+                });
+            }
+            for (&m, &target) in current.iter().filter(|(m, _)| !desired.contains(*m)) {
+                self.push(Draft {
+                    kind: ObjectKind::Group,
+                    link: self.link_for(&group.id),
+                    target: group_account.target.cloned(),
+                    action: Action::RemoveMember {
+                        member: self.link_for(m),
+                        member_target: target.clone(),
+                    },
+                    situation: Situation::Membership,
+                    detail: format!("{m} left {}", group.id),
+                    after: group_account.draft.into_iter().collect(),
+                });
+            }
+        }
+    }
+
+    fn apply_threshold(&mut self) {
+        let count = self.drafts.iter().filter(|d| d.action.is_deprovision()).count();
+        let threshold = self.profile.rules.threshold;
+        if count == 0 || self.input.confirmed || !threshold.exceeded(count, self.linked.len()) {
+            return;
+        }
+        // Disables and deletes are held (in `finish`); the run still creates and updates.
+        let why = format!(
+            "{count} deprovisions of {} linked accounts exceed the threshold",
+            self.linked.len()
+        );
+        self.findings.push(Finding {
+            kind: FindingKind::ThresholdExceeded,
+            objects: vec![],
+            message: format!("{why} (max {:?} or {:?} %): they are held", threshold.max_count, threshold.max_percent),
+            remedy: "review the plan; if the deprovisions are right, confirm them (idsync sync --yes), otherwise fix the scope or the source".into(),
+        });
+    }
+
+    fn finish(mut self) -> Plan {
+        let threshold_held = self.findings.iter().any(|f| f.kind == FindingKind::ThresholdExceeded);
+        for ((kind, message, remedy), objects) in std::mem::take(&mut self.grouped) {
+            self.findings.push(Finding {
+                kind,
+                objects: objects.into_iter().collect(),
+                message: message.to_owned(),
+                remedy: remedy.to_owned(),
+            });
+        }
+        let mut order: Vec<usize> = (0..self.drafts.len()).collect();
+        let key = |d: &Draft| {
+            let member = match &d.action {
+                Action::AddMember { member, .. } | Action::RemoveMember { member, .. } => Some(member.external.clone()),
+                _ => None,
+            };
+            (
+                d.action.phase(),
+                d.kind,
+                d.link.external.clone(),
+                d.action.name(),
+                member,
+            )
+        };
+        order.sort_by_cached_key(|&i| key(&self.drafts[i]));
+        let mut id_of = vec![0 as OpId; self.drafts.len()];
+        for (new, &old) in order.iter().enumerate() {
+            id_of[old] = new as OpId;
+        }
+        let mut slots: Vec<Option<Draft>> = self.drafts.into_iter().map(Some).collect();
+        let operations: Vec<Operation> = order
+            .iter()
+            .enumerate()
+            .filter_map(|(new, &old)| {
+                let d = slots[old].take()?;
+                let mut after: Vec<OpId> = d.after.iter().map(|&a| id_of[a]).collect();
+                after.sort_unstable();
+                let held =
+                    (threshold_held && d.action.is_deprovision()).then(|| "deprovision threshold exceeded".to_owned());
+                Some(Operation {
+                    id: new as OpId,
+                    kind: d.kind,
+                    link: d.link,
+                    target: d.target,
+                    action: d.action,
+                    reason: Reason {
+                        situation: d.situation,
+                        detail: d.detail,
+                    },
+                    after,
+                    held,
+                })
+            })
+            .collect();
+        self.findings.sort();
+        let counts = Counts::of(&operations, self.in_scope, self.linked.len(), self.unchanged);
+        Plan {
+            profile: self.profile.id,
+            mode: self.input.mode,
+            completeness: self.input.completeness.clone(),
+            operations,
+            findings: self.findings,
+            counts,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The `Target` trait: the application whose accounts idsync manages.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::{ExternalId, Fields, Link, ObjectKind, ProfileId, TargetAccount, TargetId};
+
+/// What a target can do. `Default` means "nothing".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TargetCapabilities {
+    /// Groups and membership.
+    pub groups: bool,
+    /// Disable and enable user accounts.
+    pub disable: bool,
+    /// Disable and enable groups.
+    pub disable_groups: bool,
+    /// Delete accounts (used only when a profile opts in).
+    pub delete: bool,
+    /// Asks [`Target::can_deprovision`] before each deprovision.
+    pub veto: bool,
+}
+
+/// A field's change: old → new. `None` is "not set".
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// The target field.
+    pub field: String,
+    /// The value now.
+    pub old: Option<String>,
+    /// The value wanted.
+    pub new: Option<String>,
+}
+
+/// A search for accounts not (yet) linked to the profile.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lookup {
+    /// Accounts of this kind whose `field` equals `value` (case-insensitive,
+    /// trimmed): soft-match candidates for adoption.
+    Field {
+        /// User or group.
+        kind: ObjectKind,
+        /// The target field (the profile's correlation field).
+        field: String,
+        /// The source's value.
+        value: String,
+    },
+    /// Accounts of any profile linked to this external id: overlap with
+    /// another profile, or adoption from a retired one.
+    External {
+        /// User or group.
+        kind: ObjectKind,
+        /// The source object's id.
+        external: ExternalId,
+    },
+}
+
+/// One change for the target to make, with every reference resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum TargetOp {
+    /// Create an account carrying `link`. Must be idempotent through the
+    /// link: a target that finds an account with this link already returns
+    /// that account's id.
+    Create {
+        /// User or group.
+        kind: ObjectKind,
+        /// The link to store with the account.
+        link: Link,
+        /// The mapped fields.
+        fields: Fields,
+    },
+    /// Set (replace) the link of an existing account (adoption, rehire).
+    SetLink {
+        /// The account.
+        target: TargetId,
+        /// User or group.
+        kind: ObjectKind,
+        /// The new link.
+        link: Link,
+    },
+    /// Change some mapped fields, leaving every other field alone.
+    Update {
+        /// The account.
+        target: TargetId,
+        /// User or group.
+        kind: ObjectKind,
+        /// The changes.
+        changes: Vec<FieldChange>,
+    },
+    /// Enable or disable an account.
+    SetEnabled {
+        /// The account.
+        target: TargetId,
+        /// User or group.
+        kind: ObjectKind,
+        /// The state wanted.
+        enabled: bool,
+    },
+    /// Delete an account (only when the profile opts in).
+    Delete {
+        /// The account.
+        target: TargetId,
+        /// User or group.
+        kind: ObjectKind,
+    },
+    /// Add a member to a group. Already a member counts as success.
+    AddMember {
+        /// The group.
+        group: TargetId,
+        /// The member.
+        member: TargetId,
+    },
+    /// Remove a member from a group. Not a member counts as success.
+    RemoveMember {
+        /// The group.
+        group: TargetId,
+        /// The member.
+        member: TargetId,
+    },
+}
+
+/// What applying an operation produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The account's id (always set by `Create`).
+    pub target: Option<TargetId>,
+    /// Something the report should say (e.g. "created disabled: AD requires
+    /// a password before an account can be enabled").
+    pub note: Option<String>,
+}
+
+/// A target's answer to "may this account be deprovisioned?".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Veto {
+    /// Go ahead.
+    Allow,
+    /// Leave it, for this reason (HaloPSA: "user has open tickets").
+    Deny(String),
+}
+
+/// The application whose accounts idsync manages. Passwords are never read
+/// or written.
+#[async_trait]
+pub trait Target: Send + Sync + fmt::Debug + 'static {
+    /// The backend's name, used in errors and logs.
+    fn backend(&self) -> &'static str;
+
+    /// What this target can do.
+    fn capabilities(&self) -> TargetCapabilities;
+
+    /// Every account linked to `profile`.
+    async fn linked(&self, profile: ProfileId) -> Result<BoxStream<'_, Result<TargetAccount>>>;
+
+    /// Accounts matching any of `lookups`, each listed once.
+    async fn lookup(&self, lookups: &[Lookup]) -> Result<Vec<TargetAccount>>;
+
+    /// Applies one operation.
+    async fn apply(&self, op: &TargetOp) -> Result<Applied>;
+
+    /// Whether `account` may be deprovisioned. Asked only when
+    /// [`TargetCapabilities::veto`] is set; the default allows.
+    async fn can_deprovision(&self, account: &TargetAccount) -> Result<Veto> {
+        let _ = account;
+        Ok(Veto::Allow)
+    }
+}
