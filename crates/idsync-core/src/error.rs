@@ -85,7 +85,12 @@ impl fmt::Display for ObjectRef {
 ///
 /// The message never holds a secret or a raw request body.
 #[derive(Debug, thiserror::Error)]
-pub struct Error {
+#[error(transparent)]
+pub struct Error(Box<Inner>);
+
+/// The fields of an [`Error`], boxed so that `Result`s stay small.
+#[derive(Debug)]
+struct Inner {
     kind: ErrorKind,
     status: Status,
     backend: &'static str,
@@ -93,11 +98,16 @@ pub struct Error {
     object: Option<ObjectRef>,
     field: Option<String>,
     message: String,
-    #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
-impl fmt::Display for Error {
+impl std::error::Error for Inner {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl fmt::Display for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.backend)?;
         if !self.op.is_empty() {
@@ -124,7 +134,7 @@ impl Error {
             ErrorKind::RateLimited | ErrorKind::Unavailable => Status::Transient { retry_after: None },
             _ => Status::Permanent,
         };
-        Error {
+        Error(Box::new(Inner {
             kind,
             status,
             backend: "core",
@@ -133,7 +143,7 @@ impl Error {
             field: None,
             message: message.into(),
             source: None,
-        }
+        }))
     }
 
     /// Shorthand for a configuration error.
@@ -143,19 +153,19 @@ impl Error {
 
     /// Marks the error transient.
     pub fn transient(mut self) -> Self {
-        self.status = Status::Transient { retry_after: None };
+        self.0.status = Status::Transient { retry_after: None };
         self
     }
 
     /// Marks the error permanent.
     pub fn permanent(mut self) -> Self {
-        self.status = Status::Permanent;
+        self.0.status = Status::Permanent;
         self
     }
 
     /// Marks the error transient, to be retried after `after`.
     pub fn retry_after(mut self, after: Duration) -> Self {
-        self.status = Status::Transient {
+        self.0.status = Status::Transient {
             retry_after: Some(after),
         };
         self
@@ -164,84 +174,84 @@ impl Error {
     /// Marks a transient error as retried and still failing.
     pub fn exhausted(mut self) -> Self {
         if self.is_transient() {
-            self.status = Status::Exhausted;
+            self.0.status = Status::Exhausted;
         }
         self
     }
 
     /// Names the backend (`"ldap"`, `"scim"`, …).
     pub fn backend(mut self, backend: &'static str) -> Self {
-        self.backend = backend;
+        self.0.backend = backend;
         self
     }
 
     /// Names the operation (`"read_full"`, `"apply.create"`, …).
     pub fn op(mut self, op: &'static str) -> Self {
-        self.op = op;
+        self.0.op = op;
         self
     }
 
     /// Names the object concerned.
     pub fn object(mut self, object: impl fmt::Display) -> Self {
-        self.object = Some(ObjectRef(object.to_string()));
+        self.0.object = Some(ObjectRef(object.to_string()));
         self
     }
 
     /// Names the field concerned.
     pub fn field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
+        self.0.field = Some(field.into());
         self
     }
 
     /// Attaches the underlying error.
     pub fn source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.0.source = Some(Box::new(source));
         self
     }
 
     /// What happened.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// Whether to retry, permanent, or exhausted.
     pub fn status(&self) -> Status {
-        self.status
+        self.0.status
     }
 
     /// The backend that raised it.
     pub fn backend_name(&self) -> &'static str {
-        self.backend
+        self.0.backend
     }
 
     /// The operation that failed.
     pub fn op_name(&self) -> &'static str {
-        self.op
+        self.0.op
     }
 
     /// The object concerned, when known.
     pub fn object_ref(&self) -> Option<&ObjectRef> {
-        self.object.as_ref()
+        self.0.object.as_ref()
     }
 
     /// The field concerned, when known.
     pub fn field_name(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.0.field.as_deref()
     }
 
     /// The human-readable message.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// True when retrying may help.
     pub fn is_transient(&self) -> bool {
-        matches!(self.status, Status::Transient { .. })
+        matches!(self.0.status, Status::Transient { .. })
     }
 
     /// The server's Retry-After, when it gave one.
     pub fn retry_after_hint(&self) -> Option<Duration> {
-        match self.status {
+        match self.0.status {
             Status::Transient { retry_after } => retry_after,
             _ => None,
         }
@@ -249,7 +259,7 @@ impl Error {
 
     /// True when the whole run must stop (authentication, configuration).
     pub fn stops_run(&self) -> bool {
-        matches!(self.kind, ErrorKind::Config | ErrorKind::Auth)
+        matches!(self.0.kind, ErrorKind::Config | ErrorKind::Auth)
     }
 }
 
