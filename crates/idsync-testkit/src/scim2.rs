@@ -1,1 +1,391 @@
-//! scim2-server on loopback (being written).
+//! scim2-server (PyPI) on loopback, and a fault-injecting proxy in front of
+//! it for retry tests.
+//!
+//! The binary is found on `PATH` or at `<workspace>/target/testkit-venv/bin/scim2-server`
+//! (which `.ci/install` creates). Each [`Scim2Server`] runs on its own free
+//! port of 127.0.0.1 with its own bearer token, in memory, and is killed on drop.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+use crate::gate::{StartError, gate};
+
+/// A running scim2-server, killed on drop.
+#[derive(Debug)]
+pub struct Scim2Server {
+    child: Child,
+    port: u16,
+    token: String,
+    dir: tempfile::TempDir,
+}
+
+/// Starts a scim2-server for a test, or `None` (the test skips) when it is
+/// not installed and `IDSYNC_REQUIRE_SERVERS` is not `1`.
+pub async fn scim2_server() -> Option<Scim2Server> {
+    gate("scim2-server", Scim2Server::start().await)
+}
+
+/// Where the scim2-server binary is: on `PATH`, else in the workspace's venv.
+pub fn scim2_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("scim2-server");
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/testkit-venv/bin/scim2-server");
+    venv.is_file().then_some(venv)
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Scim2Server {
+    /// Starts a server on a free port of 127.0.0.1 and waits until it
+    /// answers an authenticated request (up to 20 s).
+    pub async fn start() -> Result<Scim2Server, StartError> {
+        let binary = scim2_binary().ok_or_else(|| {
+            StartError("scim2-server is not on PATH nor in target/testkit-venv (run `bash .ci/install`)".into())
+        })?;
+        let mut last = StartError("not started".into());
+        for _ in 0..3 {
+            match Self::start_once(&binary).await {
+                Ok(server) => return Ok(server),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn start_once(binary: &PathBuf) -> Result<Scim2Server, StartError> {
+        let dir = tempfile::Builder::new().prefix("idsync-scim2-").tempdir()?;
+        let port = free_port()?;
+        let token = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let log = std::fs::File::create(dir.path().join("server.log"))?;
+        let child = Command::new(binary)
+            .args([
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--bearer-token",
+                &token,
+            ])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| StartError(format!("cannot run {}: {e}", binary.display())))?;
+        let mut server = Scim2Server {
+            child,
+            port,
+            token,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(StartError(format!(
+                    "scim2-server exited with {status}: {}",
+                    server.log_tail()
+                )));
+            }
+            if let Ok(200) = probe(port, &server.token).await {
+                tracing::debug!(port, "scim2-server is up");
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err(StartError(format!(
+                    "scim2-server did not answer within 20 s: {}",
+                    server.log_tail()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let start = text.len().saturating_sub(800);
+        text.get(start..).unwrap_or_default().trim().to_owned()
+    }
+
+    /// The SCIM base URL, `http://127.0.0.1:PORT/v2`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v2", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The bearer token the server accepts.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Starts a [`FaultProxy`] in front of this server.
+    pub async fn fault_proxy(&self) -> std::io::Result<FaultProxy> {
+        FaultProxy::start(self.port).await
+    }
+}
+
+/// The HTTP status of `GET /v2/ServiceProviderConfig`.
+async fn probe(port: u16, token: &str) -> std::io::Result<u16> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+    let req = format!(
+        "GET /v2/ServiceProviderConfig HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("timed out"))??;
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status line"))
+}
+
+/// One fault the proxy answers instead of forwarding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The status to answer (429, 500, 503, …).
+    pub status: u16,
+    /// A `Retry-After` header value, if any.
+    pub retry_after: Option<String>,
+    /// Only requests with this method take the fault (others pass); `None` = any.
+    pub method: Option<Method>,
+}
+
+/// A request the proxy saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The method.
+    pub method: Method,
+    /// Path and query.
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
+    /// True when the proxy answered with an injected fault.
+    pub faulted: bool,
+}
+
+#[derive(Debug, Default)]
+struct ProxyState {
+    faults: VecDeque<Fault>,
+    seen: Vec<Seen>,
+}
+
+struct Proxy {
+    upstream: u16,
+    state: Mutex<ProxyState>,
+}
+
+/// An axum HTTP proxy on 127.0.0.1 in front of a scim2-server that answers
+/// injected faults (429 with Retry-After, 5xx) for the next requests and
+/// forwards the rest. Stopped on drop.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    proxy: Arc<Proxy>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxy").field("addr", &self.addr).finish()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultProxy {
+    /// Starts a proxy forwarding to `127.0.0.1:upstream`.
+    pub async fn start(upstream: u16) -> std::io::Result<FaultProxy> {
+        let proxy = Arc::new(Proxy {
+            upstream,
+            state: Mutex::new(ProxyState::default()),
+        });
+        let app = axum::Router::new().fallback(handle).with_state(proxy.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!("fault proxy stopped: {e}");
+            }
+        });
+        Ok(FaultProxy { addr, proxy, task })
+    }
+
+    /// The SCIM base URL through the proxy, `http://127.0.0.1:PORT/v2`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v2", self.addr)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ProxyState> {
+        self.proxy.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next `n` requests (of `method`, when given) get `status`, with
+    /// `Retry-After: retry_after` when given.
+    pub fn fail_next(&self, n: usize, status: u16, retry_after: Option<&str>, method: Option<Method>) {
+        let mut s = self.state();
+        for _ in 0..n {
+            s.faults.push_back(Fault {
+                status,
+                retry_after: retry_after.map(str::to_owned),
+                method: method.clone(),
+            });
+        }
+    }
+
+    /// Faults not yet used.
+    pub fn pending_faults(&self) -> usize {
+        self.state().faults.len()
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state().seen.clone()
+    }
+
+    /// Forgets the requests seen.
+    pub fn clear_seen(&self) {
+        self.state().seen.clear();
+    }
+}
+
+async fn handle(State(proxy): State<Arc<Proxy>>, request: Request<Body>) -> Response<Body> {
+    let method = request.method().clone();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    let fault = {
+        let mut s = proxy.state.lock().unwrap_or_else(|p| p.into_inner());
+        match s.faults.front() {
+            Some(f) if f.method.as_ref().is_none_or(|m| *m == method) => s.faults.pop_front(),
+            _ => None,
+        }
+    };
+    let response = match fault {
+        Some(f) => fault_response(&f),
+        None => match forward(proxy.upstream, request, &path).await {
+            Ok(r) => r,
+            Err(e) => {
+                let mut r = Response::new(Body::from(format!("proxy: upstream failed: {e}")));
+                *r.status_mut() = StatusCode::BAD_GATEWAY;
+                r
+            }
+        },
+    };
+    let seen = Seen {
+        method,
+        path,
+        status: response.status().as_u16(),
+        faulted: response.headers().contains_key("x-injected-fault"),
+    };
+    proxy.state.lock().unwrap_or_else(|p| p.into_inner()).seen.push(seen);
+    response
+}
+
+fn fault_response(f: &Fault) -> Response<Body> {
+    let body = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "status": f.status.to_string(),
+        "detail": "injected fault",
+    });
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/scim+json"));
+    h.insert("x-injected-fault", HeaderValue::from_static("1"));
+    if let Some(ra) = f.retry_after.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        h.insert("retry-after", ra);
+    }
+    r
+}
+
+/// Forwards one request to the HTTP/1.0 upstream and reads the answer to EOF.
+async fn forward(upstream: u16, request: Request<Body>, path: &str) -> std::io::Result<Response<Body>> {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 64 << 20)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut head = format!("{} {} HTTP/1.0\r\nHost: 127.0.0.1:{upstream}\r\n", parts.method, path);
+    for (name, value) in &parts.headers {
+        if matches!(
+            name.as_str(),
+            "host" | "connection" | "keep-alive" | "transfer-encoding" | "content-length" | "te" | "upgrade"
+        ) {
+            continue;
+        }
+        if let Ok(v) = value.to_str() {
+            head.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut s = TcpStream::connect(("127.0.0.1", upstream)).await?;
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(&body).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("upstream timed out"))??;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let body = buf[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).map_err(|e| std::io::Error::other(e.to_string()))?;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        if matches!(
+            name.as_str(),
+            "connection" | "content-length" | "transfer-encoding" | "keep-alive"
+        ) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value.trim()),
+        ) {
+            response.headers_mut().append(n, v);
+        }
+    }
+    Ok(response)
+}
