@@ -206,9 +206,16 @@ impl<'a> Planner<'a> {
 
     fn run(mut self) -> Plan {
         let objects = self.input.objects;
+        let groups_supported = self.input.capabilities.groups;
+        let mut groups_ignored = false;
         let in_scope: Vec<&'a SourceObject> = objects
             .iter()
             .filter(|o| self.by_id.get(&o.id).is_some_and(|(_, inside)| *inside))
+            .filter(|o| {
+                let ignored = o.kind == ObjectKind::Group && !groups_supported;
+                groups_ignored |= ignored;
+                !ignored
+            })
             .collect();
         self.relink(&in_scope);
         for &o in &in_scope {
@@ -222,14 +229,14 @@ impl<'a> Planner<'a> {
             }
         }
         self.plan_absent();
-        let groups: Vec<&'a SourceObject> = in_scope
-            .iter()
-            .copied()
-            .filter(|o| o.kind == ObjectKind::Group)
-            .collect();
-        if self.input.capabilities.groups {
+        if groups_supported {
+            let groups: Vec<&'a SourceObject> = in_scope
+                .iter()
+                .copied()
+                .filter(|o| o.kind == ObjectKind::Group)
+                .collect();
             self.plan_memberships(&groups);
-        } else if !groups.is_empty() {
+        } else if groups_ignored {
             self.findings.push(Finding {
                 kind: FindingKind::Unsupported,
                 objects: vec![],
@@ -262,7 +269,7 @@ impl<'a> Planner<'a> {
         }
         let mut linked_by_key: HashMap<String, Vec<&'a TargetAccount>> = HashMap::new();
         for &account in self.linked.values() {
-            if let Some(k) = account.fields.get(&corr.field).map(|v| norm(v))
+            if let Some(k) = self.account_key(account)
                 && unlinked_by_key.contains_key(&k)
             {
                 linked_by_key.entry(k).or_default().push(account);
@@ -282,7 +289,18 @@ impl<'a> Planner<'a> {
                 .copied()
                 .filter(|a| a.kind == new.kind && self.predecessor_of(a, new))
                 .collect();
-            if let [old] = eligible[..] {
+            // An old object still present and named by the new one is the
+            // strongest evidence; otherwise a single gone predecessor.
+            let named: Vec<&'a TargetAccount> = eligible
+                .iter()
+                .copied()
+                .filter(|a| a.link.as_ref().is_some_and(|l| self.by_id.contains_key(&l.external)))
+                .collect();
+            let chosen = match (&named[..], &eligible[..]) {
+                ([one], _) | ([], [one]) => Some(*one),
+                _ => None,
+            };
+            if let Some(old) = chosen {
                 let Some(old_link) = &old.link else { continue };
                 let draft = self.push(Draft {
                     kind: new.kind,
@@ -309,23 +327,44 @@ impl<'a> Planner<'a> {
                         draft: Some(draft),
                     },
                 );
-                self.update_and_enable(new, old, Some(draft), Situation::Relinked);
+                self.reconcile(new, old, Some(draft), Situation::Relinked);
             }
         }
     }
 
-    /// True when `account` (linked to another id) may pass to `new`: its
-    /// object is gone, or the new object names it (or shares an alias with it).
+    /// The correlation key of a linked account: its source object's when the
+    /// read has it (the truth now), else the target's field.
+    fn key_of(
+        by_id: &HashMap<&'a ExternalId, (&'a SourceObject, bool)>,
+        corr: &crate::profile::Correlation,
+        account: &TargetAccount,
+    ) -> Option<String> {
+        let external = &account.link.as_ref()?.external;
+        match by_id.get(external) {
+            Some((o, _)) => o.first_text(&corr.attribute).map(norm),
+            None => account.fields.get(&corr.field).map(|v| norm(v)),
+        }
+        .filter(|k| !k.is_empty())
+    }
+
+    fn account_key(&self, account: &TargetAccount) -> Option<String> {
+        Self::key_of(&self.by_id, self.profile.rules.correlation.as_ref()?, account)
+    }
+
+    /// True when `account` (linked to another id) may pass to the enabled
+    /// object `new`: its object is gone, or is disabled and named by `new`.
     fn predecessor_of(&self, account: &TargetAccount, new: &SourceObject) -> bool {
         let Some(link) = &account.link else { return false };
-        if link.external == new.id {
+        if link.external == new.id || !new.enabled {
             return false;
         }
-        if new.aliases.contains(&link.external) {
-            return true;
-        }
         match self.by_id.get(&link.external) {
-            Some((old, _)) => old.aliases.iter().any(|a| new.aliases.contains(a)),
+            // The old object is still there: it must be disabled (the leaver)
+            // and named by the new one (its id, or an alias such as the old
+            // objectSid in the new sIDHistory), so the rule has a direction.
+            Some((old, _)) => {
+                !old.enabled && (new.aliases.contains(&old.id) || old.aliases.iter().any(|a| new.aliases.contains(a)))
+            }
             None => match self.input.mode {
                 ReadMode::Full => self.input.completeness.is_complete(),
                 ReadMode::Delta => self.input.deleted.contains(&link.external),
@@ -335,18 +374,15 @@ impl<'a> Planner<'a> {
 
     fn plan_linked(&mut self, o: &'a SourceObject, account: &'a TargetAccount) {
         let before = self.drafts.len();
-        self.update_and_enable(o, account, None, Situation::Changed);
-        if !o.enabled && account.enabled {
-            self.disable(account, Situation::SourceDisabled, "disabled in the source");
-        }
+        self.reconcile(o, account, None, Situation::Changed);
         if self.drafts.len() == before {
             self.unchanged += 1;
         }
     }
 
-    /// Update of the differing fields, and enable when the source has the
-    /// object enabled and the account is disabled.
-    fn update_and_enable(
+    /// Update of the differing fields, and enable or disable when the
+    /// account's state differs from the source's.
+    fn reconcile(
         &mut self,
         o: &'a SourceObject,
         account: &'a TargetAccount,
@@ -381,6 +417,19 @@ impl<'a> Planner<'a> {
                 detail: "enabled in the source".into(),
                 after,
             });
+        } else if !o.enabled && account.enabled {
+            let situation = if situation == Situation::Changed {
+                Situation::SourceDisabled
+            } else {
+                situation
+            };
+            self.disable(
+                account,
+                self.link_for(&o.id),
+                situation,
+                "disabled in the source",
+                after,
+            );
         }
     }
 
@@ -429,7 +478,8 @@ impl<'a> Planner<'a> {
         if let Some(corr) = &rules.correlation
             && let Some(key) = o.first_text(&corr.attribute).map(norm).filter(|k| !k.is_empty())
         {
-            if self.duplicate(o, &key) {
+            let (skip, shared) = self.duplicate(o, &key);
+            if skip {
                 return;
             }
             let matches: Vec<&'a TargetAccount> = self
@@ -439,7 +489,7 @@ impl<'a> Planner<'a> {
                 .unwrap_or_default();
             match matches[..] {
                 [] => {}
-                [one] => {
+                [one] if !shared => {
                     self.adopt(
                         o,
                         one,
@@ -453,7 +503,11 @@ impl<'a> Planner<'a> {
                     self.findings.push(Finding {
                         kind: FindingKind::Ambiguous,
                         objects: vec![o.id.0.clone()],
-                        message: format!("{} {} matches {} unlinked accounts on {} = {key:?}: {ids}", o.kind, o.id, matches.len(), corr.field),
+                        message: if shared {
+                            format!("{} {} shares {} = {key:?} with other source objects, so unlinked account {ids} is not adopted", o.kind, o.id, corr.field)
+                        } else {
+                            format!("{} {} matches {} unlinked accounts on {} = {key:?}: {ids}", o.kind, o.id, matches.len(), corr.field)
+                        },
                         remedy: "make the correlation field unique in the target (merge or remove the extra accounts), then run again".into(),
                     });
                     return;
@@ -488,10 +542,10 @@ impl<'a> Planner<'a> {
     }
 
     /// Applies the duplicate policy to an unlinked object with correlation
-    /// key `key`. True when the object must not be provisioned.
-    fn duplicate(&mut self, o: &'a SourceObject, key: &str) -> bool {
+    /// key `key`. Returns (must not be provisioned, key shared with others).
+    fn duplicate(&mut self, o: &'a SourceObject, key: &str) -> (bool, bool) {
         let Some(corr) = &self.profile.rules.correlation else {
-            return false;
+            return (false, false);
         };
         let keys = self.keys.get_or_insert_with(|| {
             let mut keys: HashMap<String, Vec<&'a ExternalId>> = HashMap::new();
@@ -501,61 +555,74 @@ impl<'a> Planner<'a> {
                 }
             }
             for a in self.linked.values() {
-                if let (Some(v), Some(l)) = (a.fields.get(&corr.field), &a.link) {
-                    keys.entry(norm(v)).or_default().push(&l.external);
+                if let (Some(k), Some(l)) = (Self::key_of(&self.by_id, corr, a), &a.link) {
+                    keys.entry(k).or_default().push(&l.external);
                 }
             }
             keys
         });
-        let mut same: Vec<&ExternalId> = keys
-            .get(key)
-            .map(|ids| {
-                ids.iter()
-                    .copied()
-                    .filter(|e| **e != o.id)
-                    .filter(|e| match (self.by_id.get(e), self.linked.get(e)) {
-                        (Some((other, inside)), _) => {
-                            *inside
-                                && other.kind == o.kind
-                                && other.first_text(&corr.attribute).is_some_and(|v| norm(v) == key)
-                        }
-                        (None, Some(a)) => a.kind == o.kind && !self.consumed.contains(&a.id),
-                        (None, None) => false,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if same.is_empty() {
-            return false;
+        // Others with this key: live ones (in scope now) and predecessors
+        // (linked accounts whose object is gone or left the scope).
+        let mut live: Vec<&ExternalId> = Vec::new();
+        let mut gone: Vec<&ExternalId> = Vec::new();
+        for &e in keys.get(key).into_iter().flatten() {
+            if *e == o.id {
+                continue;
+            }
+            let account = self
+                .linked
+                .get(e)
+                .filter(|a| a.kind == o.kind && !self.consumed.contains(&a.id));
+            match self.by_id.get(e) {
+                Some((other, true))
+                    if other.kind == o.kind && other.first_text(&corr.attribute).is_some_and(|v| norm(v) == key) =>
+                {
+                    live.push(e)
+                }
+                None if account.is_some() && self.input.mode == ReadMode::Delta && !self.input.deleted.contains(e) => {
+                    live.push(e)
+                }
+                _ if account.is_some() => gone.push(e),
+                _ => {}
+            }
         }
-        same.sort();
-        same.dedup();
-        let others = same.iter().map(|e| e.0.as_str()).collect::<Vec<_>>().join(", ");
-        let policy = self.profile.rules.duplicates;
-        let (message, skip) = match policy {
-            DuplicatePolicy::Report => (
+        for list in [&mut live, &mut gone] {
+            list.sort();
+            list.dedup();
+        }
+        if live.is_empty() && gone.is_empty() {
+            return (false, false);
+        }
+        let join = |ids: &[&ExternalId]| ids.iter().map(|e| e.0.as_str()).collect::<Vec<_>>().join(", ");
+        let (what, attr) = (format!("{} {}", o.kind, o.id), &corr.attribute);
+        let (message, skip) = if live.is_empty() {
+            (
                 format!(
-                    "{} {} has {} = {key:?} like {others}; a separate account is created (policy report)",
-                    o.kind, o.id, corr.attribute
+                    "{what} has {attr} = {key:?} like {}, which is gone: a new account is created and the old one deprovisioned, losing its history",
+                    join(&gone)
                 ),
                 false,
-            ),
-            DuplicatePolicy::Skip => (
-                format!(
-                    "{} {} has {} = {key:?} like {others}; it is not provisioned (policy skip)",
-                    o.kind, o.id, corr.attribute
+            )
+        } else {
+            let others = join(&live);
+            match self.profile.rules.duplicates {
+                DuplicatePolicy::Report => (
+                    format!("{what} has {attr} = {key:?} like {others}; a separate account is created (policy report)"),
+                    false,
                 ),
-                true,
-            ),
-            DuplicatePolicy::Relink => (
-                format!(
-                    "{} {} has {} = {key:?} like {others}, which is still present and not named in its aliases; it is not provisioned (policy relink)",
-                    o.kind, o.id, corr.attribute
+                DuplicatePolicy::Skip => (
+                    format!("{what} has {attr} = {key:?} like {others}; it is not provisioned (policy skip)"),
+                    true,
                 ),
-                true,
-            ),
+                DuplicatePolicy::Relink => (
+                    format!(
+                        "{what} has {attr} = {key:?} like {others}, which is still present and not named in its aliases; it is not provisioned (policy relink)"
+                    ),
+                    true,
+                ),
+            }
         };
-        let mut objects: Vec<String> = same.iter().map(|e| e.0.clone()).collect();
+        let mut objects: Vec<String> = live.iter().chain(&gone).map(|e| e.0.clone()).collect();
         objects.push(o.id.0.clone());
         objects.sort();
         self.findings.push(Finding {
@@ -564,7 +631,7 @@ impl<'a> Planner<'a> {
             message,
             remedy: "keep one source object per person in scope (disable or move the old one), or list the old id in the new object's aliases (sIDHistory) and use the relink policy".into(),
         });
-        skip
+        (skip, !live.is_empty())
     }
 
     /// Links an existing account to `o`, then updates and enables it.
@@ -587,7 +654,7 @@ impl<'a> Planner<'a> {
                 draft: Some(draft),
             },
         );
-        self.update_and_enable(o, account, Some(draft), situation);
+        self.reconcile(o, account, Some(draft), situation);
     }
 
     /// Linked accounts whose object was not planned: gone, out of scope, or
@@ -625,7 +692,7 @@ impl<'a> Planner<'a> {
             };
             match self.profile.rules.deprovision {
                 Deprovision::Leave => {}
-                Deprovision::Disable => self.disable(account, situation, detail),
+                Deprovision::Disable => self.disable(account, link.clone(), situation, detail, vec![]),
                 Deprovision::Delete if self.profile.rules.do_not_disable => self.note(
                     FindingKind::DoNotDisable,
                     "accounts gone from the source are kept because the profile has Do Not Disable",
@@ -669,8 +736,14 @@ impl<'a> Planner<'a> {
 
     /// Disables `account` unless Do Not Disable, it is disabled already, or
     /// the target cannot.
-    fn disable(&mut self, account: &'a TargetAccount, situation: Situation, detail: &str) {
-        let Some(link) = &account.link else { return };
+    fn disable(
+        &mut self,
+        account: &'a TargetAccount,
+        link: Link,
+        situation: Situation,
+        detail: &str,
+        after: Vec<usize>,
+    ) {
         if !account.enabled {
             return;
         }
@@ -694,12 +767,12 @@ impl<'a> Planner<'a> {
         }
         self.push(Draft {
             kind: account.kind,
-            link: link.clone(),
+            link,
             target: Some(account.id.clone()),
             action: Action::Disable,
             situation,
             detail: detail.to_owned(),
-            after: vec![],
+            after,
         });
     }
 
