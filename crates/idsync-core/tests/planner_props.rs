@@ -15,7 +15,10 @@ use proptest::prelude::*;
 
 /// Cases per property: 3000, or `PROPTEST_CASES` when set (for long runs).
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000)
 }
 
 fn base_profile() -> Profile {
@@ -302,6 +305,12 @@ proptest! {
         world.complete = false;
         let plan = world.plan(true);
         prop_assert!(plan.operations.iter().all(|op| op.reason.situation != Situation::Absent), "{}", plan);
+        // A membership is removed only for a member the read saw.
+        for op in &plan.operations {
+            if let Action::RemoveMember { member, .. } = &op.action {
+                prop_assert!(world.objects.iter().any(|o| o.id == member.external), "{}", plan);
+            }
+        }
     }
 
     #[test]

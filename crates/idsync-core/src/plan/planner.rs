@@ -786,7 +786,12 @@ impl<'a> Planner<'a> {
             return None;
         }
         let managed = match self.input.mode {
-            ReadMode::Full => self.by_id.get(external).is_some_and(|(_, inside)| *inside),
+            // Not read by a partial read: unknown, so still managed (a
+            // membership is never removed because a read was cut short).
+            ReadMode::Full => match self.by_id.get(external) {
+                Some((_, inside)) => *inside,
+                None => !self.input.completeness.is_complete(),
+            },
             ReadMode::Delta => !self.input.deleted.contains(external),
         };
         managed.then_some(Account {
