@@ -305,10 +305,12 @@ proptest! {
         world.complete = false;
         let plan = world.plan(true);
         prop_assert!(plan.operations.iter().all(|op| op.reason.situation != Situation::Absent), "{}", plan);
-        // A membership is removed only for a member the read saw.
+        // A member the source group lists is never removed, even when the
+        // member itself was not read.
         for op in &plan.operations {
             if let Action::RemoveMember { member, .. } = &op.action {
-                prop_assert!(world.objects.iter().any(|o| o.id == member.external), "{}", plan);
+                let group = world.objects.iter().find(|o| o.id == op.link.external).unwrap();
+                prop_assert!(!group.members.contains(&member.external), "{}", plan);
             }
         }
     }
