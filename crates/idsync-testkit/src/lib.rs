@@ -6,6 +6,7 @@
 //! `IDSYNC_REQUIRE_SERVERS=1` (set by `.ci/run`): then it is a failure.
 #![deny(missing_docs)]
 
+pub mod behaviour;
 mod gate;
 pub mod jumpcloud;
 pub mod samba;
