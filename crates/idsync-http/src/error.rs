@@ -139,18 +139,26 @@ impl HttpError {
     /// of this error's own text (pass `""` for none). Transient errors carry
     /// the server's Retry-After; those that were retried are exhausted.
     pub fn into_core(self, backend: &'static str, message: &str) -> Error {
-        let (kind, transient) = self.kind();
         let text = if message.is_empty() {
             self.to_string()
         } else {
             format!("{message}: {self}")
         };
+        let (kind, _) = self.kind();
+        self.into_core_as(backend, kind, text)
+    }
+
+    /// Like [`HttpError::into_core`], with the kind chosen by the adapter
+    /// (which read a finer reason from the body, e.g. SCIM's `scimType`)
+    /// and the whole message given. Transience still follows the status.
+    pub fn into_core_as(self, backend: &'static str, kind: ErrorKind, message: String) -> Error {
+        let (_, transient) = self.kind();
         let retries = self.retries();
         let retry_after = match &self {
             HttpError::Status { retry_after, .. } => *retry_after,
             _ => None,
         };
-        let mut e = Error::new(kind, text).backend(backend);
+        let mut e = Error::new(kind, message).backend(backend);
         e = match (transient, retry_after) {
             (true, Some(after)) => e.retry_after(after),
             (true, None) => e.transient(),

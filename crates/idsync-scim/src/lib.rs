@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod client;
+mod config;
+mod error;
+pub mod map;
+mod source;
+mod target;
+
+pub use client::ServiceProvider;
+pub use config::{BulkMode, ScimConfig, ScimDialect};
+pub use error::ScimError;
+pub use source::ScimSource;
+pub use target::ScimTarget;
+
+/// The backend name in errors and logs.
+pub const NAME: &str = "scim";

@@ -1,0 +1,568 @@
+//! The SCIM target: Users and Groups of a SCIM 2.0 service.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use idsync_core::{
+    Applied, Error, ErrorKind, ExternalId, FieldChange, Fields, Link, Lookup, ObjectKind, ProfileId, Result, Target,
+    TargetAccount, TargetCapabilities, TargetId, TargetOp,
+};
+use idsync_http::{HttpError, Response};
+use serde_json::{Map, Value, json};
+
+use crate::NAME;
+use crate::client::{ScimClient, ServiceProvider, etag_of};
+use crate::config::ScimConfig;
+use crate::error::{bad_response, http_to_core, parse_error};
+use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, flatten, patch_ops, quote};
+
+mod bulk;
+
+/// A SCIM 2.0 service as an idsync target.
+///
+/// **The link** is kept in `externalId` as `"<profile id>:<external id>"`
+/// (SCIM has no second free attribute every server accepts): the accounts
+/// of a profile are listed with `externalId sw "<profile id>:"`, and an
+/// account whose `externalId` is not of that form is unmanaged.
+///
+/// Creates are POSTs (or `/Bulk` batches, see [`crate::BulkMode`]), updates
+/// PATCH only the changed paths (PUT of the whole resource where the dialect
+/// says so, or when the server rejects a filtered path), disabling sets
+/// `active: false`, deletes happen only for [`TargetOp::Delete`], group
+/// members change by PATCH add/remove. Updates carry `If-Match` with the
+/// last ETag seen when the service supports ETags: a concurrent change
+/// fails as [`ErrorKind::Conflict`].
+#[derive(Debug)]
+pub struct ScimTarget {
+    client: Arc<ScimClient>,
+    etags: Mutex<HashMap<String, String>>,
+    bulk: Option<bulk::Batcher>,
+}
+
+/// The text stored in `externalId` for a link.
+pub fn link_to_external_id(link: &Link) -> String {
+    format!("{}:{}", link.profile, link.external)
+}
+
+/// The link stored in an `externalId`, if it is one.
+pub fn external_id_to_link(external_id: &str) -> Option<Link> {
+    let (profile, external) = external_id.split_once(':')?;
+    let profile = uuid::Uuid::parse_str(profile).ok()?;
+    (!external.is_empty()).then(|| Link {
+        profile: ProfileId(profile),
+        external: ExternalId(external.to_owned()),
+    })
+}
+
+fn etag_key(kind: ObjectKind, id: &str) -> String {
+    format!("{kind}/{id}")
+}
+
+/// The account a SCIM resource describes.
+pub(crate) fn to_account(v: &Value, kind: ObjectKind) -> Option<TargetAccount> {
+    let id = v["id"].as_str()?;
+    let mut account = TargetAccount::new(id, kind);
+    account.link = v["externalId"].as_str().and_then(external_id_to_link);
+    account.fields = flatten(v);
+    account.enabled = active(v);
+    account.members = members(v).into_iter().map(TargetId).collect();
+    Some(account)
+}
+
+pub(crate) fn active(v: &Value) -> bool {
+    match &v["active"] {
+        Value::Bool(b) => *b,
+        Value::String(s) => !s.eq_ignore_ascii_case("false"),
+        _ => true,
+    }
+}
+
+pub(crate) fn members(v: &Value) -> Vec<String> {
+    v["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|m| m["value"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What names an object in errors: its link and userName or displayName.
+fn create_name(link: &Link, fields: &Fields) -> String {
+    match fields.get("userName").or_else(|| fields.get("displayName")) {
+        Some(name) => format!("{link} ({name})"),
+        None => link.to_string(),
+    }
+}
+
+impl ScimTarget {
+    /// A target with the dialect's (RFC) defaults, without asking the service.
+    pub fn new(config: ScimConfig) -> Result<Self> {
+        Self::from_client(ScimClient::new(&config)?)
+    }
+
+    /// A target that first reads the service's `/ServiceProviderConfig`,
+    /// `/ResourceTypes` and `/Schemas` (unless `discover = false`).
+    pub async fn connect(config: ScimConfig) -> Result<Self> {
+        let mut client = ScimClient::new(&config)?;
+        if config.discover {
+            client.discover().await?;
+        }
+        Self::from_client(client)
+    }
+
+    fn from_client(client: ScimClient) -> Result<Self> {
+        let client = Arc::new(client);
+        let bulk = client
+            .bulk_limit()
+            .map(|limit| bulk::Batcher::new(client.clone(), limit));
+        Ok(ScimTarget {
+            client,
+            etags: Mutex::new(HashMap::new()),
+            bulk,
+        })
+    }
+
+    /// What the service said of itself.
+    pub fn service_provider(&self) -> &ServiceProvider {
+        &self.client.sp
+    }
+
+    /// True when creates go through `/Bulk`.
+    pub fn uses_bulk(&self) -> bool {
+        self.bulk.is_some()
+    }
+
+    fn endpoint(&self, kind: ObjectKind) -> Result<&str> {
+        match kind {
+            ObjectKind::User => Ok(&self.client.sp.users_endpoint),
+            ObjectKind::Group => {
+                self.client.sp.groups_endpoint.as_deref().ok_or_else(|| {
+                    Error::new(ErrorKind::Unsupported, "the service has no Groups endpoint").backend(NAME)
+                })
+            }
+        }
+    }
+
+    fn etags(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.etags.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember(&self, kind: ObjectKind, id: &str, etag: Option<String>) {
+        let key = etag_key(kind, id);
+        match etag {
+            Some(e) => self.etags().insert(key, e),
+            None => self.etags().remove(&key),
+        };
+    }
+
+    fn etag_for(&self, kind: ObjectKind, id: &str) -> Option<String> {
+        if !self.client.use_etag() {
+            return None;
+        }
+        self.etags().get(&etag_key(kind, id)).cloned()
+    }
+
+    fn remember_listed(&self, kind: ObjectKind, v: &Value) {
+        if let (Some(id), Some(version)) = (v["id"].as_str(), v["meta"]["version"].as_str()) {
+            self.etags().insert(etag_key(kind, id), version.to_owned());
+        }
+    }
+
+    fn list_accounts(&self, kind: ObjectKind, filter: String) -> BoxStream<'_, Result<TargetAccount>> {
+        let endpoint = match self.endpoint(kind) {
+            Ok(e) => e,
+            Err(e) => return stream::once(async move { Err(e) }).boxed(),
+        };
+        self.client
+            .list(endpoint, Some(&filter))
+            .map(move |item| {
+                let v = item.map_err(|e| http_to_core(e, "linked", &format!("listing {endpoint}"), None))?;
+                self.remember_listed(kind, &v);
+                to_account(&v, kind).ok_or_else(|| bad_response("linked", "a resource without an id", None))
+            })
+            .boxed()
+    }
+
+    async fn create(&self, kind: ObjectKind, link: &Link, fields: &Fields) -> Result<Applied> {
+        let op = "apply.create";
+        let name = create_name(link, fields);
+        let endpoint = self.endpoint(kind)?;
+        let body = self
+            .create_body(kind, link, fields)
+            .map_err(|e| e.op(op).object(&name))?;
+        let outcome = match &self.bulk {
+            Some(b) => b.create(endpoint.to_owned(), body).await,
+            None => self
+                .client
+                .post(endpoint, &body)
+                .await
+                .map(|r| bulk::Created::from_response(&r)),
+        };
+        match outcome {
+            Ok(created) => {
+                let Some(id) = created.id else {
+                    return Err(bad_response(op, "the created resource has no id", Some(&name)));
+                };
+                self.remember(kind, &id, created.etag);
+                Ok(Applied {
+                    target: Some(TargetId(id)),
+                    note: None,
+                })
+            }
+            Err(e) => {
+                // A uniqueness conflict, or a failure after which the POST may
+                // have landed: the link tells whether the account exists.
+                let maybe_there = e.status().is_some_and(|s| s.as_u16() == 409 || s.is_server_error())
+                    || matches!(e, HttpError::Transport { .. });
+                if maybe_there && let Ok(Some(existing)) = self.find_by_link(kind, link).await {
+                    return Ok(Applied {
+                        target: Some(existing.id),
+                        note: Some("already existed with this link".into()),
+                    });
+                }
+                Err(http_to_core(e, op, &format!("create {kind}"), Some(&name)))
+            }
+        }
+    }
+
+    fn create_body(&self, kind: ObjectKind, link: &Link, fields: &Fields) -> Result<Value> {
+        let mut body = Map::new();
+        let schema = match kind {
+            ObjectKind::User => USER_SCHEMA,
+            ObjectKind::Group => GROUP_SCHEMA,
+        };
+        body.insert("schemas".into(), json!([schema]));
+        body.insert("externalId".into(), Value::String(link_to_external_id(link)));
+        if kind == ObjectKind::User {
+            body.insert("active".into(), Value::Bool(true));
+        }
+        for (field, value) in fields {
+            let path = AttrPath::parse(field)
+                .map_err(|m| Error::new(ErrorKind::InvalidData, m).backend(NAME).field(field.clone()))?;
+            path.set(&mut body, Some(value));
+        }
+        Ok(Value::Object(body))
+    }
+
+    async fn find_by_link(&self, kind: ObjectKind, link: &Link) -> Result<Option<TargetAccount>> {
+        let filter = format!("externalId eq {}", quote(&link_to_external_id(link)));
+        let found: Vec<TargetAccount> = self.list_accounts(kind, filter).try_collect().await?;
+        Ok(found.into_iter().find(|a| a.link.as_ref() == Some(link)))
+    }
+
+    async fn update(&self, target: &TargetId, kind: ObjectKind, changes: &[FieldChange]) -> Result<Applied> {
+        let op = "apply.update";
+        if changes.is_empty() {
+            return Ok(Applied::default());
+        }
+        let mut parsed = Vec::with_capacity(changes.len());
+        for c in changes {
+            let path = AttrPath::parse(&c.field).map_err(|m| {
+                Error::new(ErrorKind::InvalidData, m)
+                    .backend(NAME)
+                    .op(op)
+                    .object(target)
+                    .field(c.field.clone())
+            })?;
+            parsed.push((path, c));
+        }
+        let filtered = parsed.iter().any(|(p, _)| p.filter.is_some());
+        if self.client.use_patch() && (self.client.dialect.patch_value_filters || !filtered) {
+            let ops: Vec<Value> = parsed
+                .iter()
+                .flat_map(|(p, c)| patch_ops(p, c.old.as_deref(), c.new.as_deref()))
+                .collect();
+            match self.patch(kind, target, ops, true).await {
+                Ok(()) => return Ok(Applied::default()),
+                Err(e) if is_path_problem(&e) => {
+                    tracing::debug!(target = %target, "PATCH path rejected; updating by PUT");
+                }
+                Err(e) => return Err(http_to_core(e, op, &format!("update {kind}"), Some(&target.0))),
+            }
+        }
+        self.put_update(target, kind, op, |resource| {
+            for (path, c) in &parsed {
+                path.set(resource, c.new.as_deref());
+            }
+        })
+        .await
+    }
+
+    /// PATCH with If-Match (when `conditional` and an ETag is known), and
+    /// the new ETag remembered.
+    async fn patch(
+        &self,
+        kind: ObjectKind,
+        target: &TargetId,
+        ops: Vec<Value>,
+        conditional: bool,
+    ) -> std::result::Result<(), HttpError> {
+        let endpoint = self.endpoint(kind).map_err(|e| HttpError::Config(e.to_string()))?;
+        let etag = if conditional {
+            self.etag_for(kind, &target.0)
+        } else {
+            None
+        };
+        match self.client.patch(&[endpoint, &target.0], ops, etag.as_deref()).await {
+            Ok(r) => {
+                let body: Option<Value> = if r.body.is_empty() { None } else { r.json().ok() };
+                // After an unconditional write (members), a remembered ETag is stale.
+                let etag = if conditional { etag_of(&r, body.as_ref()) } else { None };
+                self.remember(kind, &target.0, etag);
+                Ok(())
+            }
+            Err(e) => {
+                if e.status().is_some_and(|s| s.as_u16() == 412) {
+                    self.remember(kind, &target.0, None);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// GET, change, PUT with If-Match of the ETag just read.
+    async fn put_update(
+        &self,
+        target: &TargetId,
+        kind: ObjectKind,
+        op: &'static str,
+        change: impl FnOnce(&mut Map<String, Value>),
+    ) -> Result<Applied> {
+        let endpoint = self.endpoint(kind)?;
+        let what = format!("update {kind} by PUT");
+        let r = self
+            .client
+            .get(&[endpoint, &target.0])
+            .await
+            .map_err(|e| http_to_core(e, op, &what, Some(&target.0)))?;
+        let current: Value = r.json().map_err(|e| http_to_core(e, op, &what, Some(&target.0)))?;
+        let etag = if self.client.use_etag() {
+            etag_of(&r, Some(&current))
+        } else {
+            None
+        };
+        let Value::Object(mut resource) = current else {
+            return Err(bad_response(op, "the resource is not a JSON object", Some(&target.0)));
+        };
+        resource.remove("meta");
+        change(&mut resource);
+        let r = self
+            .client
+            .put(&[endpoint, &target.0], &Value::Object(resource), etag.as_deref())
+            .await
+            .map_err(|e| http_to_core(e, op, &what, Some(&target.0)))?;
+        let body: Option<Value> = if r.body.is_empty() { None } else { r.json().ok() };
+        self.remember(kind, &target.0, etag_of(&r, body.as_ref()));
+        Ok(Applied::default())
+    }
+
+    async fn set_attribute(
+        &self,
+        target: &TargetId,
+        kind: ObjectKind,
+        op: &'static str,
+        attr: &'static str,
+        value: Value,
+    ) -> Result<Applied> {
+        if self.client.use_patch() {
+            let ops = vec![json!({"op": "replace", "path": attr, "value": value})];
+            return self
+                .patch(kind, target, ops, true)
+                .await
+                .map(|()| Applied::default())
+                .map_err(|e| http_to_core(e, op, &format!("set {attr} of {kind}"), Some(&target.0)));
+        }
+        self.put_update(target, kind, op, |r| {
+            r.insert(attr.to_owned(), value);
+        })
+        .await
+    }
+
+    async fn members(&self, group: &TargetId, member: &TargetId, add: bool) -> Result<Applied> {
+        let (op, what) = if add {
+            ("apply.add_member", "add member")
+        } else {
+            ("apply.remove_member", "remove member")
+        };
+        let ops = if add {
+            vec![json!({"op": "add", "path": "members", "value": [{"value": member.0}]})]
+        } else {
+            vec![json!({"op": "remove", "path": format!("members[value eq {}]", quote(&member.0))})]
+        };
+        if !self.client.use_patch() {
+            let member = member.0.clone();
+            return self
+                .put_update(group, ObjectKind::Group, op, move |r| {
+                    let list = r.entry("members").or_insert_with(|| Value::Array(Vec::new()));
+                    if let Value::Array(items) = list {
+                        items.retain(|m| m["value"].as_str() != Some(member.as_str()));
+                        if add {
+                            items.push(json!({"value": member}));
+                        }
+                    }
+                })
+                .await;
+        }
+        match self.patch(ObjectKind::Group, group, ops, false).await {
+            Ok(()) => Ok(Applied::default()),
+            // removing someone who is not a member: already done
+            Err(e) if !add && is_no_target(&e) => Ok(Applied::default()),
+            Err(e) => Err(http_to_core(e, op, &format!("{what} {member}"), Some(&group.0))),
+        }
+    }
+}
+
+fn is_no_target(e: &HttpError) -> bool {
+    matches!(parse_error(e), Some(crate::ScimError::Scim { scim_type: Some(t), .. }) if t == "noTarget")
+}
+
+/// A PATCH the server could not apply to its paths (rather than refused).
+fn is_path_problem(e: &HttpError) -> bool {
+    matches!(
+        parse_error(e),
+        Some(crate::ScimError::Scim { status: 400, scim_type: Some(t), .. }) if t == "noTarget" || t == "invalidPath"
+    ) || e.status().is_some_and(|s| s.as_u16() == 501 || s.as_u16() == 405)
+}
+
+#[async_trait]
+impl Target for ScimTarget {
+    fn backend(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> TargetCapabilities {
+        TargetCapabilities {
+            groups: self.client.sp.groups_endpoint.is_some(),
+            disable: true,
+            disable_groups: false,
+            delete: true,
+            veto: false,
+        }
+    }
+
+    async fn linked(&self, profile: ProfileId) -> Result<BoxStream<'_, Result<TargetAccount>>> {
+        let filter = format!(
+            "externalId {} {}",
+            self.client.dialect.prefix_operator,
+            quote(&format!("{profile}:"))
+        );
+        let users = self.list_accounts(ObjectKind::User, filter.clone());
+        let groups = if self.client.sp.groups_endpoint.is_some() {
+            self.list_accounts(ObjectKind::Group, filter)
+        } else {
+            stream::empty().boxed()
+        };
+        Ok(users
+            .chain(groups)
+            .try_filter(move |a| futures::future::ready(a.link.as_ref().is_some_and(|l| l.profile == profile)))
+            .boxed())
+    }
+
+    async fn lookup(&self, lookups: &[Lookup]) -> Result<Vec<TargetAccount>> {
+        let mut found: BTreeMap<(ObjectKind, TargetId), TargetAccount> = BTreeMap::new();
+        for lookup in lookups {
+            let (kind, filter, external) = match lookup {
+                Lookup::Field { kind, field, value } => {
+                    let path = AttrPath::parse(field).map_err(|m| {
+                        Error::new(ErrorKind::Config, m)
+                            .backend(NAME)
+                            .op("lookup")
+                            .field(field.clone())
+                    })?;
+                    (*kind, path.filter_eq(value.trim()), None)
+                }
+                Lookup::External { kind, external } => (
+                    *kind,
+                    format!("externalId ew {}", quote(&format!(":{external}"))),
+                    Some(external),
+                ),
+            };
+            if kind == ObjectKind::Group && self.client.sp.groups_endpoint.is_none() {
+                continue;
+            }
+            let accounts: Vec<TargetAccount> = self
+                .list_accounts(kind, filter)
+                .map_err(|e| e.op("lookup"))
+                .try_collect()
+                .await?;
+            for a in accounts {
+                if let Some(ext) = external
+                    && a.link.as_ref().map(|l| &l.external) != Some(ext)
+                {
+                    continue;
+                }
+                found.insert((a.kind, a.id.clone()), a);
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+
+    async fn apply(&self, op: &TargetOp) -> Result<Applied> {
+        match op {
+            TargetOp::Create { kind, link, fields } => self.create(*kind, link, fields).await,
+            TargetOp::Update { target, kind, changes } => self.update(target, *kind, changes).await,
+            TargetOp::SetEnabled { target, kind, enabled } => {
+                if *kind == ObjectKind::Group {
+                    return Err(Error::new(ErrorKind::Unsupported, "SCIM groups cannot be disabled")
+                        .backend(NAME)
+                        .op("apply.set_enabled")
+                        .object(target));
+                }
+                self.set_attribute(target, *kind, "apply.set_enabled", "active", Value::Bool(*enabled))
+                    .await
+            }
+            TargetOp::SetLink { target, kind, link } => {
+                self.set_attribute(
+                    target,
+                    *kind,
+                    "apply.set_link",
+                    "externalId",
+                    Value::String(link_to_external_id(link)),
+                )
+                .await
+            }
+            TargetOp::Delete { target, kind } => {
+                let endpoint = self.endpoint(*kind)?;
+                match self.client.delete(&[endpoint, &target.0]).await {
+                    Ok(_) => {
+                        self.remember(*kind, &target.0, None);
+                        Ok(Applied::default())
+                    }
+                    Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => Ok(Applied {
+                        target: None,
+                        note: Some("already gone".into()),
+                    }),
+                    Err(e) => Err(http_to_core(
+                        e,
+                        "apply.delete",
+                        &format!("delete {kind}"),
+                        Some(&target.0),
+                    )),
+                }
+            }
+            TargetOp::AddMember { group, member } => self.members(group, member, true).await,
+            TargetOp::RemoveMember { group, member } => self.members(group, member, false).await,
+        }
+    }
+}
+
+impl bulk::Created {
+    pub(crate) fn from_response(r: &Response) -> Self {
+        let body: Option<Value> = if r.body.is_empty() { None } else { r.json().ok() };
+        let id = body
+            .as_ref()
+            .and_then(|b| b["id"].as_str().map(str::to_owned))
+            .or_else(|| {
+                r.header(idsync_http::header::LOCATION)
+                    .and_then(|l| l.trim_end_matches('/').rsplit('/').next().map(str::to_owned))
+            });
+        bulk::Created {
+            id,
+            etag: etag_of(r, body.as_ref()),
+        }
+    }
+}
