@@ -1,0 +1,171 @@
+//! The real test servers start, answer, restart, and hold what tests put in them.
+
+use idsync_testkit::slapd::{self, Slapd, SlapdOptions};
+
+#[tokio::test]
+async fn slapd_serves_fixture_users_and_survives_a_restart() {
+    let t = std::time::Instant::now();
+    let Some(mut server) = idsync_testkit::gate("slapd", Slapd::start(SlapdOptions::with_users(5, 2)).await) else {
+        return;
+    };
+    eprintln!("slapd started in {:?} on {}", t.elapsed(), server.url());
+    let base = server.base_dn().to_owned();
+    let users = server
+        .search(&base, "(objectClass=inetOrgPerson)", &["uid", "cn", "entryUUID"])
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 5);
+    assert!(users.iter().all(|u| u.has("entryUUID")));
+    let zoe = users
+        .iter()
+        .find(|u| u.first_str("uid").as_deref() == Some("u000002"))
+        .unwrap();
+    assert!(zoe.first_str("cn").unwrap().starts_with("Zoë"));
+    let groups = server
+        .search(&server.groups_dn(), "(objectClass=groupOfNames)", &["member"])
+        .await
+        .unwrap();
+    assert_eq!(groups.len(), 2);
+
+    server.ldapadd(&slapd::user_ldif(&base, 5, &[])).await.unwrap();
+    server
+        .ldapmodify(&format!(
+            "dn: {}\nchangetype: modify\nreplace: mail\nmail: new@acme.test\n",
+            slapd::user_dn(&base, 0, &[])
+        ))
+        .await
+        .unwrap();
+    server.ldapdelete(&slapd::user_dn(&base, 1, &[])).await.unwrap();
+
+    let port = server.port();
+    let t = std::time::Instant::now();
+    server.restart().await.unwrap();
+    eprintln!("slapd restarted in {:?}", t.elapsed());
+    assert_eq!(server.port(), port);
+    let users = server
+        .search(&base, "(objectClass=inetOrgPerson)", &["uid", "mail"])
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 5);
+    let u0 = users
+        .iter()
+        .find(|u| u.first_str("uid").as_deref() == Some("u000000"))
+        .unwrap();
+    assert_eq!(u0.first_str("mail").unwrap(), "new@acme.test");
+    assert!(
+        server
+            .search("ou=nowhere,dc=acme,dc=test", "(objectClass=*)", &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn slapd_size_limit_cuts_a_reader_short() {
+    let opts = SlapdOptions {
+        size_limit: Some(3),
+        reader: true,
+        ..SlapdOptions::with_users(10, 0)
+    };
+    let Some(server) = idsync_testkit::gate("slapd", Slapd::start(opts).await) else {
+        return;
+    };
+    let reader = idsync_testkit::ldif_cli::LdapCli {
+        url: server.url(),
+        bind_dn: server.reader_dn().unwrap(),
+        password: server.reader_password().to_owned(),
+        env: Vec::new(),
+    };
+    let err = reader.search(server.base_dn(), "(uid=*)", &["uid"]).await.unwrap_err();
+    assert_eq!(err.code, Some(4), "{err}");
+    // The rootdn has no limit.
+    assert_eq!(
+        server
+            .search(server.base_dn(), "(uid=*)", &["uid"])
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    // Anonymous cannot read.
+    let anon = idsync_testkit::slapd::Slapd::url(&server);
+    let out = idsync_testkit::ldif_cli::run_raw(
+        "ldapsearch",
+        &["-x", "-LLL", "-H", &anon, "-b", server.base_dn(), "(uid=*)", "uid"],
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(idsync_testkit::ldif_cli::parse_ldif(&out.stdout).is_empty());
+}
+
+#[tokio::test]
+async fn slapd_speaks_ldaps_and_starttls_with_its_test_ca() {
+    let opts = SlapdOptions {
+        tls: true,
+        ..SlapdOptions::with_users(2, 0)
+    };
+    let Some(server) = idsync_testkit::gate("slapd", Slapd::start(opts).await) else {
+        return;
+    };
+    let ca = server.ca_file().unwrap().to_string_lossy().into_owned();
+    let mut cli = server.admin_cli();
+    cli.env = vec![
+        ("LDAPTLS_CACERT".into(), ca.clone()),
+        ("LDAPTLS_REQCERT".into(), "demand".into()),
+    ];
+    cli.url = server.ldaps_url().unwrap();
+    assert_eq!(
+        cli.search(server.base_dn(), "(uid=*)", &["uid"]).await.unwrap().len(),
+        2
+    );
+    // StartTLS on the plain port (-ZZ: fail unless TLS is up).
+    let out = idsync_testkit::ldif_cli::run(
+        "env",
+        &[
+            &format!("LDAPTLS_CACERT={ca}"),
+            "ldapsearch",
+            "-ZZ",
+            "-x",
+            "-LLL",
+            "-H",
+            &server.url(),
+            "-D",
+            &server.admin_dn(),
+            "-w",
+            server.admin_password(),
+            "-b",
+            server.base_dn(),
+            "(uid=*)",
+            "uid",
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(idsync_testkit::ldif_cli::parse_ldif(&out).len(), 2);
+}
+
+#[tokio::test]
+#[ignore = "slow: loads 100k users (run with --ignored to measure)"]
+async fn slapd_loads_100k_users() {
+    let t = std::time::Instant::now();
+    let opts = SlapdOptions::with_users(100_000, 200);
+    let generated = t.elapsed();
+    let Some(server) = idsync_testkit::gate("slapd", Slapd::start(opts).await) else {
+        return;
+    };
+    eprintln!(
+        "generated in {generated:?}, slapadd + start in {:?}",
+        t.elapsed() - generated
+    );
+    let t = std::time::Instant::now();
+    let n = server
+        .search(server.base_dn(), "(objectClass=inetOrgPerson)", &["1.1"])
+        .await
+        .unwrap()
+        .len();
+    eprintln!("ldapsearch of {n} entries in {:?}", t.elapsed());
+    assert_eq!(n, 100_000);
+}
