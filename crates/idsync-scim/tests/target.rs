@@ -57,6 +57,8 @@ async fn user_lifecycle_create_update_disable_enable_delete() {
         json!([{"op": "add", "path": "title", "value": "Boss"}]),
     )
     .await;
+    // a run reads before it writes: the ETag is fresh again
+    let _: Vec<TargetAccount> = t.linked(profile).await.unwrap().try_collect().await.unwrap();
     t.apply(&TargetOp::Update {
         target: TargetId(id.clone()),
         kind: ObjectKind::User,
@@ -466,13 +468,14 @@ async fn bulk_creates_batch_concurrent_requests() {
     assert!(t.uses_bulk());
     let profile = ProfileId::new_random();
     proxy.clear_seen();
-    let creates = (0..30).map(|i| {
-        t.apply(&TargetOp::Create {
+    let ops: Vec<TargetOp> = (0..30)
+        .map(|i| TargetOp::Create {
             kind: ObjectKind::User,
             link: link(profile, &format!("b{i}")),
             fields: fields(&[("userName", &format!("bulk{i}"))]),
         })
-    });
+        .collect();
+    let creates = ops.iter().map(|op| t.apply(op));
     let results = futures::future::join_all(creates).await;
     let ids: std::collections::BTreeSet<String> = results.into_iter().map(|r| r.unwrap().target.unwrap().0).collect();
     assert_eq!(ids.len(), 30);
