@@ -20,7 +20,9 @@ pub struct Scope {
     /// A filter in the source's own language (an LDAP filter), applied by
     /// the source only.
     pub filter: Option<String>,
-    /// Attribute predicates, all of which must hold (e.g. department in a list).
+    /// Attribute predicates on users, all of which must hold (e.g.
+    /// department in a list). Groups are scoped by kind, container and
+    /// assigned groups.
     pub attributes: Vec<AttributePredicate>,
     /// Assigned groups (seed 002's "only assigned users and groups"): these
     /// groups, their nested groups and all their members are in scope, and
@@ -59,12 +61,12 @@ impl Scope {
         self.containers.is_empty() || self.containers.iter().any(|c| is_within(container, c))
     }
 
-    /// Checks kind, container and attribute predicates of one object
-    /// (everything but assigned groups).
+    /// Checks kind, container and (for users) attribute predicates of one
+    /// object: everything but assigned groups.
     pub fn admits(&self, object: &SourceObject) -> bool {
         (self.kinds.is_empty() || self.kinds.contains(&object.kind))
             && self.container_in_scope(&object.container)
-            && self.attributes.iter().all(|p| p.holds(object))
+            && (object.kind == ObjectKind::Group || self.attributes.iter().all(|p| p.holds(object)))
     }
 
     /// Resolves the assigned groups over a full view: the set of ids they

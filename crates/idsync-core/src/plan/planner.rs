@@ -4,6 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+/// Hash maps with a fast hasher: the planner hashes millions of ids.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type Set<K> = HashSet<K, foldhash::fast::RandomState>;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Action, Counts, Finding, FindingKind, OpId, Operation, Plan, Reason, Situation};
@@ -80,28 +84,29 @@ struct Planner<'a> {
     input: PlanInput<'a>,
     profile: &'a Profile,
     /// Every object read, with whether it is in scope.
-    by_id: HashMap<&'a ExternalId, (&'a SourceObject, bool)>,
+    by_id: Map<&'a ExternalId, (&'a SourceObject, bool)>,
     /// Linked accounts by external id (one per link).
-    linked: HashMap<&'a ExternalId, &'a TargetAccount>,
+    linked: Map<&'a ExternalId, &'a TargetAccount>,
     /// Candidates linked to an external id by another profile.
-    others: HashMap<&'a ExternalId, Vec<&'a TargetAccount>>,
+    others: Map<&'a ExternalId, Vec<&'a TargetAccount>>,
     /// Unlinked candidates by normalized correlation value.
-    unlinked_by_key: HashMap<String, Vec<&'a TargetAccount>>,
+    unlinked_by_key: Map<String, Vec<&'a TargetAccount>>,
     /// In-scope objects and linked accounts by normalized correlation value
     /// (built on first use).
-    keys: Option<HashMap<String, Vec<&'a ExternalId>>>,
+    keys: Option<Map<String, Vec<&'a ExternalId>>>,
     /// Accounts whose link this run moves to another object (relink).
-    consumed: HashSet<&'a TargetId>,
+    consumed: Set<&'a TargetId>,
     /// Objects whose old account moved to a newer object.
-    superseded: HashSet<&'a ExternalId>,
+    superseded: Set<&'a ExternalId>,
     /// Accounts of objects that get a new account or link in this plan.
-    new_accounts: HashMap<&'a ExternalId, Account<'a>>,
+    new_accounts: Map<&'a ExternalId, Account<'a>>,
     drafts: Vec<Draft>,
     findings: Vec<Finding>,
     /// Aggregated findings: (kind, message, remedy) → objects.
     grouped: BTreeMap<(FindingKind, &'static str, &'static str), BTreeSet<String>>,
     unchanged: usize,
-    in_scope: usize,
+    /// The objects in scope, in input order.
+    in_scope: Vec<&'a SourceObject>,
 }
 
 impl<'a> Planner<'a> {
@@ -111,24 +116,26 @@ impl<'a> Planner<'a> {
             ReadMode::Full => profile.scope.assigned(input.objects),
             ReadMode::Delta => None,
         };
-        let mut by_id = HashMap::with_capacity(input.objects.len());
-        let mut in_scope = 0;
+        let mut by_id = Map::with_capacity_and_hasher(input.objects.len(), Default::default());
+        let mut in_scope = Vec::with_capacity(input.objects.len());
         for o in input.objects {
             let inside = profile.scope.admits(o) && assigned.as_ref().is_none_or(|a| a.contains(&o.id));
-            in_scope += usize::from(inside);
+            if inside {
+                in_scope.push(o);
+            }
             by_id.insert(&o.id, (o, inside));
         }
         let mut planner = Planner {
             input,
             profile,
             by_id,
-            linked: HashMap::with_capacity(input.linked.len()),
-            others: HashMap::new(),
-            unlinked_by_key: HashMap::new(),
+            linked: Map::with_capacity_and_hasher(input.linked.len(), Default::default()),
+            others: Map::default(),
+            unlinked_by_key: Map::default(),
             keys: None,
-            consumed: HashSet::new(),
-            superseded: HashSet::new(),
-            new_accounts: HashMap::new(),
+            consumed: Set::default(),
+            superseded: Set::default(),
+            new_accounts: Map::default(),
             drafts: Vec::new(),
             findings: Vec::new(),
             grouped: BTreeMap::new(),
@@ -205,12 +212,12 @@ impl<'a> Planner<'a> {
     }
 
     fn run(mut self) -> Plan {
-        let objects = self.input.objects;
         let groups_supported = self.input.capabilities.groups;
         let mut groups_ignored = false;
-        let in_scope: Vec<&'a SourceObject> = objects
+        let in_scope: Vec<&'a SourceObject> = self
+            .in_scope
             .iter()
-            .filter(|o| self.by_id.get(&o.id).is_some_and(|(_, inside)| *inside))
+            .copied()
             .filter(|o| {
                 let ignored = o.kind == ObjectKind::Group && !groups_supported;
                 groups_ignored |= ignored;
@@ -256,7 +263,7 @@ impl<'a> Planner<'a> {
         if rules.duplicates != DuplicatePolicy::Relink {
             return;
         }
-        let mut unlinked_by_key: HashMap<String, Vec<&'a SourceObject>> = HashMap::new();
+        let mut unlinked_by_key: Map<String, Vec<&'a SourceObject>> = Map::default();
         for &o in in_scope {
             if !self.linked.contains_key(&o.id)
                 && let Some(k) = o.first_text(&corr.attribute).map(norm).filter(|k| !k.is_empty())
@@ -267,7 +274,7 @@ impl<'a> Planner<'a> {
         if unlinked_by_key.is_empty() {
             return;
         }
-        let mut linked_by_key: HashMap<String, Vec<&'a TargetAccount>> = HashMap::new();
+        let mut linked_by_key: Map<String, Vec<&'a TargetAccount>> = Map::default();
         for &account in self.linked.values() {
             if let Some(k) = self.account_key(account)
                 && unlinked_by_key.contains_key(&k)
@@ -335,7 +342,7 @@ impl<'a> Planner<'a> {
     /// The correlation key of a linked account: its source object's when the
     /// read has it (the truth now), else the target's field.
     fn key_of(
-        by_id: &HashMap<&'a ExternalId, (&'a SourceObject, bool)>,
+        by_id: &Map<&'a ExternalId, (&'a SourceObject, bool)>,
         corr: &crate::profile::Correlation,
         account: &TargetAccount,
     ) -> Option<String> {
@@ -548,7 +555,7 @@ impl<'a> Planner<'a> {
             return (false, false);
         };
         let keys = self.keys.get_or_insert_with(|| {
-            let mut keys: HashMap<String, Vec<&'a ExternalId>> = HashMap::new();
+            let mut keys: Map<String, Vec<&'a ExternalId>> = Map::default();
             for (o, inside) in self.by_id.values() {
                 if let Some(k) = o.first_text(&corr.attribute).filter(|_| *inside).map(norm) {
                     keys.entry(k).or_default().push(&o.id);
@@ -803,26 +810,33 @@ impl<'a> Planner<'a> {
     /// Member adds and removes for every group in scope; members not managed
     /// by the profile are left alone.
     fn plan_memberships(&mut self, groups: &[&'a SourceObject]) {
-        // Managed accounts by target id: the linked ones, with relinks and
-        // adoptions carrying their new external id.
-        let mut managed: HashMap<&'a TargetId, &'a ExternalId> = HashMap::with_capacity(self.linked.len());
-        for (external, account) in &self.linked {
-            if !self.consumed.contains(&account.id) {
-                managed.insert(&account.id, external);
-            }
-        }
-        for (external, account) in &self.new_accounts {
-            if let Some(t) = account.target {
-                managed.insert(t, external);
-            }
-        }
-        let by_target: HashMap<&'a TargetId, &'a TargetAccount> = self
+        // Accounts by target id, to translate a group's current members.
+        let by_target: Map<&'a TargetId, &'a TargetAccount> = self
             .input
             .linked
             .iter()
             .chain(self.input.candidates)
             .map(|a| (&a.id, a))
             .collect();
+        // Accounts this plan links to another object (adoptions, relinks).
+        let relinked: Map<&'a TargetId, &'a ExternalId> = self
+            .new_accounts
+            .iter()
+            .filter_map(|(e, a)| Some((a.target?, *e)))
+            .collect();
+        // The object a managed account stands for, after this plan's links.
+        let managed = |t: &'a TargetId| -> Option<&'a ExternalId> {
+            if let Some(e) = relinked.get(t) {
+                return Some(*e);
+            }
+            let account = by_target.get(t)?;
+            let external = &account.link.as_ref().filter(|l| l.profile == self.profile.id)?.external;
+            let current = self.linked.get(external)?;
+            (current.id == *t && !self.consumed.contains(t)).then_some(external)
+        };
+        // Adds and removes, worked out first (the closure above borrows the
+        // planner), then pushed.
+        let mut changes: Vec<(&'a SourceObject, Account<'a>, &'a ExternalId, Option<&'a TargetId>)> = Vec::new();
         for &group in groups {
             let Some(group_account) = self.account_of(&group.id) else {
                 continue;
@@ -830,42 +844,57 @@ impl<'a> Planner<'a> {
             let current: BTreeMap<&'a ExternalId, &'a TargetId> = group_account
                 .target
                 .and_then(|t| by_target.get(t))
-                .map(|g| g.members.iter().filter_map(|t| Some((*managed.get(t)?, t))).collect())
+                .map(|g| g.members.iter().filter_map(|t| Some((managed(t)?, t))).collect())
                 .unwrap_or_default();
             let desired: BTreeSet<&'a ExternalId> = group
                 .members
                 .iter()
                 .filter(|m| **m != group.id && self.account_of(m).is_some())
                 .collect();
-            for &m in desired.iter().filter(|m| !current.contains_key(*m)) {
-                let Some(member) = self.account_of(m) else { continue };
-                self.push(Draft {
-                    kind: ObjectKind::Group,
-                    link: self.link_for(&group.id),
-                    target: group_account.target.cloned(),
-                    action: Action::AddMember {
+            changes.extend(
+                desired
+                    .iter()
+                    .filter(|m| !current.contains_key(*m))
+                    .map(|m| (group, group_account, *m, None)),
+            );
+            changes.extend(
+                current
+                    .iter()
+                    .filter(|(m, _)| !desired.contains(*m))
+                    .map(|(m, t)| (group, group_account, *m, Some(*t))),
+            );
+        }
+        for (group, group_account, m, removed) in changes {
+            let (action, detail, after) = match removed {
+                None => {
+                    let Some(member) = self.account_of(m) else { continue };
+                    (
+                        Action::AddMember {
+                            member: self.link_for(m),
+                            member_target: member.target.cloned(),
+                        },
+                        format!("{m} joined {}", group.id),
+                        group_account.draft.into_iter().chain(member.draft).collect(),
+                    )
+                }
+                Some(t) => (
+                    Action::RemoveMember {
                         member: self.link_for(m),
-                        member_target: member.target.cloned(),
+                        member_target: t.clone(),
                     },
-                    situation: Situation::Membership,
-                    detail: format!("{m} joined {}", group.id),
-                    after: group_account.draft.into_iter().chain(member.draft).collect(),
-                });
-            }
-            for (&m, &target) in current.iter().filter(|(m, _)| !desired.contains(*m)) {
-                self.push(Draft {
-                    kind: ObjectKind::Group,
-                    link: self.link_for(&group.id),
-                    target: group_account.target.cloned(),
-                    action: Action::RemoveMember {
-                        member: self.link_for(m),
-                        member_target: target.clone(),
-                    },
-                    situation: Situation::Membership,
-                    detail: format!("{m} left {}", group.id),
-                    after: group_account.draft.into_iter().collect(),
-                });
-            }
+                    format!("{m} left {}", group.id),
+                    group_account.draft.into_iter().collect(),
+                ),
+            };
+            self.push(Draft {
+                kind: ObjectKind::Group,
+                link: self.link_for(&group.id),
+                target: group_account.target.cloned(),
+                action,
+                situation: Situation::Membership,
+                detail,
+                after,
+            });
         }
     }
 
@@ -943,7 +972,7 @@ impl<'a> Planner<'a> {
             })
             .collect();
         self.findings.sort();
-        let counts = Counts::of(&operations, self.in_scope, self.linked.len(), self.unchanged);
+        let counts = Counts::of(&operations, self.in_scope.len(), self.linked.len(), self.unchanged);
         Plan {
             profile: self.profile.id,
             mode: self.input.mode,
