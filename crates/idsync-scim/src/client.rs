@@ -218,6 +218,17 @@ impl ScimClient {
                 .map(|a| a.iter().filter_map(|s| s["id"].as_str().map(str::to_owned)).collect())
                 .unwrap_or_default();
         }
+        // /ServiceProviderConfig, /ResourceTypes and /Schemas may be public:
+        // one authenticated read checks the credentials now, not mid-run.
+        let mut probe = self.url(&[&self.sp.users_endpoint]);
+        probe
+            .query_pairs_mut()
+            .append_pair("startIndex", "1")
+            .append_pair("count", "1");
+        self.http
+            .send(self.request(Method::GET, probe))
+            .await
+            .map_err(|e| http_to_core(e, "connect", "checking the credentials", None))?;
         self.sp.discovered = true;
         tracing::debug!(sp = ?self.sp, "SCIM service discovered");
         Ok(())

@@ -1,0 +1,177 @@
+//! 429 and 5xx between the SCIM target and a real scim2-server, injected by
+//! the testkit's fault proxy: what is retried, what is not, and what the
+//! engine is told.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::TryStreamExt;
+use idsync_core::{ErrorKind, FieldChange, ObjectKind, ProfileId, Status, Target, TargetAccount, TargetId, TargetOp};
+use idsync_http::Method;
+use idsync_scim::ScimTarget;
+use idsync_testkit::scim2::scim2_server;
+
+fn methods(seen: &[idsync_testkit::scim2::Seen]) -> Vec<(String, u16)> {
+    seen.iter().map(|s| (s.method.to_string(), s.status)).collect()
+}
+
+#[tokio::test]
+async fn a_429_on_create_waits_for_retry_after_and_creates_once() {
+    let Some(server) = scim2_server().await else { return };
+    let proxy = server.fault_proxy().await.unwrap();
+    let t = ScimTarget::connect(config(&proxy.base_url(), server.token()))
+        .await
+        .unwrap();
+    let profile = ProfileId::new_random();
+    proxy.clear_seen();
+    proxy.fail_next(1, 429, Some("1"), Some(Method::POST));
+    let started = Instant::now();
+    let id = create(
+        &t,
+        ObjectKind::User,
+        link(profile, "rl"),
+        fields(&[("userName", "rate.limited")]),
+    )
+    .await;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(1), "{waited:?}");
+    assert_eq!(methods(&proxy.seen()), [("POST".into(), 429), ("POST".into(), 201)]);
+    let linked: Vec<TargetAccount> = t.linked(profile).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0].id.0, id);
+}
+
+#[tokio::test]
+async fn server_errors_on_patch_and_get_are_retried() {
+    let Some(server) = scim2_server().await else { return };
+    let proxy = server.fault_proxy().await.unwrap();
+    let t = ScimTarget::connect(config(&proxy.base_url(), server.token()))
+        .await
+        .unwrap();
+    let raw = raw(&server);
+    let profile = ProfileId::new_random();
+    let id = create(
+        &t,
+        ObjectKind::User,
+        link(profile, "p5"),
+        fields(&[("userName", "five.hundred")]),
+    )
+    .await;
+    proxy.clear_seen();
+    proxy.fail_next(2, 503, None, Some(Method::PATCH));
+    t.apply(&TargetOp::Update {
+        target: TargetId(id.clone()),
+        kind: ObjectKind::User,
+        changes: vec![FieldChange {
+            field: "title".into(),
+            old: None,
+            new: Some("Retried".into()),
+        }],
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        methods(&proxy.seen()),
+        [("PATCH".into(), 503), ("PATCH".into(), 503), ("PATCH".into(), 204)]
+    );
+    assert_eq!(raw.get(&format!("Users/{id}")).await["title"], "Retried");
+
+    proxy.clear_seen();
+    proxy.fail_next(1, 502, None, Some(Method::GET));
+    let linked: Vec<TargetAccount> = t.linked(profile).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(linked.len(), 1);
+    assert_eq!(proxy.seen()[0].status, 502);
+}
+
+#[tokio::test]
+async fn a_5xx_on_create_is_not_sent_again_blindly() {
+    let Some(server) = scim2_server().await else { return };
+    let proxy = server.fault_proxy().await.unwrap();
+    let t = ScimTarget::connect(config(&proxy.base_url(), server.token()))
+        .await
+        .unwrap();
+    let profile = ProfileId::new_random();
+    proxy.clear_seen();
+    proxy.fail_next(1, 500, None, Some(Method::POST));
+    let op = TargetOp::Create {
+        kind: ObjectKind::User,
+        link: link(profile, "x500"),
+        fields: fields(&[("userName", "post.500")]),
+    };
+    let err = t.apply(&op).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(err.is_transient(), "the engine retries it on a later pass");
+    assert!(err.to_string().contains("HTTP 500"), "{err}");
+    // one POST, then a look-up by the link (it might have landed), no second POST
+    let seen = proxy.seen();
+    assert_eq!(seen.iter().filter(|s| s.method == Method::POST).count(), 1, "{seen:?}");
+    assert!(
+        seen[1].method == Method::GET && seen[1].path.contains("externalId"),
+        "{seen:?}"
+    );
+    // the retry of the operation succeeds and creates exactly one account
+    t.apply(&op).await.unwrap();
+    let linked: Vec<TargetAccount> = t.linked(profile).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(linked.len(), 1);
+}
+
+#[tokio::test]
+async fn retries_that_run_out_are_exhausted_and_long_retry_after_is_passed_on() {
+    let Some(server) = scim2_server().await else { return };
+    let proxy = server.fault_proxy().await.unwrap();
+    let mut c = config(&proxy.base_url(), server.token());
+    c.http.retry.max_retries = 2;
+    let t = ScimTarget::connect(c).await.unwrap();
+    let profile = ProfileId::new_random();
+    let id = create(
+        &t,
+        ObjectKind::User,
+        link(profile, "ex"),
+        fields(&[("userName", "exhausted")]),
+    )
+    .await;
+
+    proxy.fail_next(3, 503, None, Some(Method::GET));
+    let err = t
+        .linked(profile)
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(err.status(), Status::Exhausted);
+    assert!(err.to_string().contains("(after 2 retries)"), "{err}");
+
+    proxy.clear_seen();
+    proxy.fail_next(1, 429, Some("120"), Some(Method::PATCH));
+    let started = Instant::now();
+    let err = t
+        .apply(&TargetOp::SetEnabled {
+            target: TargetId(id),
+            kind: ObjectKind::User,
+            enabled: false,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "does not sleep 2 minutes in place"
+    );
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    assert_eq!(err.retry_after_hint(), Some(Duration::from_secs(120)));
+    assert_eq!(proxy.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_wrong_token_stops_the_run() {
+    let Some(server) = scim2_server().await else { return };
+    let err = ScimTarget::connect(config(&server.base_url(), "wrong-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    assert!(err.stops_run());
+    assert!(!err.to_string().contains("wrong-token"), "{err}");
+}
