@@ -169,3 +169,66 @@ async fn slapd_loads_100k_users() {
     eprintln!("ldapsearch of {n} entries in {:?}", t.elapsed());
     assert_eq!(n, 100_000);
 }
+
+#[tokio::test]
+async fn samba_holds_users_added_to_a_unique_ou() {
+    let t = std::time::Instant::now();
+    let Some(dc) = idsync_testkit::gate("samba AD DC", idsync_testkit::samba::samba().await) else {
+        return;
+    };
+    eprintln!("samba ready in {:?} (pid {:?})", t.elapsed(), dc.pid());
+    let ou = dc.unique_ou("t").await.unwrap();
+    let t = std::time::Instant::now();
+    let dns = dc.add_users(&ou, 3).await.unwrap();
+    eprintln!("3 AD users added in {:?}", t.elapsed());
+    let users = dc
+        .search(
+            &ou,
+            "(objectClass=user)",
+            &[
+                "objectGUID",
+                "objectSid",
+                "userAccountControl",
+                "sAMAccountName",
+                "givenName",
+                "uSNChanged",
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 3);
+    for u in &users {
+        assert!(dns.contains(&u.dn), "{} not in {dns:?}", u.dn);
+        assert_eq!(u.get("objectGUID").len(), 1);
+        assert_eq!(u.get("objectGUID")[0].len(), 16);
+        assert_eq!(u.first_str("userAccountControl").as_deref(), Some("546"));
+        assert!(u.has("objectSid") && u.has("uSNChanged"));
+    }
+    assert!(users.iter().any(|u| u.first_str("givenName").as_deref() == Some("Zoë")));
+
+    let group = dc
+        .add_group(&ou, &format!("g{}", idsync_testkit::samba::random_tag()), &dns[..2])
+        .await
+        .unwrap();
+    let g = dc.entry(&group, &["member"]).await.unwrap().unwrap();
+    assert_eq!(g.get("member").len(), 2);
+    dc.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: mail\nmail: changed@example.test\n",
+        dns[0]
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        dc.entry(&dns[0], &["mail"])
+            .await
+            .unwrap()
+            .unwrap()
+            .first_str("mail")
+            .as_deref(),
+        Some("changed@example.test")
+    );
+    dc.ldapdelete(&dns[2]).await.unwrap();
+    assert!(dc.entry(&dns[2], &[]).await.unwrap().is_none());
+    dc.delete_tree(&ou).await.unwrap();
+    assert!(dc.entry(&ou, &[]).await.unwrap().is_none());
+}
