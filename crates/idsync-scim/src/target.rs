@@ -38,6 +38,10 @@ mod bulk;
 pub struct ScimTarget {
     client: Arc<ScimClient>,
     etags: Mutex<HashMap<String, String>>,
+    /// One lock per resource being rewritten by GET + PUT, so concurrent
+    /// operations on one resource (members of a group) do not overwrite
+    /// each other.
+    put_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     bulk: Option<bulk::Batcher>,
 }
 
@@ -122,6 +126,7 @@ impl ScimTarget {
         Ok(ScimTarget {
             client,
             etags: Mutex::new(HashMap::new()),
+            put_locks: Mutex::new(HashMap::new()),
             bulk,
         })
     }
@@ -333,6 +338,32 @@ impl ScimTarget {
         change: impl FnOnce(&mut Map<String, Value>),
     ) -> Result<Applied> {
         let endpoint = self.endpoint(kind)?;
+        let key = etag_key(kind, &target.0);
+        let lock = self
+            .put_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let guard = lock.lock().await;
+        let result = self.put_update_locked(target, kind, endpoint, op, change).await;
+        drop(guard);
+        let mut locks = self.put_locks.lock().unwrap_or_else(|p| p.into_inner());
+        if locks.get(&key).is_some_and(|l| Arc::strong_count(l) <= 2) {
+            locks.remove(&key);
+        }
+        result
+    }
+
+    async fn put_update_locked(
+        &self,
+        target: &TargetId,
+        kind: ObjectKind,
+        endpoint: &str,
+        op: &'static str,
+        change: impl FnOnce(&mut Map<String, Value>),
+    ) -> Result<Applied> {
         let what = format!("update {kind} by PUT");
         let r = self
             .client
