@@ -430,6 +430,15 @@ impl SambaDc {
         self.dir.as_deref()
     }
 
+    /// The PEM CA of the certificate samba generated for ldaps on
+    /// `ldaps://127.0.0.1` (port 636), when this module started the DC. The
+    /// certificate names `DC1.example.test` only (no subjectAltName), so a
+    /// client connecting to 127.0.0.1 must not check the host name.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        let ca = self.dir.as_ref()?.join("private/tls/ca.pem");
+        ca.is_file().then_some(ca)
+    }
+
     /// The samba process id when known.
     pub fn pid(&self) -> Option<u32> {
         self.pid

@@ -279,8 +279,15 @@ impl Slapd {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 self.child = None;
+                // `-d 0` logs nothing: ask slaptest what is wrong with the
+                // configuration, else the port was probably taken.
+                let conf_path = conf.to_string_lossy();
+                let why = match ldif_cli::run("slaptest", &["-u", "-f", &conf_path], None).await {
+                    Ok(_) => format!("configuration is valid, so port {} was probably taken", self.port),
+                    Err(e) => e.to_string(),
+                };
                 return Err(StartError(format!(
-                    "slapd exited with {status} on port {}: {}",
+                    "slapd exited with {status} on port {}: {why}; log: {}",
                     self.port,
                     self.log_tail()
                 )));
@@ -368,6 +375,14 @@ impl Slapd {
             }
         }
         Err(last)
+    }
+
+    /// Kills slapd at once (SIGKILL), as a crash would. The data stay
+    /// (committed transactions survive a process crash), but the syncprov
+    /// checkpoint may be older than the last change; [`Slapd::restart`]
+    /// serves the data again.
+    pub fn crash(&mut self) {
+        self.kill();
     }
 
     /// True while the slapd process runs.

@@ -27,6 +27,13 @@ async fn slapd_serves_fixture_users_and_survives_a_restart() {
         .unwrap();
     assert_eq!(groups.len(), 2);
 
+    let first = sync_ro(&server, "").await;
+    let first_cookie = first
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("# cookie: "))
+        .unwrap()
+        .to_owned();
     server.ldapadd(&slapd::user_ldif(&base, 5, &[])).await.unwrap();
     server
         .ldapmodify(&format!(
@@ -37,11 +44,17 @@ async fn slapd_serves_fixture_users_and_survives_a_restart() {
         .unwrap();
     server.ldapdelete(&slapd::user_dn(&base, 1, &[])).await.unwrap();
 
+    // refreshOnly syncrepl from before the changes: deletes as an ID set
+    // (refreshDeletes=1) now, present mode (refreshDeletes=0) after a restart.
+    let cookie = sync_ro(&server, &first_cookie).await;
+    assert!(cookie.contains("refreshDeletes=1"), "{cookie}");
     let port = server.port();
     let t = std::time::Instant::now();
     server.restart().await.unwrap();
     eprintln!("slapd restarted in {:?}", t.elapsed());
     assert_eq!(server.port(), port);
+    let after = sync_ro(&server, &first_cookie).await;
+    assert!(after.contains("refreshDeletes=0"), "{after}");
     let users = server
         .search(&base, "(objectClass=inetOrgPerson)", &["uid", "mail"])
         .await
@@ -231,4 +244,32 @@ async fn samba_holds_users_added_to_a_unique_ou() {
     assert!(dc.entry(&dns[2], &[]).await.unwrap().is_none());
     dc.delete_tree(&ou).await.unwrap();
     assert!(dc.entry(&ou, &[]).await.unwrap().is_none());
+}
+
+/// `ldapsearch -E sync=ro[/COOKIE]` output (comments included).
+async fn sync_ro(server: &Slapd, cookie: &str) -> String {
+    let control = if cookie.is_empty() {
+        "sync=ro".to_owned()
+    } else {
+        format!("sync=ro/{cookie}")
+    };
+    let url = server.url();
+    let admin = server.admin_dn();
+    let args = [
+        "-x",
+        "-H",
+        &url,
+        "-D",
+        &admin,
+        "-w",
+        server.admin_password(),
+        "-b",
+        server.base_dn(),
+        "-E",
+        &control,
+        "(objectClass=*)",
+        "1.1",
+    ];
+    let out = idsync_testkit::ldif_cli::run("ldapsearch", &args, None).await.unwrap();
+    String::from_utf8(out).unwrap()
 }
