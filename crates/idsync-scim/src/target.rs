@@ -19,6 +19,7 @@ use crate::error::{bad_response, http_to_core, parse_error};
 use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, flatten, patch_ops, quote};
 
 mod bulk;
+mod members;
 
 /// A SCIM 2.0 service as an idsync target.
 ///
@@ -43,6 +44,7 @@ pub struct ScimTarget {
     /// each other.
     put_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     bulk: Option<bulk::Batcher>,
+    members: Option<members::MemberBatcher>,
 }
 
 /// The text stored in `externalId` for a link.
@@ -123,11 +125,16 @@ impl ScimTarget {
         let bulk = client
             .bulk_limit()
             .map(|limit| bulk::Batcher::new(client.clone(), limit));
+        let member_batcher = client.sp.groups_endpoint.clone().map(|endpoint| {
+            let chunk = client.dialect.member_chunk;
+            members::MemberBatcher::new(client.clone(), endpoint, chunk)
+        });
         Ok(ScimTarget {
             client,
             etags: Mutex::new(HashMap::new()),
             put_locks: Mutex::new(HashMap::new()),
             bulk,
+            members: member_batcher,
         })
     }
 
@@ -419,11 +426,6 @@ impl ScimTarget {
         } else {
             ("apply.remove_member", "remove member")
         };
-        let ops = if add {
-            vec![json!({"op": "add", "path": "members", "value": [{"value": member.0}]})]
-        } else {
-            vec![json!({"op": "remove", "path": format!("members[value eq {}]", quote(&member.0))})]
-        };
         if !self.client.use_patch() {
             let member = member.0.clone();
             return self
@@ -438,7 +440,16 @@ impl ScimTarget {
                 })
                 .await;
         }
-        match self.patch(ObjectKind::Group, group, ops, false).await {
+        let outcome = match &self.members {
+            Some(batcher) => batcher.change(&group.0, &member.0, add).await,
+            None => {
+                self.patch(ObjectKind::Group, group, vec![members::op(add, &member.0)], false)
+                    .await
+            }
+        };
+        // after a membership write, a remembered ETag of the group is stale
+        self.remember(ObjectKind::Group, &group.0, None);
+        match outcome {
             Ok(()) => Ok(Applied::default()),
             // removing someone who is not a member: already done
             Err(e) if !add && is_no_target(&e) => Ok(Applied::default()),

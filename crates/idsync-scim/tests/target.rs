@@ -498,3 +498,52 @@ async fn bulk_creates_batch_concurrent_requests() {
         .unwrap_err();
     assert_eq!(r.kind(), ErrorKind::AlreadyExists, "{r}");
 }
+
+#[tokio::test]
+async fn concurrent_membership_changes_go_out_in_chunks() {
+    let Some(server) = scim2_server().await else { return };
+    let proxy = server.fault_proxy().await.unwrap();
+    let mut c = config(&proxy.base_url(), server.token());
+    c.dialect.member_chunk = 10;
+    let t = ScimTarget::connect(c).await.unwrap();
+    let raw = raw(&server);
+    let profile = ProfileId::new_random();
+    let group = create(
+        &t,
+        ObjectKind::Group,
+        link(profile, "big"),
+        fields(&[("displayName", "Big")]),
+    )
+    .await;
+    proxy.clear_seen();
+    let mut ops: Vec<TargetOp> = (0..25)
+        .map(|i| TargetOp::AddMember {
+            group: TargetId(group.clone()),
+            member: TargetId(format!("m{i:02}")),
+        })
+        .collect();
+    // a removal of a non-member in the same window: its chunk falls back to
+    // one PATCH per change, and the removal counts as done
+    ops.push(TargetOp::RemoveMember {
+        group: TargetId(group.clone()),
+        member: TargetId("nobody".into()),
+    });
+    let results = futures::future::join_all(ops.iter().map(|op| t.apply(op))).await;
+    for r in results {
+        r.unwrap();
+    }
+    let g = raw.get(&format!("Groups/{group}")).await;
+    let mut members: Vec<&str> = g["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["value"].as_str())
+        .collect();
+    members.sort();
+    let want: Vec<String> = (0..25).map(|i| format!("m{i:02}")).collect();
+    assert_eq!(members, want);
+    let patches = proxy.seen().iter().filter(|s| s.method.as_str() == "PATCH").count();
+    // 3 chunks of 10, 10 and 6 changes; the last one fails on "nobody" and goes one by one
+    assert!(patches <= 2 + 1 + 6, "{patches} PATCHes for 26 changes");
+    assert!(patches >= 3, "{patches}");
+}
