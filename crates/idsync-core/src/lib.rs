@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod ad;
 pub mod engine;
 pub mod error;
 mod executor;
