@@ -1,0 +1,146 @@
+//! Provisioning N users (default 10 000) into scim2-server through
+//! `ScimTarget::apply`, one POST per user and with `/Bulk`, against a raw
+//! reqwest loop of the same creates at the same concurrency, in the same
+//! run, each on a fresh server.
+//!
+//! Needs scim2-server (`bash .ci/install`). `IDSYNC_BENCH_USERS` and
+//! `IDSYNC_BENCH_CONCURRENCY` (default 8, the engine's default) change the
+//! load. Prints one line per mode and the ratios; the figures depend on the
+//! machine, so only the ratios of one run mean anything.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use idsync_core::{Fields, Link, ObjectKind, ProfileId, Target, TargetOp};
+use idsync_scim::{BulkMode, ScimConfig, ScimTarget};
+use idsync_testkit::scim2::Scim2Server;
+use serde_json::{Value, json};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn fields(i: usize) -> Fields {
+    [
+        ("userName".to_owned(), format!("bench.user{i:05}")),
+        ("displayName".to_owned(), format!("Bench User {i}")),
+        ("name.givenName".to_owned(), "Bench".to_owned()),
+        ("name.familyName".to_owned(), format!("User{i}")),
+        ("emails[type eq \"work\"].value".to_owned(), format!("bench.user{i:05}@acme.test")),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// The same resource the target sends, built by hand.
+fn body(profile: ProfileId, i: usize) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "externalId": format!("{profile}:guid-{i}"),
+        "active": true,
+        "userName": format!("bench.user{i:05}"),
+        "displayName": format!("Bench User {i}"),
+        "name": {"givenName": "Bench", "familyName": format!("User{i}")},
+        "emails": [{"type": "work", "value": format!("bench.user{i:05}@acme.test")}],
+    })
+}
+
+async fn count(server: &Scim2Server) -> u64 {
+    let client = reqwest::Client::new();
+    let v: Value = client
+        .get(format!("{}/Users?count=0", server.base_url()))
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .expect("count")
+        .json()
+        .await
+        .expect("count body");
+    v["totalResults"].as_u64().unwrap_or(0)
+}
+
+async fn raw_loop(server: &Scim2Server, n: usize, c: usize) -> Duration {
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let profile = ProfileId::new_random();
+    let url = format!("{}/Users", server.base_url());
+    let started = Instant::now();
+    let results: Vec<bool> = futures::stream::iter(0..n)
+        .map(|i| {
+            let (client, url) = (&client, &url);
+            async move {
+                client
+                    .post(url)
+                    .bearer_auth(server.token())
+                    .header("content-type", "application/scim+json")
+                    .body(body(profile, i).to_string())
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().as_u16() == 201)
+            }
+        })
+        .buffer_unordered(c)
+        .collect()
+        .await;
+    let took = started.elapsed();
+    assert!(results.iter().all(|ok| *ok), "raw creates failed");
+    took
+}
+
+async fn target_loop(server: &Scim2Server, n: usize, c: usize, bulk: BulkMode) -> Duration {
+    let mut config = ScimConfig::new(server.base_url().parse().expect("url"), server.token());
+    config.bulk = bulk;
+    let target = ScimTarget::connect(config).await.expect("connect");
+    let profile = ProfileId::new_random();
+    let ops: Vec<TargetOp> = (0..n)
+        .map(|i| TargetOp::Create {
+            kind: ObjectKind::User,
+            link: Link {
+                profile,
+                external: format!("guid-{i}").into(),
+            },
+            fields: fields(i),
+        })
+        .collect();
+    let started = Instant::now();
+    let failures = futures::stream::iter(ops.iter())
+        .map(|op| target.apply(op))
+        .buffer_unordered(c)
+        .filter(|r| futures::future::ready(r.is_err()))
+        .count()
+        .await;
+    let took = started.elapsed();
+    assert_eq!(failures, 0, "target creates failed");
+    took
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing we need.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let n = env("IDSYNC_BENCH_USERS", 10_000);
+    let c = env("IDSYNC_BENCH_CONCURRENCY", 8);
+    let Some(_) = idsync_testkit::scim2::scim2_binary() else {
+        eprintln!("skipping scim_apply: scim2-server is not installed (bash .ci/install)");
+        return;
+    };
+    let mut figures = Vec::new();
+    for mode in ["raw reqwest loop", "ScimTarget (POST)", "ScimTarget (Bulk)"] {
+        let server = Scim2Server::start().await.expect("scim2-server");
+        let took = match mode {
+            "raw reqwest loop" => raw_loop(&server, n, c).await,
+            "ScimTarget (POST)" => target_loop(&server, n, c, BulkMode::Off).await,
+            _ => target_loop(&server, n, c, BulkMode::On).await,
+        };
+        assert_eq!(count(&server).await, n as u64, "{mode}: not every user is on the server");
+        let rate = n as f64 / took.as_secs_f64();
+        println!("scim_apply {mode:<20} {n} creates, concurrency {c}: {:>7.2} s, {rate:>7.0} creates/s", took.as_secs_f64());
+        figures.push(rate);
+    }
+    println!(
+        "scim_apply ratio to the raw loop: POST {:.2}x, Bulk {:.2}x (goal: >= 0.9x, Bulk > 1x)",
+        figures[1] / figures[0],
+        figures[2] / figures[0]
+    );
+}
