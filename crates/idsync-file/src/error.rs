@@ -1,0 +1,87 @@
+//! Errors of the file sources, and their one classification into the core's.
+
+use idsync_core::{Error, ErrorKind};
+
+/// What went wrong reading a file. Every variant names where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// The file cannot be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Reading failed part way.
+    #[error("read error at line {line}: {source}")]
+    Io {
+        /// The line.
+        line: usize,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A malformed LDIF record.
+    #[error("LDIF line {line}{}{}: {message}", dn.as_ref().map(|d| format!(", entry {d}")).unwrap_or_default(), field.as_ref().map(|f| format!(", field {f}")).unwrap_or_default())]
+    Ldif {
+        /// The line.
+        line: usize,
+        /// The record's DN, when known.
+        dn: Option<String>,
+        /// The attribute, when known.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A malformed CSV row.
+    #[error("CSV line {line}{}: {message}", column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default())]
+    Csv {
+        /// The line.
+        line: u64,
+        /// The column, when known.
+        column: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl FileError {
+    fn field(&self) -> Option<&str> {
+        match self {
+            FileError::Ldif { field, .. } => field.as_deref(),
+            FileError::Csv { column, .. } => column.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn object(&self) -> String {
+        match self {
+            FileError::Ldif { dn: Some(dn), .. } => dn.clone(),
+            FileError::Ldif { line, .. } | FileError::Io { line, .. } => format!("line {line}"),
+            FileError::Csv { line, .. } => format!("line {line}"),
+            FileError::Open { path, .. } => path.clone(),
+        }
+    }
+}
+
+/// Classifies into the core's error: an unreadable file is unavailable (the
+/// run cannot read; nothing is deprovisioned); a bad record is invalid data
+/// about that record alone.
+impl From<FileError> for Error {
+    fn from(e: FileError) -> Error {
+        let kind = match &e {
+            FileError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::Config,
+            FileError::Open { .. } | FileError::Io { .. } => ErrorKind::Unavailable,
+            FileError::Ldif { .. } | FileError::Csv { .. } => ErrorKind::InvalidData,
+        };
+        let mut out = Error::new(kind, e.to_string())
+            .backend(crate::NAME)
+            .op("read")
+            .object(e.object());
+        if let Some(f) = e.field() {
+            out = out.field(f);
+        }
+        out.source(e)
+    }
+}
