@@ -10,3 +10,7 @@ pub use idsync_core::{
     TargetCapabilities, TargetId, TargetOp, Veto, engine, error, mapping, memory, model, observe, plan, profile, report,
     scope, source, state, target,
 };
+
+#[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub use idsync_file as file;
