@@ -40,11 +40,19 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-const FIELDS: [(&str, &str); 4] = [("first", "givenName"), ("last", "sn"), ("email", "mail"), ("dept", "department")];
+const FIELDS: [(&str, &str); 4] = [
+    ("first", "givenName"),
+    ("last", "sn"),
+    ("email", "mail"),
+    ("dept", "department"),
+];
 const GROUP_SIZE: usize = 200;
 
 fn profile() -> Profile {
-    let users: Vec<_> = FIELDS.iter().map(|(f, a)| serde_json::json!({"field": f, "attribute": a})).collect();
+    let users: Vec<_> = FIELDS
+        .iter()
+        .map(|(f, a)| serde_json::json!({"field": f, "attribute": a}))
+        .collect();
     serde_json::from_value(serde_json::json!({
         "id": "77777777-7777-4777-8777-777777777777",
         "name": "bench",
@@ -74,7 +82,9 @@ fn data(n: usize, p: &Profile) -> Data {
     let mut objects: Vec<SourceObject> = (0..n).map(user).collect();
     for g in 0..groups {
         let mut group = SourceObject::new(format!("group-{g:06}"), ObjectKind::Group).with("cn", format!("group {g}"));
-        group.members = (0..GROUP_SIZE).map(|k| objects[(g * GROUP_SIZE + k) % n].id.clone()).collect();
+        group.members = (0..GROUP_SIZE)
+            .map(|k| objects[(g * GROUP_SIZE + k) % n].id.clone())
+            .collect();
         objects.push(group);
     }
     // The target as the last sync left it.
@@ -83,20 +93,28 @@ fn data(n: usize, p: &Profile) -> Data {
         .enumerate()
         .map(|(i, o)| TargetAccount {
             id: TargetId(format!("t{i}")),
-            link: Some(Link { profile: p.id, external: o.id.clone() }),
+            link: Some(Link {
+                profile: p.id,
+                external: o.id.clone(),
+            }),
             kind: o.kind,
             fields: p.mapping.fields(o),
             enabled: true,
             members: Vec::new(),
         })
         .collect();
-    let target_of: HashMap<_, _> = linked.iter().map(|a| (a.link.as_ref().unwrap().external.clone(), a.id.clone())).collect();
+    let target_of: HashMap<_, _> = linked
+        .iter()
+        .map(|a| (a.link.as_ref().unwrap().external.clone(), a.id.clone()))
+        .collect();
     for (a, o) in linked.iter_mut().zip(&objects) {
         a.members = o.members.iter().map(|m| target_of[m].clone()).collect();
     }
     // Now: 1 % changed, 0.1 % gone, 0.1 % new (the new ones join a group).
     for i in (0..n).step_by(100) {
-        objects[i].attributes.insert("sn".into(), vec![idsync::AttrValue::Text(format!("Renamed{i}"))]);
+        objects[i]
+            .attributes
+            .insert("sn".into(), vec![idsync::AttrValue::Text(format!("Renamed{i}"))]);
     }
     let gone: HashSet<_> = (0..n).skip(37).step_by(1000).map(|i| objects[i].id.clone()).collect();
     objects.retain(|o| !gone.contains(&o.id));
@@ -114,7 +132,13 @@ fn data(n: usize, p: &Profile) -> Data {
 fn run_planner(d: &Data, p: &Profile) -> usize {
     let plan = plan(PlanInput {
         profile: p,
-        capabilities: TargetCapabilities { groups: true, disable: true, disable_groups: true, delete: false, veto: false },
+        capabilities: TargetCapabilities {
+            groups: true,
+            disable: true,
+            disable_groups: true,
+            delete: false,
+            veto: false,
+        },
         mode: ReadMode::Full,
         completeness: &Completeness::Complete,
         objects: &d.objects,
@@ -129,8 +153,11 @@ fn run_planner(d: &Data, p: &Profile) -> usize {
 /// The baseline: join on the external id, compare the mapped attributes,
 /// diff the member sets, find the gone. No rules, no findings, no plan.
 fn bare_join(d: &Data) -> usize {
-    let by_ext: HashMap<&str, &TargetAccount> =
-        d.linked.iter().map(|a| (a.link.as_ref().unwrap().external.as_str(), a)).collect();
+    let by_ext: HashMap<&str, &TargetAccount> = d
+        .linked
+        .iter()
+        .map(|a| (a.link.as_ref().unwrap().external.as_str(), a))
+        .collect();
     let mut ops = 0;
     let mut seen: HashSet<&str> = HashSet::with_capacity(d.objects.len());
     for o in &d.objects {
@@ -139,20 +166,30 @@ fn bare_join(d: &Data) -> usize {
             None => ops += 1,
             Some(a) => {
                 if o.kind == ObjectKind::User
-                    && FIELDS.iter().any(|(f, attr)| a.fields.get(*f).map(String::as_str) != o.first_text(attr))
+                    && FIELDS
+                        .iter()
+                        .any(|(f, attr)| a.fields.get(*f).map(String::as_str) != o.first_text(attr))
                 {
                     ops += 1;
                 }
                 if o.kind == ObjectKind::Group {
-                    let want: HashSet<&TargetId> =
-                        o.members.iter().filter_map(|m| by_ext.get(m.as_str())).map(|t| &t.id).collect();
+                    let want: HashSet<&TargetId> = o
+                        .members
+                        .iter()
+                        .filter_map(|m| by_ext.get(m.as_str()))
+                        .map(|t| &t.id)
+                        .collect();
                     let have: HashSet<&TargetId> = a.members.iter().collect();
                     ops += want.symmetric_difference(&have).count();
                 }
             }
         }
     }
-    ops + d.linked.iter().filter(|a| !seen.contains(a.link.as_ref().unwrap().external.as_str())).count()
+    ops + d
+        .linked
+        .iter()
+        .filter(|a| !seen.contains(a.link.as_ref().unwrap().external.as_str()))
+        .count()
 }
 
 fn sizes() -> Vec<usize> {
@@ -165,7 +202,10 @@ fn sizes() -> Vec<usize> {
 fn bench(c: &mut Criterion) {
     let p = profile();
     let mut group = c.benchmark_group("planner");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
     for n in sizes() {
         let d = data(n, &p);
         let identities = d.objects.len();
@@ -180,8 +220,12 @@ fn bench(c: &mut Criterion) {
             extra >> 20
         );
         group.throughput(Throughput::Elements(identities as u64));
-        group.bench_with_input(BenchmarkId::new("plan", n), &d, |b, d| b.iter(|| black_box(run_planner(d, &p))));
-        group.bench_with_input(BenchmarkId::new("bare_hashmap_join", n), &d, |b, d| b.iter(|| black_box(bare_join(d))));
+        group.bench_with_input(BenchmarkId::new("plan", n), &d, |b, d| {
+            b.iter(|| black_box(run_planner(d, &p)))
+        });
+        group.bench_with_input(BenchmarkId::new("bare_hashmap_join", n), &d, |b, d| {
+            b.iter(|| black_box(bare_join(d)))
+        });
     }
     group.finish();
 }

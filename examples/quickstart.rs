@@ -17,14 +17,19 @@ fn person(guid: &str, ou: &str, given: &str, sn: &str, dept: &str, employee_id: 
         .in_container(ou)
         .with("givenName", given)
         .with("sn", sn)
-        .with("mail", format!("{}.{}@acme.test", given.to_lowercase(), sn.to_lowercase()))
+        .with(
+            "mail",
+            format!("{}.{}@acme.test", given.to_lowercase(), sn.to_lowercase()),
+        )
         .with("department", dept)
         .with("employeeID", employee_id)
 }
 
 fn group(guid: &str, cn: &str, members: &[&str]) -> SourceObject {
     members.iter().fold(
-        SourceObject::new(guid, ObjectKind::Group).in_container("OU=Groups,DC=acme,DC=test").with("cn", cn),
+        SourceObject::new(guid, ObjectKind::Group)
+            .in_container("OU=Groups,DC=acme,DC=test")
+            .with("cn", cn),
         |g, m| g.with_member(*m),
     )
 }
@@ -65,11 +70,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         person("7c9e6679-0005", SUPPORT, "Eve", "Nash", "Support", "E104"),
         person("7c9e6679-0006", SUPPORT, "Fay", "Ortiz", "Support", "E105").enabled(false),
         person("7c9e6679-0007", "OU=IT,DC=acme,DC=test", "Gus", "Pike", "IT", "E106"),
-        group("7c9e6679-0101", "sales-team", &["7c9e6679-0001", "7c9e6679-0002", "7c9e6679-0003"]),
+        group(
+            "7c9e6679-0101",
+            "sales-team",
+            &["7c9e6679-0001", "7c9e6679-0002", "7c9e6679-0003"],
+        ),
         group("7c9e6679-0102", "support-team", &["7c9e6679-0004", "7c9e6679-0005"]),
     ]);
     let app = MemoryTarget::new();
-    let engine = Engine::new(profile(), Arc::new(directory.clone()), Arc::new(app.clone()), Arc::new(MemoryStateStore::new()));
+    let engine = Engine::new(
+        profile(),
+        Arc::new(directory.clone()),
+        Arc::new(app.clone()),
+        Arc::new(MemoryStateStore::new()),
+    );
 
     println!("== First sync: the directory into an empty application\n");
     let report = engine.run(&RunOptions::default()).await?;
@@ -84,7 +98,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         set(o, "department", "Support");
     });
     directory.delete("7c9e6679-0003");
-    directory.modify("7c9e6679-0101", |g| g.members.retain(|m| m.0 != "7c9e6679-0003" && m.0 != "7c9e6679-0002"));
+    directory.modify("7c9e6679-0101", |g| {
+        g.members.retain(|m| m.0 != "7c9e6679-0003" && m.0 != "7c9e6679-0002")
+    });
     directory.delete("7c9e6679-0005");
     directory.upsert(person("7c9e6679-0995", SUPPORT, "Eve", "Nash", "Support", "E104"));
     directory.modify("7c9e6679-0102", |g| {
@@ -93,21 +109,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     // A full read sees the rehire's old id gone, so the relink rule applies.
-    let second = engine.run(&RunOptions { full: true, ..RunOptions::default() }).await?;
+    let second = engine
+        .run(&RunOptions {
+            full: true,
+            ..RunOptions::default()
+        })
+        .await?;
     println!("{}", second.plan);
     println!("applied {} operations ({:?})\n", second.applied(), second.outcome);
 
     let third = engine.run(&RunOptions::default()).await?;
-    println!("== Third run: {}", if third.plan.is_empty() { "nothing to do, the application mirrors the directory" } else { "NOT converged" });
+    println!(
+        "== Third run: {}",
+        if third.plan.is_empty() {
+            "nothing to do, the application mirrors the directory"
+        } else {
+            "NOT converged"
+        }
+    );
     println!("\nThe application now holds:");
     for a in app.accounts() {
         let link = a.link.as_ref().map(|l| l.external.0.as_str()).unwrap_or("-");
         let state = if a.enabled { "enabled " } else { "DISABLED" };
-        println!("  {:<10} {state} {:<6} linked to {link:<14} {:?}", a.id.0, a.kind.to_string(), a.fields);
+        println!(
+            "  {:<10} {state} {:<6} linked to {link:<14} {:?}",
+            a.id.0,
+            a.kind.to_string(),
+            a.fields
+        );
     }
-    if third.plan.is_empty() { Ok(()) } else { Err("the third plan is not empty".into()) }
+    if third.plan.is_empty() {
+        Ok(())
+    } else {
+        Err("the third plan is not empty".into())
+    }
 }
 
 fn set(o: &mut SourceObject, attribute: &str, value: &str) {
-    o.attributes.insert(attribute.to_owned(), vec![AttrValue::Text(value.to_owned())]);
+    o.attributes
+        .insert(attribute.to_owned(), vec![AttrValue::Text(value.to_owned())]);
 }

@@ -158,10 +158,7 @@ impl Source for CsvSource {
                                 Some(first) => Err(FileError::Csv {
                                     line,
                                     column: Some(config.id_column.clone()),
-                                    message: format!(
-                                        "id {:?} is already on line {first}; this row is skipped",
-                                        o.id.0
-                                    ),
+                                    message: format!("id {:?} is already on line {first}; this row is skipped", o.id.0),
                                 }
                                 .into()),
                                 None => Ok(ReadItem::Object(o)),
