@@ -26,7 +26,10 @@ fn fields(i: usize) -> Fields {
         ("displayName".to_owned(), format!("Bench User {i}")),
         ("name.givenName".to_owned(), "Bench".to_owned()),
         ("name.familyName".to_owned(), format!("User{i}")),
-        ("emails[type eq \"work\"].value".to_owned(), format!("bench.user{i:05}@acme.test")),
+        (
+            "emails[type eq \"work\"].value".to_owned(),
+            format!("bench.user{i:05}@acme.test"),
+        ),
     ]
     .into_iter()
     .collect()
@@ -133,9 +136,16 @@ async fn main() {
             "ScimTarget (POST)" => target_loop(&server, n, c, BulkMode::Off).await,
             _ => target_loop(&server, n, c, BulkMode::On).await,
         };
-        assert_eq!(count(&server).await, n as u64, "{mode}: not every user is on the server");
+        assert_eq!(
+            count(&server).await,
+            n as u64,
+            "{mode}: not every user is on the server"
+        );
         let rate = n as f64 / took.as_secs_f64();
-        println!("scim_apply {mode:<20} {n} creates, concurrency {c}: {:>7.2} s, {rate:>7.0} creates/s", took.as_secs_f64());
+        println!(
+            "scim_apply {mode:<20} {n} creates, concurrency {c}: {:>7.2} s, {rate:>7.0} creates/s",
+            took.as_secs_f64()
+        );
         figures.push(rate);
     }
     println!(

@@ -31,7 +31,8 @@ pub struct ScimConfig {
     /// The server's quirks.
     #[serde(default)]
     pub dialect: ScimDialect,
-    /// Resources per page when listing (default 100).
+    /// Resources per page when listing (default 500, lowered to the server's
+    /// `filter.maxResults`; a server that answers fewer is asked for the rest).
     #[serde(default = "default_page_size")]
     pub page_size: u32,
     /// Whether creates go through `/Bulk` (default: when the server says it
@@ -45,7 +46,7 @@ pub struct ScimConfig {
 }
 
 fn default_page_size() -> u32 {
-    100
+    500
 }
 
 fn yes() -> bool {

@@ -39,9 +39,8 @@ mod members;
 pub struct ScimTarget {
     client: Arc<ScimClient>,
     etags: Mutex<HashMap<String, String>>,
-    /// One lock per resource being rewritten by GET + PUT, so concurrent
-    /// operations on one resource (members of a group) do not overwrite
-    /// each other.
+    /// One lock per resource written with If-Match or by GET + PUT, so
+    /// concurrent operations on one resource do not overwrite each other.
     put_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     bulk: Option<bulk::Batcher>,
     members: Option<members::MemberBatcher>,
@@ -314,6 +313,25 @@ impl ScimTarget {
         conditional: bool,
     ) -> std::result::Result<(), HttpError> {
         let endpoint = self.endpoint(kind).map_err(|e| HttpError::Config(e.to_string()))?;
+        if !conditional {
+            return self.patch_locked(kind, endpoint, target, ops, false).await;
+        }
+        let lock = self.resource_lock(kind, &target.0);
+        let guard = lock.lock().await;
+        let result = self.patch_locked(kind, endpoint, target, ops, true).await;
+        drop(guard);
+        self.release_lock(kind, &target.0, lock);
+        result
+    }
+
+    async fn patch_locked(
+        &self,
+        kind: ObjectKind,
+        endpoint: &str,
+        target: &TargetId,
+        ops: Vec<Value>,
+        conditional: bool,
+    ) -> std::result::Result<(), HttpError> {
         let etag = if conditional {
             self.etag_for(kind, &target.0)
         } else {
@@ -345,22 +363,34 @@ impl ScimTarget {
         change: impl FnOnce(&mut Map<String, Value>),
     ) -> Result<Applied> {
         let endpoint = self.endpoint(kind)?;
-        let key = etag_key(kind, &target.0);
-        let lock = self
-            .put_locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let lock = self.resource_lock(kind, &target.0);
         let guard = lock.lock().await;
         let result = self.put_update_locked(target, kind, endpoint, op, change).await;
         drop(guard);
+        self.release_lock(kind, &target.0, lock);
+        result
+    }
+
+    /// The lock of one resource: writes that depend on its current state
+    /// (If-Match, GET + PUT) run one at a time, so two operations of one
+    /// run on the same account (an update and an enable) never race.
+    fn resource_lock(&self, kind: ObjectKind, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.put_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(etag_key(kind, id))
+            .or_default()
+            .clone()
+    }
+
+    fn release_lock(&self, kind: ObjectKind, id: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let key = etag_key(kind, id);
         let mut locks = self.put_locks.lock().unwrap_or_else(|p| p.into_inner());
+        // the map's reference and ours: nobody else waits
         if locks.get(&key).is_some_and(|l| Arc::strong_count(l) <= 2) {
             locks.remove(&key);
         }
-        result
+        drop(lock);
     }
 
     async fn put_update_locked(

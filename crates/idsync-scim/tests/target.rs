@@ -547,3 +547,52 @@ async fn concurrent_membership_changes_go_out_in_chunks() {
     assert!(patches <= 2 + 1 + 6, "{patches} PATCHes for 26 changes");
     assert!(patches >= 3, "{patches}");
 }
+
+#[tokio::test]
+async fn concurrent_writes_to_one_account_do_not_conflict_with_each_other() {
+    let Some(server) = scim2_server().await else { return };
+    let t = target(&server).await;
+    let raw = raw(&server);
+    let profile = ProfileId::new_random();
+    let id = create(
+        &t,
+        ObjectKind::User,
+        link(profile, "c1"),
+        fields(&[("userName", "conc"), ("title", "A")]),
+    )
+    .await;
+    t.apply(&TargetOp::SetEnabled {
+        target: TargetId(id.clone()),
+        kind: ObjectKind::User,
+        enabled: false,
+    })
+    .await
+    .unwrap();
+    let _: Vec<TargetAccount> = t.linked(profile).await.unwrap().try_collect().await.unwrap();
+    // the executor runs an update and an enable of one account in the same phase
+    let ops = [
+        TargetOp::Update {
+            target: TargetId(id.clone()),
+            kind: ObjectKind::User,
+            changes: vec![change("title", Some("A"), Some("B"))],
+        },
+        TargetOp::SetEnabled {
+            target: TargetId(id.clone()),
+            kind: ObjectKind::User,
+            enabled: true,
+        },
+        TargetOp::Update {
+            target: TargetId(id.clone()),
+            kind: ObjectKind::User,
+            changes: vec![change("nickName", None, Some("C"))],
+        },
+    ];
+    for r in futures::future::join_all(ops.iter().map(|op| t.apply(op))).await {
+        r.unwrap();
+    }
+    let u = raw.get(&format!("Users/{id}")).await;
+    assert_eq!(
+        (u["title"].as_str(), u["nickName"].as_str(), u["active"].as_bool()),
+        (Some("B"), Some("C"), Some(true))
+    );
+}

@@ -1,13 +1,12 @@
 //! Creates batched into `/Bulk` requests (RFC 7644 §3.7).
 //!
 //! Every concurrent `apply(Create)` hands its POST to one background task,
-//! which gathers what arrives within a short window (up to the operation
+//! which gathers the burst that arrives together (up to the operation
 //! and payload limits) into one Bulk request and answers each caller with
 //! its own operation's outcome. A Bulk request that fails as a whole falls
 //! back to single POSTs, whose conflicts the caller resolves by the link.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use self::bytes_len::json_len;
 use idsync_http::{HttpError, Method, StatusCode};
@@ -15,9 +14,6 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::ScimClient;
-
-/// How long the first create of a batch waits for others to join.
-const WINDOW: Duration = Duration::from_millis(3);
 
 /// What a create produced.
 #[derive(Debug)]
@@ -103,10 +99,13 @@ async fn run(client: Arc<ScimClient>, limit: usize, mut rx: mpsc::UnboundedRecei
         };
         let mut size = json_len(&first.body);
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + WINDOW;
+        // Gather the burst of creates that arrived with this one: the engine
+        // issues its operations together, so a few yields see them all.
+        let mut idle_yields = 0;
         while batch.len() < limit {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(job)) => {
+            match rx.try_recv() {
+                Ok(job) => {
+                    idle_yields = 0;
                     let len = json_len(&job.body);
                     if size + len > max_payload {
                         carry = Some(job);
@@ -115,7 +114,12 @@ async fn run(client: Arc<ScimClient>, limit: usize, mut rx: mpsc::UnboundedRecei
                     size += len;
                     batch.push(job);
                 }
-                Ok(None) | Err(_) => break,
+                Err(mpsc::error::TryRecvError::Empty) if idle_yields < 8 => {
+                    idle_yields += 1;
+                    tokio::task::yield_now().await;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
             }
         }
         send(&client, batch).await;
