@@ -75,6 +75,21 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// A plan reviewed earlier (saved as JSON), to apply exactly as it is.
+    /// Applying it never moves the delta cursor: the next run reads again.
+    pub fn reviewed(plan: Plan) -> Prepared {
+        Prepared {
+            plan,
+            read_errors: Vec::new(),
+            started: SystemTime::now(),
+            read_ms: 0,
+            next_cursor: None,
+            cursor_ok: false,
+            complete_full: false,
+            left_out: BTreeSet::new(),
+        }
+    }
+
     /// Keeps only the chosen operations; the others' objects are retried next run.
     pub fn select(mut self, ids: &BTreeSet<OpId>) -> Prepared {
         for op in self.plan.operations.iter().filter(|op| !ids.contains(&op.id)) {
