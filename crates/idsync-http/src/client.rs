@@ -95,11 +95,12 @@ impl Request {
     }
 
     /// Sets a JSON body with this content type (`application/json`, `application/scim+json`).
-    pub fn json<T: Serialize + ?Sized>(mut self, body: &T, content_type: &'static str) -> Result<Self, HttpError> {
+    pub fn json<T: Serialize + ?Sized>(mut self, body: &T, content_type: &str) -> Result<Self, HttpError> {
         let bytes = serde_json::to_vec(body).map_err(|e| HttpError::Config(format!("cannot encode a body: {e}")))?;
+        let content_type = HeaderValue::from_str(content_type)
+            .map_err(|_| HttpError::Config(format!("{content_type:?} is not a valid content type")))?;
         self.body = Some(Bytes::from(bytes));
-        self.headers
-            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        self.headers.insert(CONTENT_TYPE, content_type);
         Ok(self)
     }
 

@@ -352,3 +352,69 @@ async fn paginate_follows_total_results_past_capped_pages() {
     assert_eq!(ids, vec![1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(hits(&s), 4);
 }
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn requests_are_traced_without_secrets() {
+    let (base, s) = serve().await;
+    fault(&s, &[(503, None)]);
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let client = HttpClient::new(&fast_retries(bearer())).unwrap();
+    let url = base.join("users?limit=5&api_key=hunter2").unwrap();
+    client.send(Request::get(url)).await.unwrap();
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("http request") && log.contains("status=503") && log.contains("retrying"),
+        "{log}"
+    );
+    assert!(log.contains("limit=5&api_key=***"), "{log}");
+    assert!(!log.contains("hunter2") && !log.contains("t0ken"), "{log}");
+}
+
+#[tokio::test]
+async fn tls_options_are_checked_when_building() {
+    let mut c = HttpConfig::default();
+    c.tls.ca_file = Some("/nonexistent/ca.pem".into());
+    let err = HttpClient::new(&c).unwrap_err();
+    assert!(matches!(err, HttpError::Config(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("cannot read CA file /nonexistent/ca.pem"),
+        "{err}"
+    );
+    assert!(err.into_core("rest", "").stops_run());
+
+    let dir = std::env::temp_dir().join(format!("idsync-http-ca-{}", std::process::id()));
+    std::fs::write(&dir, "not a certificate").unwrap();
+    c.tls.ca_file = Some(dir.clone());
+    let err = HttpClient::new(&c).unwrap_err();
+    assert!(
+        err.to_string().contains("holds no certificate") || err.to_string().contains("is not PEM"),
+        "{err}"
+    );
+    std::fs::remove_file(dir).unwrap();
+
+    let config: HttpConfig = serde_json::from_value(serde_json::json!({"tls": {"verify": false}})).unwrap();
+    assert!(!config.tls.verify);
+    HttpClient::new(&config).unwrap();
+    let typo = serde_json::from_value::<HttpConfig>(serde_json::json!({"timeout": 5}));
+    assert!(typo.is_err(), "unknown fields are refused");
+}

@@ -62,20 +62,11 @@ impl Default for ServiceProvider {
 pub(crate) struct ScimClient {
     pub http: HttpClient,
     base: Url,
-    content_type: &'static str,
+    content_type: String,
     pub dialect: ScimDialect,
     pub sp: ServiceProvider,
     pub page_size: u32,
     pub bulk_mode: BulkMode,
-}
-
-fn leak_content_type(ct: &str) -> &'static str {
-    match ct {
-        "application/scim+json" => "application/scim+json",
-        "application/json" => "application/json",
-        // a config is read once per process: leaking one string is fine
-        other => Box::leak(other.to_owned().into_boxed_str()),
-    }
 }
 
 impl ScimClient {
@@ -100,7 +91,7 @@ impl ScimClient {
         Ok(ScimClient {
             http,
             base,
-            content_type: leak_content_type(&config.dialect.content_type),
+            content_type: config.dialect.content_type.clone(),
             dialect: config.dialect.clone(),
             sp,
             page_size: config.page_size.max(1),
@@ -283,7 +274,7 @@ impl ScimClient {
     pub async fn post(&self, endpoint: &str, body: &Value) -> Result<Response, HttpError> {
         let req = self
             .request(Method::POST, self.url(&[endpoint]))
-            .json(body, self.content_type)?;
+            .json(body, &self.content_type)?;
         self.http.send(req).await
     }
 
@@ -291,14 +282,14 @@ impl ScimClient {
         let body = json!({"schemas": [crate::map::PATCH_OP], "Operations": ops});
         let req = self
             .request(Method::PATCH, self.url(segments))
-            .json(&body, self.content_type)?;
+            .json(&body, &self.content_type)?;
         self.http.send(Self::with_if_match(req, etag)).await
     }
 
     pub async fn put(&self, segments: &[&str], body: &Value, etag: Option<&str>) -> Result<Response, HttpError> {
         let req = self
             .request(Method::PUT, self.url(segments))
-            .json(body, self.content_type)?;
+            .json(body, &self.content_type)?;
         self.http.send(Self::with_if_match(req, etag)).await
     }
 
@@ -311,7 +302,7 @@ impl ScimClient {
         let body = json!({"schemas": [BULK_REQUEST], "Operations": operations});
         let req = self
             .request(Method::POST, self.url(&["Bulk"]))
-            .json(&body, self.content_type)?;
+            .json(&body, &self.content_type)?;
         self.http.send(req).await
     }
 }
