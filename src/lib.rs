@@ -14,3 +14,7 @@ pub use idsync_core::{
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use idsync_file as file;
+
+#[cfg(feature = "scim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scim")))]
+pub use idsync_scim as scim;
