@@ -490,10 +490,26 @@ async fn a_plan_saved_as_json_is_applied_later_exactly_as_reviewed() {
     // Meanwhile the directory changes; the reviewed plan is still what is applied.
     s.source.upsert(user("u9", "Late", "IT"));
     let plan: idsync_core::Plan = serde_json::from_str(&saved).unwrap();
-    let only: BTreeSet<_> = plan.operations.iter().filter(|o| o.action.name() == "create").map(|o| o.id).collect();
-    let report = s.engine.apply(idsync_core::Prepared::reviewed(plan).select(&only)).await.unwrap();
+    let only: BTreeSet<_> = plan
+        .operations
+        .iter()
+        .filter(|o| o.action.name() == "create")
+        .map(|o| o.id)
+        .collect();
+    let report = s
+        .engine
+        .apply(idsync_core::Prepared::reviewed(plan).select(&only))
+        .await
+        .unwrap();
     assert_eq!(report.applied(), 4);
     assert!(s.target.linked_to(profile().id, "u9").is_none());
-    assert!(s.target.linked_to(profile().id, "g1").unwrap().members.is_empty(), "memberships were not chosen");
-    assert_eq!(s.state.load(profile().id).await.unwrap().cursor, None, "a reviewed plan never moves the cursor");
+    assert!(
+        s.target.linked_to(profile().id, "g1").unwrap().members.is_empty(),
+        "memberships were not chosen"
+    );
+    assert_eq!(
+        s.state.load(profile().id).await.unwrap().cursor,
+        None,
+        "a reviewed plan never moves the cursor"
+    );
 }

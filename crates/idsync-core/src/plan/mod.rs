@@ -264,6 +264,52 @@ impl Counts {
     }
 }
 
+impl Operation {
+    /// The column titles matching [`Operation::row`].
+    pub const HEADER: &'static str =
+        "   #  action        kind   external id                             situation        details";
+
+    /// One line for a table: id, action, kind, external id, situation and
+    /// the details (fields of a create, old -> new of an update).
+    pub fn row(&self) -> String {
+        let target = self.target.as_ref().map_or("?", |t| t.0.as_str());
+        let detail = match &self.action {
+            Action::Create { fields } => fields
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Action::Update { changes } => changes
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}: {:?} -> {:?}",
+                        c.field,
+                        c.old.as_deref().unwrap_or(""),
+                        c.new.as_deref().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            Action::Link { previous: Some(p) } => format!("account {target} moves from {p}"),
+            Action::Link { previous: None } => format!("adopts account {target}"),
+            Action::AddMember { member, .. } | Action::RemoveMember { member, .. } => {
+                format!("member {}", member.external)
+            }
+            _ => self.reason.detail.clone(),
+        };
+        let held = if self.held.is_some() { " [HELD]" } else { "" };
+        format!(
+            "{:>4}  {:<13} {:<5}  {:<38}  {:<16} {detail}{held}",
+            self.id,
+            self.action.name(),
+            self.kind.to_string(),
+            self.link.external.0,
+            format!("{:?}", self.reason.situation),
+        )
+    }
+}
+
 impl Plan {
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
@@ -342,53 +388,10 @@ impl fmt::Display for Plan {
         if self.operations.is_empty() {
             writeln!(f, "  nothing to do")?;
         } else {
-            writeln!(
-                f,
-                "  {:>4}  {:<13} {:<5}  {:<38}  {:<16} details",
-                "#", "action", "kind", "external id", "situation"
-            )?;
+            writeln!(f, "  {}", Operation::HEADER)?;
         }
         for op in &self.operations {
-            let detail = match &op.action {
-                Action::Create { fields } => fields
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v:?}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                Action::Update { changes } => changes
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{}: {:?} -> {:?}",
-                            c.field,
-                            c.old.as_deref().unwrap_or(""),
-                            c.new.as_deref().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                Action::Link { previous } => match previous {
-                    Some(p) => format!(
-                        "account {} moves from {p}",
-                        op.target.as_ref().map_or("?", |t| t.0.as_str())
-                    ),
-                    None => format!("adopts account {}", op.target.as_ref().map_or("?", |t| t.0.as_str())),
-                },
-                Action::AddMember { member, .. } | Action::RemoveMember { member, .. } => {
-                    format!("member {}", member.external)
-                }
-                _ => op.reason.detail.clone(),
-            };
-            let held = if op.held.is_some() { " [HELD]" } else { "" };
-            writeln!(
-                f,
-                "  {:>4}  {:<13} {:<5}  {:<38}  {:<16} {detail}{held}",
-                op.id,
-                op.action.name(),
-                op.kind.to_string(),
-                op.link.external.0,
-                format!("{:?}", op.reason.situation),
-            )?;
+            writeln!(f, "  {}", op.row())?;
         }
         for finding in &self.findings {
             writeln!(f, "  ! {:?}: {} ({})", finding.kind, finding.message, finding.remedy)?;
