@@ -339,7 +339,7 @@ impl HttpClient {
                         url: redacted,
                         what,
                         retries,
-                        source: e,
+                        source: e.without_url(),
                     });
                 }
             }

@@ -128,26 +128,47 @@ async fn main() {
         eprintln!("skipping scim_apply: scim2-server is not installed (bash .ci/install)");
         return;
     };
-    let mut figures = Vec::new();
-    for mode in ["raw reqwest loop", "ScimTarget (POST)", "ScimTarget (Bulk)"] {
+    // Passes run in ABC-CBA order by default, so a machine whose load drifts
+    // during the run favours no mode; IDSYNC_BENCH_MODES chooses others.
+    let modes = std::env::var("IDSYNC_BENCH_MODES").unwrap_or_else(|_| "raw,post,bulk,bulk,post,raw".into());
+    let mut sums = [(0.0f64, 0u32); 3];
+    for mode in modes.split(',') {
+        let (slot, label, bulk) = match mode.trim() {
+            "raw" => (0, "raw reqwest loop", None),
+            "post" => (1, "ScimTarget (POST)", Some(BulkMode::Off)),
+            "bulk" => (2, "ScimTarget (Bulk)", Some(BulkMode::On)),
+            other => panic!("unknown mode {other:?} in IDSYNC_BENCH_MODES"),
+        };
         let server = Scim2Server::start().await.expect("scim2-server");
-        let took = match mode {
-            "raw reqwest loop" => raw_loop(&server, n, c).await,
-            "ScimTarget (POST)" => target_loop(&server, n, c, BulkMode::Off).await,
-            _ => target_loop(&server, n, c, BulkMode::On).await,
+        let took = match bulk {
+            None => raw_loop(&server, n, c).await,
+            Some(b) => target_loop(&server, n, c, b).await,
         };
         assert_eq!(
             count(&server).await,
             n as u64,
-            "{mode}: not every user is on the server"
+            "{label}: not every user is on the server"
         );
         let rate = n as f64 / took.as_secs_f64();
         println!(
-            "scim_apply {mode:<20} {n} creates, concurrency {c}: {:>7.2} s, {rate:>7.0} creates/s",
+            "scim_apply {label:<20} {n} creates, concurrency {c}: {:>7.2} s, {rate:>7.0} creates/s",
             took.as_secs_f64()
         );
-        figures.push(rate);
+        sums[slot].0 += took.as_secs_f64();
+        sums[slot].1 += 1;
     }
+    // creates/s over all passes of a mode (0 for a mode not run)
+    let figures = sums.map(|(secs, passes)| {
+        if passes == 0 {
+            0.0
+        } else {
+            n as f64 * f64::from(passes) / secs
+        }
+    });
+    println!(
+        "scim_apply mean creates/s: raw {:.0}, POST {:.0}, Bulk {:.0}",
+        figures[0], figures[1], figures[2]
+    );
     println!(
         "scim_apply ratio to the raw loop: POST {:.2}x, Bulk {:.2}x (goal: >= 0.9x, Bulk > 1x)",
         figures[1] / figures[0],

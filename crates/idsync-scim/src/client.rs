@@ -58,7 +58,6 @@ impl Default for ServiceProvider {
 }
 
 /// A SCIM client for one service.
-#[derive(Debug)]
 pub(crate) struct ScimClient {
     pub http: HttpClient,
     base: Url,
@@ -67,6 +66,19 @@ pub(crate) struct ScimClient {
     pub sp: ServiceProvider,
     pub page_size: u32,
     pub bulk_mode: BulkMode,
+}
+
+impl std::fmt::Debug for ScimClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimClient")
+            .field("base", &idsync_http::redact_url(&self.base))
+            .field("http", &self.http)
+            .field("dialect", &self.dialect)
+            .field("sp", &self.sp)
+            .field("page_size", &self.page_size)
+            .field("bulk_mode", &self.bulk_mode)
+            .finish()
+    }
 }
 
 impl ScimClient {

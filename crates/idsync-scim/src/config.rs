@@ -168,3 +168,32 @@ impl ScimDialect {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_reads_toml_like_json_refuses_typos_and_hides_the_token() {
+        let c: ScimConfig = serde_json::from_value(serde_json::json!({
+            "base_url": "https://bob:pw@app.example.invalid/scim/v2",
+            "token": "s3cret-token",
+            "dialect": {"patch": false, "content_type": "application/json"},
+            "bulk": "off"
+        }))
+        .unwrap();
+        assert_eq!(c.dialect.patch, Some(false));
+        assert_eq!(c.bulk, BulkMode::Off);
+        assert_eq!(c.page_size, 500);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cret") && !debug.contains("pw@"), "{debug}");
+        let target = crate::ScimTarget::new(c).unwrap();
+        let debug = format!("{target:?}");
+        assert!(!debug.contains("s3cret") && !debug.contains("pw@"), "{debug}");
+        let typo = serde_json::from_value::<ScimConfig>(serde_json::json!({
+            "base_url": "https://app.example.invalid/scim/v2",
+            "dialect": {"etags": true}
+        }));
+        assert!(typo.unwrap_err().to_string().contains("unknown field `etags`"));
+    }
+}
