@@ -1,0 +1,204 @@
+//! The profile file: a TOML document with the profile (scope, mapping,
+//! rules), the source, the target, where state is kept and who is told of
+//! failures. `${NAME}` is replaced by the environment variable NAME, so
+//! secrets stay out of the file; relative paths are relative to the file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use idsync_core::Profile;
+use serde::Deserialize;
+
+/// A whole profile file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Scope, mapping and rules.
+    pub profile: Profile,
+    /// The authoritative directory.
+    pub source: SourceConfig,
+    /// The application.
+    pub target: TargetConfig,
+    /// Where the cursor, the retry list and the history are kept.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// Who is told when a run fails.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    /// How runs are applied.
+    #[serde(default)]
+    pub engine: EngineConfig,
+}
+
+/// The source, by type.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// An LDIF export.
+    Ldif(idsync_file::LdifConfig),
+    /// A CSV feed.
+    Csv(idsync_file::CsvConfig),
+    /// A SCIM 2.0 service read as a directory.
+    Scim(Box<idsync_scim::ScimConfig>),
+}
+
+/// The target, by type.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TargetConfig {
+    /// A SCIM 2.0 service provider.
+    Scim(Box<idsync_scim::ScimConfig>),
+}
+
+/// Where state is kept.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StateConfig {
+    /// JSON files in a folder (and the history as JSON lines).
+    Json {
+        /// The folder.
+        path: PathBuf,
+    },
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig::Json {
+            path: PathBuf::from(".idsync"),
+        }
+    }
+}
+
+/// Notification of admins when a run fails (seed 000).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// POSTed the run's summary as JSON.
+    pub webhook: Option<url::Url>,
+    /// Run with the summary as JSON on standard input: program and arguments.
+    pub command: Option<Vec<String>>,
+}
+
+/// Engine options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Operations applied at once.
+    pub concurrency: usize,
+    /// A full read at least this often ("24h"), even when deltas work.
+    pub full_every: Option<String>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            concurrency: 8,
+            full_every: Some("24h".into()),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The options for the engine.
+    pub fn options(&self) -> Result<idsync_core::EngineOptions, String> {
+        let full_every = match &self.full_every {
+            None => None,
+            Some(s) => Some(parse_duration("engine.full_every", s)?),
+        };
+        Ok(idsync_core::EngineOptions {
+            concurrency: self.concurrency.max(1),
+            full_every,
+            ..idsync_core::EngineOptions::default()
+        })
+    }
+}
+
+/// Parses "30m", "1h 30m", "45s".
+pub fn parse_duration(what: &str, s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{what}: {s:?} is not a duration like \"30m\" or \"1h\": {e}"))
+}
+
+/// Loads and checks a profile file. Errors name the file, the place and
+/// what was expected.
+pub fn load(path: &Path) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let text = substitute_env(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut config: Config = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    config.resolve_paths(base);
+    Ok(config)
+}
+
+impl Config {
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        match &mut self.source {
+            SourceConfig::Ldif(c) => fix(&mut c.path),
+            SourceConfig::Csv(c) => fix(&mut c.path),
+            SourceConfig::Scim(_) => {}
+        }
+        match &mut self.state {
+            StateConfig::Json { path } => fix(path),
+        }
+    }
+}
+
+/// Replaces `${NAME}` by the environment variable NAME (`$$` is a `$`).
+fn substitute_env(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            if let Some(tail) = after.strip_prefix('$') {
+                out.push('$');
+                rest = tail;
+            } else if let Some(tail) = after.strip_prefix('{') {
+                let end = tail
+                    .find('}')
+                    .ok_or_else(|| format!("line {}: '${{' without '}}'", n + 1))?;
+                let name = &tail[..end];
+                let value = std::env::var(name).map_err(|_| {
+                    format!(
+                        "line {}: environment variable {name} is not set (used as ${{{name}}})",
+                        n + 1
+                    )
+                })?;
+                // The value goes into a TOML string: escape what would end it.
+                out.push_str(&value.replace('\\', "\\\\").replace('"', "\\\""));
+                rest = &tail[end + 1..];
+            } else {
+                out.push('$');
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_variables_are_substituted_and_missing_ones_named() {
+        // SAFETY: no other thread of this test binary reads or writes this variable.
+        let name = "IDSYNC_TEST_TOKEN_SUBST";
+        unsafe { std::env::set_var(name, "s3cr\"t") };
+        assert_eq!(
+            substitute_env("token = \"${IDSYNC_TEST_TOKEN_SUBST}\" # $$5\n").unwrap(),
+            "token = \"s3cr\\\"t\" # $5\n"
+        );
+        let e = substitute_env("a = 1\nb = \"${IDSYNC_SURELY_UNSET_VAR}\"\n").unwrap_err();
+        assert_eq!(
+            e,
+            "line 2: environment variable IDSYNC_SURELY_UNSET_VAR is not set (used as ${IDSYNC_SURELY_UNSET_VAR})"
+        );
+    }
+}

@@ -1,0 +1,451 @@
+//! `idsync`: plan, sync and schedule directory-to-application syncs.
+//!
+//! Exit codes scripts can rely on:
+//! 0 success · 2 configuration or usage error · 3 the source or target could
+//! not be read (nothing applied) · 4 some operations failed (retried next
+//! run) · 5 the run stopped (authentication) · 6 deprovisions held by the
+//! threshold (run `sync --yes` after review).
+
+mod config;
+mod connect;
+mod history;
+mod notify;
+mod output;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use idsync_core::report::RunOutcome;
+use idsync_core::{Engine, ExternalId, Plan, Prepared, RunOptions, RunReport};
+
+use crate::config::{Config, StateConfig};
+
+/// Keep an application's users and groups in step with a directory.
+#[derive(Parser)]
+#[command(name = "idsync", version, about)]
+struct Cli {
+    /// The profile file (TOML).
+    #[arg(short, long, global = true, default_value = "idsync.toml", env = "IDSYNC_CONFIG")]
+    config: PathBuf,
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// More logs (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the profile file, then connect to the source and the target.
+    Validate,
+    /// Dry run: read, plan and show the plan; change nothing.
+    Plan {
+        /// The plan as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also save the plan as JSON, to apply it later with `sync --plan`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Read in full even when a delta is possible.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Read, plan and apply.
+    Sync {
+        /// Confirm deprovisions beyond the threshold.
+        #[arg(long)]
+        yes: bool,
+        /// Read in full even when a delta is possible.
+        #[arg(long)]
+        full: bool,
+        /// Apply this saved plan (from `plan --out`) instead of planning now.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// With --plan: apply only these operation ids (comma-separated).
+        #[arg(long, value_delimiter = ',', requires = "plan")]
+        only: Vec<u32>,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sync on a schedule, one run at a time, backing off after failures.
+    Run {
+        /// Time between runs ("30m", "1h").
+        #[arg(long, default_value = "30m")]
+        every: String,
+        /// Stop after this many runs (default: never).
+        #[arg(long)]
+        runs: Option<u32>,
+    },
+    /// The profile's saved state and its last run.
+    Status,
+    /// Past runs, or the provisioning history of one object.
+    History {
+        /// Only this external id (a user's or a group's).
+        #[arg(long)]
+        object: Option<String>,
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Sync one object now (login-time provisioning).
+    Jit {
+        /// The object's external id.
+        id: String,
+    },
+}
+
+/// Errors of the binary, each with its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn config(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+    fn unavailable(e: idsync_core::Error) -> Self {
+        let code = if e.stops_run() && e.kind() == idsync_core::ErrorKind::Config {
+            2
+        } else {
+            3
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format, cli.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("idsync: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(&cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("idsync: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logs(format: LogFormat, verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
+    let config = config::load(&cli.config).map_err(Failure::config)?;
+    match &cli.command {
+        Command::Validate => validate(&config).await,
+        Command::Plan { json, out, full } => plan(&config, *json, out.as_deref(), *full).await,
+        Command::Sync {
+            yes,
+            full,
+            plan,
+            only,
+            json,
+        } => {
+            let options = RunOptions {
+                confirm: *yes,
+                full: *full,
+                dry_run: false,
+            };
+            let report = match plan {
+                Some(path) => apply_saved(&config, path, only).await?,
+                None => run_once(&config, &options).await?,
+            };
+            Ok(finish(&config, &report, *json).await)
+        }
+        Command::Run { every, runs } => schedule(&config, every, *runs).await,
+        Command::Status => status(&config).await,
+        Command::History { object, limit } => show_history(&config, object.as_deref(), *limit),
+        Command::Jit { id } => {
+            let engine = engine(&config).await?;
+            let report = engine
+                .sync_one(&ExternalId(id.clone()), &RunOptions::default())
+                .await
+                .map_err(Failure::unavailable)?;
+            Ok(finish(&config, &report, false).await)
+        }
+    }
+}
+
+async fn engine(config: &Config) -> Result<Engine, Failure> {
+    let source = connect::source(config).await.map_err(Failure::unavailable)?;
+    let target = connect::target(config).await.map_err(Failure::unavailable)?;
+    let state = connect::state(config).map_err(Failure::unavailable)?;
+    let options = config.engine.options().map_err(Failure::config)?;
+    Ok(Engine::new(config.profile.clone(), source, target, state)
+        .with_options(options)
+        .observe(Arc::new(output::Progress::new())))
+}
+
+fn state_dir(config: &Config) -> &Path {
+    match &config.state {
+        StateConfig::Json { path } => path,
+    }
+}
+
+async fn validate(config: &Config) -> Result<u8, Failure> {
+    let mut out = output::Out::new();
+    out.ok(&format!(
+        "profile {} ({}) is valid",
+        config.profile.name, config.profile.id
+    ));
+    config.engine.options().map_err(Failure::config)?;
+    let source = connect::source(config).await.map_err(Failure::unavailable)?;
+    let mut stream = source
+        .read_full(&config.profile.scope)
+        .await
+        .map_err(Failure::unavailable)?;
+    use futures::StreamExt as _;
+    match stream.next().await {
+        Some(Err(e)) if e.stops_run() => return Err(Failure::unavailable(e)),
+        _ => out.ok(&format!("source {} answers", source.backend())),
+    }
+    drop(stream);
+    let target = connect::target(config).await.map_err(Failure::unavailable)?;
+    let mut linked = target.linked(config.profile.id).await.map_err(Failure::unavailable)?;
+    if let Some(Err(e)) = linked.next().await {
+        return Err(Failure::unavailable(e));
+    }
+    out.ok(&format!(
+        "target {} answers ({:?})",
+        target.backend(),
+        target.capabilities()
+    ));
+    connect::state(config).map_err(Failure::unavailable)?;
+    out.ok(&format!("state in {}", state_dir(config).display()));
+    Ok(0)
+}
+
+async fn plan(config: &Config, json: bool, out: Option<&Path>, full: bool) -> Result<u8, Failure> {
+    let engine = engine(config).await?;
+    let prepared = engine
+        .prepare(&RunOptions {
+            dry_run: true,
+            full,
+            confirm: false,
+        })
+        .await
+        .map_err(Failure::unavailable)?;
+    if let Some(path) = out {
+        std::fs::write(path, prepared.plan.to_json())
+            .map_err(|e| Failure::config(format!("{}: {e}", path.display())))?;
+    }
+    if json {
+        println!("{}", prepared.plan.to_json());
+    } else {
+        output::Out::new().plan(&prepared.plan, &prepared.read_errors);
+    }
+    Ok(0)
+}
+
+async fn run_once(config: &Config, options: &RunOptions) -> Result<RunReport, Failure> {
+    let _lock = lock(config)?;
+    let engine = engine(config).await?;
+    match engine.run(options).await {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            notify::failure(config, &format!("{e}"), None).await;
+            Err(Failure::unavailable(e))
+        }
+    }
+}
+
+async fn apply_saved(config: &Config, path: &Path, only: &[u32]) -> Result<RunReport, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::config(format!("{}: {e}", path.display())))?;
+    let plan: Plan = serde_json::from_str(&text)
+        .map_err(|e| Failure::config(format!("{}: not a saved plan: {e}", path.display())))?;
+    if plan.profile != config.profile.id {
+        return Err(Failure::config(format!(
+            "{}: the plan is for profile {}, the configuration is profile {}",
+            path.display(),
+            plan.profile,
+            config.profile.id
+        )));
+    }
+    let _lock = lock(config)?;
+    let mut prepared = Prepared::reviewed(plan);
+    if !only.is_empty() {
+        let ids: BTreeSet<u32> = only.iter().copied().collect();
+        if let Some(missing) = ids
+            .iter()
+            .find(|id| !prepared.plan.operations.iter().any(|op| op.id == **id))
+        {
+            return Err(Failure::config(format!("--only: the plan has no operation {missing}")));
+        }
+        prepared = prepared.select(&ids);
+    }
+    engine(config)
+        .await?
+        .apply(prepared)
+        .await
+        .map_err(Failure::unavailable)
+}
+
+/// One run at a time per profile: an exclusive lock on a file in the state folder.
+fn lock(config: &Config) -> Result<std::fs::File, Failure> {
+    let dir = state_dir(config);
+    std::fs::create_dir_all(dir).map_err(|e| Failure::config(format!("{}: {e}", dir.display())))?;
+    let path = dir.join(format!("{}.lock", config.profile.id));
+    let file = std::fs::File::create(&path).map_err(|e| Failure::config(format!("{}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(_) => Err(Failure {
+            code: 3,
+            message: format!(
+                "profile {} is already running (lock {})",
+                config.profile.id,
+                path.display()
+            ),
+        }),
+    }
+}
+
+/// Prints the report, records it in the history, notifies on failure, and
+/// gives the exit code.
+async fn finish(config: &Config, report: &RunReport, json: bool) -> u8 {
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        output::Out::new().report(report);
+    }
+    if let Err(e) = history::record(state_dir(config), report) {
+        tracing::warn!(error = %e, "the run could not be recorded in the history");
+    }
+    let code = match &report.outcome {
+        RunOutcome::Succeeded | RunOutcome::DryRun if report.plan.counts.held > 0 => 6,
+        RunOutcome::Succeeded | RunOutcome::DryRun => 0,
+        RunOutcome::PartiallyFailed { .. } if report.failures().next().is_none() && report.plan.counts.held > 0 => 6,
+        RunOutcome::PartiallyFailed { .. } => 4,
+        RunOutcome::Stopped { .. } => 5,
+    };
+    if code == 4 || code == 5 {
+        notify::failure(config, &format!("{:?}", report.outcome), Some(report)).await;
+    }
+    code
+}
+
+async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8, Failure> {
+    let interval = config::parse_duration("--every", every).map_err(Failure::config)?;
+    let mut failures = 0u32;
+    let mut done = 0u32;
+    loop {
+        let code = match run_once(config, &RunOptions::default()).await {
+            Ok(report) => finish(config, &report, false).await,
+            Err(f) => {
+                eprintln!("idsync: {}", f.message);
+                f.code
+            }
+        };
+        if code == 2 {
+            return Ok(2);
+        }
+        failures = if matches!(code, 0 | 6) { 0 } else { failures + 1 };
+        done += 1;
+        if runs.is_some_and(|n| done >= n) {
+            return Ok(code);
+        }
+        // Back off after failures (x2, x4, … up to x8), with ±10 % jitter.
+        let factor = 1u32 << failures.min(3);
+        let jitter = 0.9 + 0.2 * fastrand::f64();
+        let wait = interval.saturating_mul(factor).mul_f64(jitter);
+        tracing::info!(wait_s = wait.as_secs(), failures, "next run");
+        tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
+    }
+}
+
+async fn status(config: &Config) -> Result<u8, Failure> {
+    let state = connect::state(config).map_err(Failure::unavailable)?;
+    let s = state.load(config.profile.id).await.map_err(Failure::unavailable)?;
+    let mut out = output::Out::new();
+    out.line(&format!("profile   {} ({})", config.profile.name, config.profile.id));
+    out.line(&format!(
+        "cursor    {}",
+        if s.cursor.is_some() {
+            "saved: the next run may read a delta"
+        } else {
+            "none: the next run reads in full"
+        }
+    ));
+    let last_full = s
+        .last_full_unix
+        .map(|t| humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string());
+    out.line(&format!("full read {}", last_full.as_deref().unwrap_or("never")));
+    out.line(&format!("retry     {} object(s) held for the next run", s.retry.len()));
+    let reports = history::read(state_dir(config), config.profile.id).map_err(Failure::config)?;
+    match reports.last() {
+        Some(r) => out.line(&format!(
+            "last run  {} {:?}, {} applied, {} failed",
+            r.started_at,
+            r.outcome,
+            r.applied(),
+            r.failures().count()
+        )),
+        None => out.line("last run  none"),
+    }
+    Ok(0)
+}
+
+fn show_history(config: &Config, object: Option<&str>, limit: usize) -> Result<u8, Failure> {
+    let reports = history::read(state_dir(config), config.profile.id).map_err(Failure::config)?;
+    let mut out = output::Out::new();
+    for r in reports.iter().rev().take(limit).rev() {
+        match object {
+            None => out.line(&format!(
+                "{}  {:<28} {} applied, {} failed, {} findings",
+                r.started_at,
+                format!("{:?}", r.outcome),
+                r.applied(),
+                r.failures().count(),
+                r.plan.findings.len()
+            )),
+            Some(id) => {
+                for o in r.outcomes.iter().filter(|o| o.link.external.0 == id) {
+                    let op = r.plan.operations.iter().find(|op| op.id == o.op);
+                    let detail = op.map(|op| op.row()).unwrap_or_default();
+                    out.line(&format!("{}  {:?}  {detail}", r.started_at, o.status));
+                }
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,162 @@
+//! What the binary prints: plans and reports as coloured tables (plain when
+//! not a terminal), and progress bars on long reads and applies.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use anstyle::{AnsiColor, Style};
+use idsync_core::plan::{Action, Operation, Plan};
+use idsync_core::{Event, Observer, RunReport};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Standard output, with colours only on a terminal.
+pub struct Out(anstream::AutoStream<std::io::Stdout>);
+
+const BOLD: Style = Style::new().bold();
+const GREEN: Style = AnsiColor::Green.on_default();
+const YELLOW: Style = AnsiColor::Yellow.on_default();
+const RED: Style = AnsiColor::Red.on_default();
+const CYAN: Style = AnsiColor::Cyan.on_default();
+
+impl Out {
+    /// Standard output.
+    pub fn new() -> Self {
+        Out(anstream::stdout())
+    }
+
+    /// A plain line.
+    pub fn line(&mut self, text: &str) {
+        let _ = writeln!(self.0, "{text}");
+    }
+
+    /// A check that passed.
+    pub fn ok(&mut self, text: &str) {
+        let _ = writeln!(self.0, "{GREEN}ok{GREEN:#} {text}");
+    }
+
+    /// A plan as a table, its findings and totals.
+    pub fn plan(&mut self, plan: &Plan, read_errors: &[String]) {
+        let read = match &plan.completeness {
+            idsync_core::Completeness::Complete => format!("{:?} read, complete", plan.mode),
+            idsync_core::Completeness::Partial { reason } => {
+                format!("{:?} read, {RED}PARTIAL{RED:#}: {reason}", plan.mode)
+            }
+        };
+        let _ = writeln!(self.0, "{BOLD}plan for profile {}{BOLD:#} ({read})", plan.profile);
+        for e in read_errors {
+            let _ = writeln!(self.0, "  {RED}read error{RED:#} {e}");
+        }
+        if plan.operations.is_empty() {
+            let _ = writeln!(self.0, "  nothing to do");
+        } else {
+            let _ = writeln!(self.0, "{BOLD}  {}{BOLD:#}", Operation::HEADER);
+        }
+        for op in &plan.operations {
+            let style = match op.action {
+                Action::Create { .. } | Action::Enable | Action::AddMember { .. } => GREEN,
+                Action::Update { .. } | Action::Link { .. } => YELLOW,
+                Action::Disable | Action::Delete | Action::RemoveMember { .. } => RED,
+            };
+            let _ = writeln!(self.0, "  {style}{}{style:#}", op.row());
+        }
+        for f in &plan.findings {
+            let _ = writeln!(self.0, "  {CYAN}! {:?}{CYAN:#}: {} ({})", f.kind, f.message, f.remedy);
+        }
+        let c = &plan.counts;
+        let _ = writeln!(
+            self.0,
+            "  {} in scope, {} linked, {} unchanged: {} create, {} link, {} update, {} enable, {} disable, {} delete, {} member add, {} member remove, {} held",
+            c.in_scope,
+            c.linked,
+            c.unchanged,
+            c.create,
+            c.link,
+            c.update,
+            c.enable,
+            c.disable,
+            c.delete,
+            c.add_member,
+            c.remove_member,
+            c.held
+        );
+    }
+
+    /// A run's report: its plan, the failures and the outcome.
+    pub fn report(&mut self, report: &RunReport) {
+        self.plan(&report.plan, &report.read_errors);
+        for o in report.failures() {
+            let _ = writeln!(
+                self.0,
+                "  {RED}failed{RED:#} #{} {} {}: {:?}",
+                o.op, o.action, o.link.external, o.status
+            );
+        }
+        let _ = writeln!(
+            self.0,
+            "{BOLD}{:?}{BOLD:#}: {} applied, {} failed in {} ms (read {} ms, apply {} ms){}",
+            report.outcome,
+            report.applied(),
+            report.failures().count(),
+            report.duration_ms,
+            report.read_ms,
+            report.apply_ms,
+            if report.cursor_saved {
+                ""
+            } else {
+                "; the cursor did not move"
+            }
+        );
+    }
+}
+
+/// Progress bars on standard error (hidden when it is not a terminal).
+pub struct Progress(Mutex<Option<ProgressBar>>);
+
+impl Progress {
+    /// No bar yet.
+    pub fn new() -> Self {
+        Progress(Mutex::new(None))
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Option<ProgressBar>)) {
+        if let Ok(mut bar) = self.0.lock() {
+            f(&mut bar);
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn on_event(&self, event: &Event<'_>) {
+        match event {
+            Event::RunStarted { mode } => self.with(|bar| {
+                let b = ProgressBar::new_spinner().with_message(format!("reading the source ({mode:?})"));
+                b.enable_steady_tick(std::time::Duration::from_millis(120));
+                *bar = Some(b);
+            }),
+            Event::SourceRead { objects } => self.with(|bar| {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                tracing::info!(objects, "source read");
+            }),
+            Event::Planned { plan } => self.with(|bar| {
+                let b = ProgressBar::new(plan.operations.len() as u64);
+                if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} operations {msg}") {
+                    b.set_style(style);
+                }
+                *bar = Some(b);
+            }),
+            Event::OperationApplied { .. } | Event::OperationFailed { .. } => self.with(|bar| {
+                if let Some(b) = bar {
+                    b.inc(1);
+                }
+            }),
+            Event::RunFinished { .. } | Event::RunFailed { .. } => self.with(|bar| {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+            }),
+            _ => {}
+        }
+    }
+}
