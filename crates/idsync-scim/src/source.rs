@@ -39,6 +39,8 @@ pub struct ScimSource {
 struct Tracker {
     newest: Option<String>,
     partial: Option<String>,
+    /// The kind of the error that cut a listing short.
+    kind: Option<ErrorKind>,
 }
 
 impl ScimSource {
@@ -111,6 +113,7 @@ impl ScimSource {
                                 let e = http_to_core(e, op, &format!("listing {endpoint}"), None);
                                 let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
                                 t.partial = Some(e.to_string());
+                                t.kind = Some(e.kind());
                                 // an error that stops the run is passed on; others make the read Partial
                                 e.stops_run().then_some(Err(e))
                             }
@@ -194,7 +197,7 @@ impl Source for ScimSource {
         }
         let tracker = Arc::new(Mutex::new(Tracker {
             newest: Some(from.0.clone()),
-            partial: None,
+            ..Tracker::default()
         }));
         let filter = format!("meta.lastModified gt {}", quote(&from.0));
         let objects = self
@@ -203,6 +206,12 @@ impl Source for ScimSource {
         let end = stream::once(async move {
             let t = tracker.lock().unwrap_or_else(|p| p.into_inner());
             match &t.partial {
+                // a server that cannot filter on meta.lastModified: full reads only
+                Some(reason) if matches!(t.kind, Some(ErrorKind::Protocol | ErrorKind::InvalidData)) => {
+                    Ok(DeltaItem::ResyncRequired {
+                        reason: format!("the server refused the meta.lastModified filter: {reason}"),
+                    })
+                }
                 // a delta cut short must not move the cursor
                 Some(reason) => Err(Error::new(ErrorKind::Unavailable, reason.clone())
                     .backend(NAME)

@@ -213,3 +213,37 @@ async fn a_failing_listing_makes_the_read_partial() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_server_refusing_the_lastmodified_filter_asks_for_full_reads() {
+    let Some(server) = scim2_server().await else { return };
+    let proxy = server.fault_proxy().await.unwrap();
+    let source = ScimSource::connect(config(&proxy.base_url(), server.token()))
+        .await
+        .unwrap();
+    proxy.fail_next(1, 400, None, Some(idsync_http::Method::GET));
+    let delta: Vec<DeltaItem> = source
+        .read_delta(&Scope::default(), &Cursor("2026-01-01T00:00:00Z".into()))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(
+        matches!(&delta[..], [DeltaItem::ResyncRequired { reason }] if reason.contains("HTTP 400")),
+        "{delta:?}"
+    );
+    // a 503 that outlasts the retries is an error: the cursor must not move
+    let mut c = config(&proxy.base_url(), server.token());
+    c.http.retry.max_retries = 0;
+    let source = ScimSource::connect(c).await.unwrap();
+    proxy.fail_next(1, 503, None, Some(idsync_http::Method::GET));
+    let err = source
+        .read_delta(&Scope::default(), &Cursor("2026-01-01T00:00:00Z".into()))
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), idsync_core::ErrorKind::Unavailable);
+}
