@@ -35,6 +35,8 @@ pub struct ServiceProvider {
     pub groups_endpoint: Option<String>,
     /// The schema URNs the service knows.
     pub schemas: Vec<String>,
+    /// The attribute types of `/Schemas` (values are sent as these JSON types).
+    pub attribute_types: crate::map::AttributeTypes,
     /// True when the service has been asked (discovery ran).
     pub discovered: bool,
 }
@@ -52,6 +54,7 @@ impl Default for ServiceProvider {
             users_endpoint: "Users".into(),
             groups_endpoint: Some("Groups".into()),
             schemas: Vec::new(),
+            attribute_types: crate::map::AttributeTypes::default(),
             discovered: false,
         }
     }
@@ -216,10 +219,12 @@ impl ScimClient {
         if let Ok(r) = self.http.send(self.request(Method::GET, self.url(&["Schemas"]))).await
             && let Ok(v) = r.json::<Value>()
         {
-            self.sp.schemas = v["Resources"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|s| s["id"].as_str().map(str::to_owned)).collect())
-                .unwrap_or_default();
+            let resources = v["Resources"].as_array().cloned().unwrap_or_default();
+            self.sp.schemas = resources
+                .iter()
+                .filter_map(|s| s["id"].as_str().map(str::to_owned))
+                .collect();
+            self.sp.attribute_types = crate::map::AttributeTypes::from_schemas(&resources);
         }
         // /ServiceProviderConfig, /ResourceTypes and /Schemas may be public:
         // one authenticated read checks the credentials now, not mid-run.

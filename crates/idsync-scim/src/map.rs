@@ -53,6 +53,10 @@ pub struct AttrPath {
     pub filter: Option<(String, String)>,
     /// The sub-attribute.
     pub sub: Option<String>,
+    /// The SCIM type of the value (`boolean`, `integer`, `decimal`, `string`,
+    /// …) from the service's `/Schemas`, when known: text from the mapping
+    /// is sent as that JSON type.
+    pub value_type: Option<String>,
 }
 
 impl fmt::Display for AttrPath {
@@ -142,6 +146,7 @@ impl AttrPath {
             attr: attr.to_owned(),
             filter,
             sub,
+            value_type: None,
         })
     }
 
@@ -222,12 +227,41 @@ impl AttrPath {
         }
     }
 
+    /// The JSON value to send for the text `v`.
+    pub fn typed(&self, v: &str) -> Value {
+        let t = v.trim();
+        let parsed = match self.value_type.as_deref() {
+            Some("boolean") => match t.to_ascii_lowercase().as_str() {
+                "true" => Some(Value::Bool(true)),
+                "false" => Some(Value::Bool(false)),
+                _ => None,
+            },
+            Some("integer") => t.parse::<i64>().ok().map(Value::from),
+            Some("decimal") => t
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number),
+            Some(_) => None,
+            // not discovered: the one boolean sub-attribute of the core multi-valued attributes
+            None if self.sub.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("primary")) => {
+                match t.to_ascii_lowercase().as_str() {
+                    "true" => Some(Value::Bool(true)),
+                    "false" => Some(Value::Bool(false)),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        parsed.unwrap_or_else(|| Value::String(v.to_owned()))
+    }
+
     fn set_in(&self, obj: &mut Map<String, Value>, value: Option<&str>) {
-        let json = |sub: &str, v: &str| typed(sub, v);
+        let json = |_sub: &str, v: &str| self.typed(v);
         match (&self.filter, &self.sub) {
             (None, None) => match value {
                 Some(v) => {
-                    *entry_ci(obj, &self.attr) = Value::String(v.to_owned());
+                    *entry_ci(obj, &self.attr) = self.typed(v);
                 }
                 None => remove_ci(obj, &self.attr),
             },
@@ -289,16 +323,65 @@ impl AttrPath {
     }
 }
 
-/// Booleans of the core schemas that a mapping may set from text.
-fn typed(sub: &str, v: &str) -> Value {
-    if sub.eq_ignore_ascii_case("primary") {
-        match v.trim().to_ascii_lowercase().as_str() {
-            "true" => return Value::Bool(true),
-            "false" => return Value::Bool(false),
-            _ => {}
+/// The types of the attributes a service describes in `/Schemas`, by
+/// lower-case path: `active`, `emails.primary`, `urn:…:user:manager.value`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttributeTypes(std::collections::BTreeMap<String, String>);
+
+impl AttributeTypes {
+    /// Reads the `Resources` of a `/Schemas` answer. Core schemas'
+    /// attributes are keyed without their URN, extensions' with it.
+    pub fn from_schemas(resources: &[Value]) -> Self {
+        let mut map = std::collections::BTreeMap::new();
+        for schema in resources {
+            let Some(id) = schema["id"].as_str() else { continue };
+            let prefix = if id.starts_with("urn:ietf:params:scim:schemas:core:") {
+                String::new()
+            } else {
+                format!("{id}:")
+            };
+            for attr in schema["attributes"].as_array().into_iter().flatten() {
+                let Some(name) = attr["name"].as_str() else { continue };
+                let key = format!("{prefix}{name}").to_ascii_lowercase();
+                if let Some(t) = attr["type"].as_str() {
+                    map.entry(key.clone()).or_insert_with(|| t.to_owned());
+                }
+                for sub in attr["subAttributes"].as_array().into_iter().flatten() {
+                    if let (Some(sub_name), Some(t)) = (sub["name"].as_str(), sub["type"].as_str()) {
+                        map.entry(format!("{key}.{}", sub_name.to_ascii_lowercase()))
+                            .or_insert_with(|| t.to_owned());
+                    }
+                }
+            }
         }
+        AttributeTypes(map)
     }
-    Value::String(v.to_owned())
+
+    /// The type of the value at `path`, when the service described it.
+    pub fn type_of(&self, path: &AttrPath) -> Option<&str> {
+        let mut key = String::new();
+        if let Some(s) = &path.schema {
+            key.push_str(s);
+            key.push(':');
+        }
+        key.push_str(&path.attr);
+        if let Some(sub) = &path.sub {
+            key.push('.');
+            key.push_str(sub);
+        }
+        self.0.get(&key.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// `path` with its value type filled in.
+    pub fn annotate(&self, mut path: AttrPath) -> AttrPath {
+        path.value_type = self.type_of(&path).map(str::to_owned);
+        path
+    }
+
+    /// True when nothing was discovered.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 fn matches_filter(elem: &Value, name: &str, want: &str) -> bool {
@@ -428,16 +511,10 @@ pub fn patch_ops(path: &AttrPath, old: Option<&str>, new: Option<&str>) -> Vec<V
         (Some(v), Some((name, want)), Some(sub)) if old.is_none() => {
             let mut elem = Map::new();
             elem.insert(name.clone(), Value::String(want.clone()));
-            elem.insert(sub.clone(), typed(sub, v));
+            elem.insert(sub.clone(), path.typed(v));
             vec![json!({"op": "add", "path": path.attribute(), "value": [Value::Object(elem)]})]
         }
-        (Some(v), _, sub) => {
-            let value = match sub {
-                Some(sub) => typed(sub, v),
-                None => Value::String(v.to_owned()),
-            };
-            vec![json!({"op": "replace", "path": path.to_string(), "value": value})]
-        }
+        (Some(v), _, _) => vec![json!({"op": "replace", "path": path.to_string(), "value": path.typed(v)})],
     }
 }
 
@@ -459,6 +536,7 @@ mod tests {
             assert_eq!(AttrPath::parse(p).unwrap().to_string(), p);
         }
         let p = AttrPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value").unwrap();
+        assert_eq!(p.value_type, None);
         assert_eq!(p.schema.as_deref(), Some(ENTERPRISE_SCHEMA));
         assert_eq!((p.attr.as_str(), p.sub.as_deref()), ("manager", Some("value")));
         assert_eq!(
@@ -534,6 +612,38 @@ mod tests {
         assert_eq!(
             patch_ops(&p, Some("x"), None),
             vec![json!({"op": "remove", "path": "title"})]
+        );
+    }
+
+    #[test]
+    fn schema_types_turn_text_into_json_types() {
+        let schemas = json!([
+            {"id": USER_SCHEMA, "attributes": [
+                {"name": "userName", "type": "string"},
+                {"name": "emails", "type": "complex", "subAttributes": [
+                    {"name": "value", "type": "string"}, {"name": "primary", "type": "boolean"}]}]},
+            {"id": "urn:acme:params:scim:schemas:extension:app:2.0:User", "attributes": [
+                {"name": "seats", "type": "integer"}, {"name": "ratio", "type": "decimal"},
+                {"name": "vip", "type": "boolean"}]}
+        ]);
+        let types = AttributeTypes::from_schemas(schemas.as_array().unwrap());
+        let p = |f: &str| types.annotate(AttrPath::parse(f).unwrap());
+        assert_eq!(p("emails[type eq \"work\"].primary").typed("TRUE"), json!(true));
+        assert_eq!(p("userName").typed("007"), json!("007"));
+        let ext = "urn:acme:params:scim:schemas:extension:app:2.0:User";
+        assert_eq!(p(&format!("{ext}:seats")).typed(" 12 "), json!(12));
+        assert_eq!(p(&format!("{ext}:ratio")).typed("0.5"), json!(0.5));
+        assert_eq!(
+            p(&format!("{ext}:vip")).typed("yes"),
+            json!("yes"),
+            "unparseable text goes as is"
+        );
+        let mut r = Map::new();
+        p(&format!("{ext}:vip")).set(&mut r, Some("false"));
+        assert_eq!(Value::Object(r)[ext]["vip"], json!(false));
+        assert_eq!(
+            patch_ops(&p(&format!("{ext}:seats")), Some("1"), Some("2")),
+            vec![json!({"op": "replace", "path": format!("{ext}:seats"), "value": 2})]
         );
     }
 

@@ -254,7 +254,11 @@ impl ScimTarget {
         for (field, value) in fields {
             let path = AttrPath::parse(field)
                 .map_err(|m| Error::new(ErrorKind::InvalidData, m).backend(NAME).field(field.clone()))?;
-            path.set(&mut body, Some(value));
+            self.client
+                .sp
+                .attribute_types
+                .annotate(path)
+                .set(&mut body, Some(value));
         }
         Ok(Value::Object(body))
     }
@@ -279,7 +283,7 @@ impl ScimTarget {
                     .object(target)
                     .field(c.field.clone())
             })?;
-            parsed.push((path, c));
+            parsed.push((self.client.sp.attribute_types.annotate(path), c));
         }
         let filtered = parsed.iter().any(|(p, _)| p.filter.is_some());
         if self.client.use_patch() && (self.client.dialect.patch_value_filters || !filtered) {

@@ -26,6 +26,14 @@ async fn user_lifecycle_create_update_disable_enable_delete() {
     let Some(server) = scim2_server().await else { return };
     let t = target(&server).await;
     assert!(t.service_provider().discovered && t.service_provider().etag && t.service_provider().bulk);
+    let types = &t.service_provider().attribute_types;
+    let path = |p: &str| idsync_scim::map::AttrPath::parse(p).unwrap();
+    assert_eq!(types.type_of(&path("userName")), Some("string"));
+    assert_eq!(
+        types.type_of(&path("emails[type eq \"work\"].primary")),
+        Some("boolean")
+    );
+    assert_eq!(types.type_of(&path(DEPT)), Some("string"));
     let raw = raw(&server);
     let profile = ProfileId::new_random();
     let f = fields(&[
