@@ -181,9 +181,13 @@ impl Response {
 impl HttpClient {
     /// Builds a client: timeouts, TLS (a CA file, verification on unless
     /// turned off, which logs a warning), proxy (none unless configured),
-    /// auth, retries and rate limit.
+    /// auth, retries and rate limit. Redirects are not followed.
     pub fn new(config: &HttpConfig) -> Result<Self, HttpError> {
+        // No redirects: a redirect to another host would carry an API-key
+        // header along (reqwest strips only Authorization and cookies), and
+        // an API that moved is a configuration matter. A 3xx is an error.
         let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout())
             .connect_timeout(config.connect_timeout())
             .user_agent(

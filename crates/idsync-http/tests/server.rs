@@ -32,6 +32,9 @@ struct Script {
 type Shared = Arc<Mutex<Script>>;
 
 async fn api(State(s): State<Shared>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    if uri.path() == "/moved" {
+        return (StatusCode::FOUND, [("location", "http://127.0.0.2:9/elsewhere")]).into_response();
+    }
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut s = s.lock().unwrap();
     s.seen
@@ -68,8 +71,9 @@ async fn token(State(s): State<Shared>, headers: HeaderMap, body: String) -> Res
     let mut s = s.lock().unwrap();
     s.tokens += 1;
     let basic = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-    // "app:s3cret" in base64
-    if basic != "Basic YXBwOnMzY3JldA==" || !body.contains("grant_type=client_credentials") {
+    // "app:s3cret" in base64, or client_secret_post
+    let in_body = body.contains("client_id=app") && body.contains("client_secret=s3cret");
+    if (basic != "Basic YXBwOnMzY3JldA==" && !in_body) || !body.contains("grant_type=client_credentials") {
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(serde_json::json!({"error": "invalid_client"})),
@@ -417,4 +421,26 @@ async fn tls_options_are_checked_when_building() {
     HttpClient::new(&config).unwrap();
     let typo = serde_json::from_value::<HttpConfig>(serde_json::json!({"timeout": 5}));
     assert!(typo.is_err(), "unknown fields are refused");
+}
+
+#[tokio::test]
+async fn oauth2_client_secret_post_and_no_redirects() {
+    let (base, s) = serve().await;
+    let client = HttpClient::new(&fast_retries(AuthConfig::Oauth2ClientCredentials {
+        token_url: base.join("token").unwrap(),
+        client_id: "app".into(),
+        client_secret: "s3cret".to_owned().into(),
+        scope: None,
+        client_auth: ClientAuthMethod::Body,
+    }))
+    .unwrap();
+    client.send(Request::get(base.join("users").unwrap())).await.unwrap();
+    assert_eq!(s.lock().unwrap().tokens, 1);
+    // a redirect is not followed (the credentials stay with the configured host)
+    let err = client
+        .send(Request::get(base.join("moved").unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::FOUND));
+    assert_eq!(err.into_core("rest", "").kind(), ErrorKind::Protocol);
 }
