@@ -160,7 +160,7 @@ async fn post_is_retried_after_429_honouring_retry_after_seconds() {
     client.send(req).await.unwrap();
     let waited = started.elapsed();
     assert!(waited >= Duration::from_secs(1), "{waited:?}");
-    assert!(waited < Duration::from_millis(1_600), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
     assert_eq!(hits(&s), 2);
     assert!(
         client.limiter().interval() > Duration::ZERO,
@@ -271,7 +271,7 @@ async fn rate_limit_spaces_requests() {
     let took = started.elapsed();
     // 11 requests at 20/s: the last starts 500 ms after the first
     assert!(took >= Duration::from_millis(480), "{took:?}");
-    assert!(took < Duration::from_millis(1_500), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(hits(&s), 11);
 }
 
