@@ -163,6 +163,7 @@ impl ScimTarget {
     }
 
     fn remember(&self, kind: ObjectKind, id: &str, etag: Option<String>) {
+        let etag = etag.filter(|_| self.client.use_etag());
         let key = etag_key(kind, id);
         match etag {
             Some(e) => self.etags().insert(key, e),
@@ -178,6 +179,9 @@ impl ScimTarget {
     }
 
     fn remember_listed(&self, kind: ObjectKind, v: &Value) {
+        if !self.client.use_etag() {
+            return;
+        }
         if let (Some(id), Some(version)) = (v["id"].as_str(), v["meta"]["version"].as_str()) {
             self.etags().insert(etag_key(kind, id), version.to_owned());
         }
