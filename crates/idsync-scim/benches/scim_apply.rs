@@ -116,6 +116,53 @@ async fn target_loop(server: &Scim2Server, n: usize, c: usize, bulk: BulkMode) -
     took
 }
 
+/// A whole engine run (read, plan, apply) from an in-memory directory of
+/// `n` users into an empty server, at concurrency `c`.
+async fn engine_run(server: &Scim2Server, n: usize, c: usize, bulk: BulkMode) -> Duration {
+    use std::sync::Arc;
+
+    use idsync_core::memory::MemorySource;
+    use idsync_core::{Engine, EngineOptions, MemoryStateStore, Profile, RunOptions, SourceObject};
+
+    let mut config = ScimConfig::new(server.base_url().parse().expect("url"), server.token());
+    config.bulk = bulk;
+    let target = ScimTarget::connect(config).await.expect("connect");
+    let source = MemorySource::with_objects((0..n).map(|i| {
+        SourceObject::new(format!("guid-{i}"), ObjectKind::User)
+            .with("uid", format!("bench.user{i:05}"))
+            .with("givenName", "Bench")
+            .with("sn", format!("User{i}"))
+            .with("mail", format!("bench.user{i:05}@acme.test"))
+    }));
+    let profile: Profile = serde_json::from_value(json!({
+        "id": ProfileId::new_random(),
+        "name": "bench",
+        "mapping": {"users": [
+            {"field": "userName", "attribute": "uid"},
+            {"field": "displayName", "template": "Bench User {sn}"},
+            {"field": "name.givenName", "attribute": "givenName"},
+            {"field": "name.familyName", "attribute": "sn"},
+            {"field": "emails[type eq \"work\"].value", "attribute": "mail"}
+        ]}
+    }))
+    .expect("profile");
+    let engine = Engine::new(
+        profile,
+        Arc::new(source),
+        Arc::new(target),
+        Arc::new(MemoryStateStore::new()),
+    )
+    .with_options(EngineOptions {
+        concurrency: c,
+        ..EngineOptions::default()
+    });
+    let started = Instant::now();
+    let report = engine.run(&RunOptions::default()).await.expect("engine run");
+    let took = started.elapsed();
+    assert_eq!(report.failures().count(), 0, "engine run failed operations");
+    took
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing we need.
@@ -131,18 +178,21 @@ async fn main() {
     // Passes run in ABC-CBA order by default, so a machine whose load drifts
     // during the run favours no mode; IDSYNC_BENCH_MODES chooses others.
     let modes = std::env::var("IDSYNC_BENCH_MODES").unwrap_or_else(|_| "raw,post,bulk,bulk,post,raw".into());
-    let mut sums = [(0.0f64, 0u32); 3];
+    let mut sums = [(0.0f64, 0u32); 5];
     for mode in modes.split(',') {
         let (slot, label, bulk) = match mode.trim() {
             "raw" => (0, "raw reqwest loop", None),
             "post" => (1, "ScimTarget (POST)", Some(BulkMode::Off)),
             "bulk" => (2, "ScimTarget (Bulk)", Some(BulkMode::On)),
+            "engine" => (3, "Engine run (POST)", Some(BulkMode::Off)),
+            "engine-bulk" => (4, "Engine run (Bulk)", Some(BulkMode::On)),
             other => panic!("unknown mode {other:?} in IDSYNC_BENCH_MODES"),
         };
         let server = Scim2Server::start().await.expect("scim2-server");
-        let took = match bulk {
-            None => raw_loop(&server, n, c).await,
-            Some(b) => target_loop(&server, n, c, b).await,
+        let took = match (slot, bulk) {
+            (_, None) => raw_loop(&server, n, c).await,
+            (3 | 4, Some(b)) => engine_run(&server, n, c, b).await,
+            (_, Some(b)) => target_loop(&server, n, c, b).await,
         };
         assert_eq!(
             count(&server).await,
@@ -166,8 +216,8 @@ async fn main() {
         }
     });
     println!(
-        "scim_apply mean creates/s: raw {:.0}, POST {:.0}, Bulk {:.0}",
-        figures[0], figures[1], figures[2]
+        "scim_apply mean creates/s: raw {:.0}, POST {:.0}, Bulk {:.0}, engine POST {:.0}, engine Bulk {:.0}",
+        figures[0], figures[1], figures[2], figures[3], figures[4]
     );
     println!(
         "scim_apply ratio to the raw loop: POST {:.2}x, Bulk {:.2}x (goal: >= 0.9x, Bulk > 1x)",

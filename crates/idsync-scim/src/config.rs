@@ -136,6 +136,9 @@ pub struct ScimDialect {
     /// `externalId` prefix (default `sw`; servers without `sw` may use `co`,
     /// the results are checked again on our side).
     pub prefix_operator: String,
+    /// Lookups joined with `or` into one filtered query (default 50; 1 for
+    /// servers whose filters take no `or`).
+    pub lookup_or_terms: usize,
 }
 
 impl Default for ScimDialect {
@@ -149,6 +152,7 @@ impl Default for ScimDialect {
             member_chunk: 100,
             content_type: "application/scim+json".into(),
             prefix_operator: "sw".into(),
+            lookup_or_terms: 50,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The SCIM target: Users and Groups of a SCIM 2.0 service.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -20,6 +20,11 @@ use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, flatten, patch_ops, quote}
 
 mod bulk;
 mod members;
+
+/// The longest filter a lookup query carries (URLs of a few KB pass everywhere).
+const MAX_FILTER_LEN: usize = 2_000;
+/// Lookup queries in flight at once.
+const LOOKUP_CONCURRENCY: usize = 4;
 
 /// A SCIM 2.0 service as an idsync target.
 ///
@@ -543,9 +548,12 @@ impl Target for ScimTarget {
     }
 
     async fn lookup(&self, lookups: &[Lookup]) -> Result<Vec<TargetAccount>> {
-        let mut found: BTreeMap<(ObjectKind, TargetId), TargetAccount> = BTreeMap::new();
+        // One filter term per lookup, joined with `or` into few queries
+        // (the engine asks for one External lookup per unlinked object).
+        let mut terms: Vec<(ObjectKind, bool, String)> = Vec::with_capacity(lookups.len());
+        let mut externals: HashSet<(ObjectKind, &ExternalId)> = HashSet::new();
         for lookup in lookups {
-            let (kind, filter, external) = match lookup {
+            match lookup {
                 Lookup::Field { kind, field, value } => {
                     let path = AttrPath::parse(field).map_err(|m| {
                         Error::new(ErrorKind::Config, m)
@@ -553,25 +561,54 @@ impl Target for ScimTarget {
                             .op("lookup")
                             .field(field.clone())
                     })?;
-                    (*kind, path.filter_eq(value.trim()), None)
+                    terms.push((*kind, false, path.filter_eq(value.trim())));
                 }
-                Lookup::External { kind, external } => (
-                    *kind,
-                    format!("externalId ew {}", quote(&format!(":{external}"))),
-                    Some(external),
-                ),
-            };
-            if kind == ObjectKind::Group && self.client.sp.groups_endpoint.is_none() {
-                continue;
+                Lookup::External { kind, external } => {
+                    externals.insert((*kind, external));
+                    terms.push((*kind, true, format!("externalId ew {}", quote(&format!(":{external}")))));
+                }
             }
-            let accounts: Vec<TargetAccount> = self
-                .list_accounts(kind, filter)
-                .map_err(|e| e.op("lookup"))
-                .try_collect()
-                .await?;
-            for a in accounts {
-                if let Some(ext) = external
-                    && a.link.as_ref().map(|l| &l.external) != Some(ext)
+        }
+        terms.retain(|(kind, _, _)| *kind == ObjectKind::User || self.client.sp.groups_endpoint.is_some());
+        terms.sort();
+        terms.dedup();
+        let per_query = self.client.dialect.lookup_or_terms.max(1);
+        let mut queries: Vec<(ObjectKind, bool, String)> = Vec::new();
+        for (kind, external, term) in terms {
+            match queries.last_mut() {
+                Some((k, e, filter))
+                    if *k == kind
+                        && *e == external
+                        && filter.matches(" or ").count() + 1 < per_query
+                        && filter.len() + term.len() < MAX_FILTER_LEN =>
+                {
+                    filter.push_str(" or ");
+                    filter.push_str(&term);
+                }
+                _ => queries.push((kind, external, term)),
+            }
+        }
+        let answers: Vec<(bool, Result<Vec<TargetAccount>>)> = stream::iter(queries)
+            .map(|(kind, external, filter)| async move {
+                let accounts = self
+                    .list_accounts(kind, filter)
+                    .map_err(|e| e.op("lookup"))
+                    .try_collect()
+                    .await;
+                (external, accounts)
+            })
+            .buffer_unordered(LOOKUP_CONCURRENCY)
+            .collect()
+            .await;
+        let mut found: BTreeMap<(ObjectKind, TargetId), TargetAccount> = BTreeMap::new();
+        for (external, accounts) in answers {
+            for a in accounts? {
+                // `ew ":x"` also matches ids ending in ":x": keep exact links only
+                if external
+                    && !a
+                        .link
+                        .as_ref()
+                        .is_some_and(|l| externals.contains(&(a.kind, &l.external)))
                 {
                     continue;
                 }

@@ -604,3 +604,57 @@ async fn concurrent_writes_to_one_account_do_not_conflict_with_each_other() {
         (Some("B"), Some("C"), Some(true))
     );
 }
+
+#[tokio::test]
+async fn many_lookups_go_out_as_few_or_filters() {
+    let Some(server) = scim2_server().await else { return };
+    let proxy = server.fault_proxy().await.unwrap();
+    let t = ScimTarget::connect(config(&proxy.base_url(), server.token()))
+        .await
+        .unwrap();
+    let profile = ProfileId::new_random();
+    let ops: Vec<TargetOp> = (0..60)
+        .map(|i| TargetOp::Create {
+            kind: ObjectKind::User,
+            link: link(profile, &format!("x{i}")),
+            fields: fields(&[("userName", &format!("look{i}"))]),
+        })
+        .collect();
+    for r in futures::future::join_all(ops.iter().map(|op| t.apply(op))).await {
+        r.unwrap();
+    }
+    // an id that ends like another one must not match it
+    create(
+        &t,
+        ObjectKind::User,
+        link(profile, "1:x1"),
+        fields(&[("userName", "tricky")]),
+    )
+    .await;
+    proxy.clear_seen();
+    let mut lookups: Vec<Lookup> = (0..60)
+        .map(|i| Lookup::External {
+            kind: ObjectKind::User,
+            external: format!("x{i}").into(),
+        })
+        .collect();
+    lookups.push(Lookup::External {
+        kind: ObjectKind::User,
+        external: "nobody".into(),
+    });
+    lookups.push(Lookup::Field {
+        kind: ObjectKind::User,
+        field: "userName".into(),
+        value: "tricky".into(),
+    });
+    let found = t.lookup(&lookups).await.unwrap();
+    assert_eq!(found.len(), 61, "60 by link and 1 by userName");
+    assert_eq!(found.iter().filter(|a| a.fields["userName"] == "tricky").count(), 1);
+    let queries = proxy.seen().iter().filter(|s| s.method.as_str() == "GET").count();
+    assert_eq!(
+        queries,
+        3,
+        "61 external ids in 2 queries, 1 field lookup: {:?}",
+        proxy.seen()
+    );
+}
