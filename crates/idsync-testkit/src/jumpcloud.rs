@@ -1,1 +1,0 @@
-//! A stateful fake JumpCloud API server (being written).
