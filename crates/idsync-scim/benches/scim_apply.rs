@@ -1,7 +1,8 @@
 //! Provisioning N users (default 10 000) into scim2-server through
-//! `ScimTarget::apply`, one POST per user and with `/Bulk`, against a raw
-//! reqwest loop of the same creates at the same concurrency, in the same
-//! run, each on a fresh server.
+//! `ScimTarget::apply`, one POST per user and with `/Bulk` (and, with the
+//! modes `engine` and `engine-bulk`, through a whole engine run), against
+//! a raw reqwest loop of the same creates at the same concurrency, in the
+//! same run, each on a fresh server.
 //!
 //! Needs scim2-server (`bash .ci/install`). `IDSYNC_BENCH_USERS` and
 //! `IDSYNC_BENCH_CONCURRENCY` (default 8, the engine's default) change the
