@@ -99,7 +99,10 @@ impl AttrPath {
         };
         let (attr, filter, after) = match rest.find('[') {
             Some(open) => {
-                let close = rest.rfind(']').ok_or_else(|| bad("'[' is never closed"))?;
+                let close = rest
+                    .rfind(']')
+                    .filter(|c| *c > open)
+                    .ok_or_else(|| bad("'[' is never closed"))?;
                 let inner = rest[open + 1..close].trim();
                 let (name, value) = inner
                     .split_once(char::is_whitespace)
@@ -546,6 +549,8 @@ mod tests {
         assert!(AttrPath::parse("emails[type eq \"work\"]").is_err());
         assert!(AttrPath::parse("emails[type co \"w\"].value").is_err());
         assert!(AttrPath::parse("a:b").is_err());
+        assert!(AttrPath::parse("a]b[c").is_err());
+        assert!(AttrPath::parse("emails[type eq \"w\"]]x").is_err());
         assert!(AttrPath::parse("").is_err());
     }
 
@@ -645,6 +650,32 @@ mod tests {
             patch_ops(&p(&format!("{ext}:seats")), Some("1"), Some("2")),
             vec![json!({"op": "replace", "path": format!("{ext}:seats"), "value": 2})]
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics_and_round_trips(s in "[a-zA-Z:.\\[\\]\" =eq0-9]{0,40}") {
+            if let Ok(p) = AttrPath::parse(&s) {
+                proptest::prop_assert_eq!(AttrPath::parse(&p.to_string()), Ok(p));
+            }
+        }
+
+        #[test]
+        fn set_then_get_gives_the_value_back(
+            attr in "[a-z]{1,8}",
+            sub in "[a-z]{1,8}",
+            t in "[a-z \"]{1,8}",
+            v in "\\PC{0,12}",
+        ) {
+            proptest::prop_assume!(sub != "type" && !NOT_FIELDS.iter().any(|n| n.eq_ignore_ascii_case(&attr)));
+            let field = format!("{attr}[type eq {}].{sub}", quote(&t));
+            let p = AttrPath::parse(&field).unwrap();
+            let mut r = Map::new();
+            p.set(&mut r, Some(&v));
+            let r = Value::Object(r);
+            proptest::prop_assert_eq!(p.get(&r), Some(v.clone()));
+            proptest::prop_assert_eq!(flatten(&r).get(&field).cloned(), Some(v));
+        }
     }
 
     #[test]
