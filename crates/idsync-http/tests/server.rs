@@ -27,6 +27,8 @@ struct Script {
     tokens: u32,
     /// Tokens the API accepts.
     valid_token: Option<String>,
+    /// `expires_in` of the tokens handed out (default 3600).
+    lifetime: Option<u64>,
 }
 
 type Shared = Arc<Mutex<Script>>;
@@ -82,7 +84,8 @@ async fn token(State(s): State<Shared>, headers: HeaderMap, body: String) -> Res
     }
     let t = format!("tok{}", s.tokens);
     s.valid_token = Some(t.clone());
-    axum::Json(serde_json::json!({"access_token": t, "token_type": "Bearer", "expires_in": 3600})).into_response()
+    let lifetime = s.lifetime.unwrap_or(3600);
+    axum::Json(serde_json::json!({"access_token": t, "token_type": "Bearer", "expires_in": lifetime})).into_response()
 }
 
 async fn serve() -> (Url, Shared) {
@@ -443,4 +446,25 @@ async fn oauth2_client_secret_post_and_no_redirects() {
         .unwrap_err();
     assert_eq!(err.status(), Some(StatusCode::FOUND));
     assert_eq!(err.into_core("rest", "").kind(), ErrorKind::Protocol);
+}
+
+#[tokio::test]
+async fn oauth2_token_about_to_expire_is_fetched_again() {
+    let (base, s) = serve().await;
+    // tokens living 20 s are within the 30 s margin: each request gets a fresh one
+    s.lock().unwrap().lifetime = Some(20);
+    let client = HttpClient::new(&fast_retries(AuthConfig::Oauth2ClientCredentials {
+        token_url: base.join("token").unwrap(),
+        client_id: "app".into(),
+        client_secret: "s3cret".to_owned().into(),
+        scope: None,
+        client_auth: ClientAuthMethod::Basic,
+    }))
+    .unwrap();
+    for _ in 0..3 {
+        client.send(Request::get(base.join("users").unwrap())).await.unwrap();
+    }
+    assert_eq!(s.lock().unwrap().tokens, 3);
+    let seen = s.lock().unwrap().seen.clone();
+    assert_eq!(seen.last().unwrap().2.as_deref(), Some("Bearer tok3"));
 }
