@@ -7,7 +7,7 @@ use idsync_http::{Extracted, HttpClient, HttpError, Method, Pagination, Request,
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::config::{BulkMode, ScimConfig, ScimDialect};
+use crate::config::{BulkMode, LinkStyle, ScimConfig, ScimDialect};
 use crate::error::http_to_core;
 use crate::map::BULK_REQUEST;
 
@@ -69,6 +69,7 @@ pub(crate) struct ScimClient {
     pub sp: ServiceProvider,
     pub page_size: u32,
     pub bulk_mode: BulkMode,
+    pub link: LinkStyle,
 }
 
 impl std::fmt::Debug for ScimClient {
@@ -80,6 +81,7 @@ impl std::fmt::Debug for ScimClient {
             .field("sp", &self.sp)
             .field("page_size", &self.page_size)
             .field("bulk_mode", &self.bulk_mode)
+            .field("link", &self.link)
             .finish()
     }
 }
@@ -111,6 +113,7 @@ impl ScimClient {
             sp,
             page_size: config.page_size.max(1),
             bulk_mode: config.bulk,
+            link: config.link.clone(),
         })
     }
 

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use idsync_core::{ExternalId, Link, ProfileId};
 use idsync_http::{AuthConfig, HttpConfig};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -43,6 +44,59 @@ pub struct ScimConfig {
     /// connecting (default true); without it the dialect's flags decide.
     #[serde(default = "yes")]
     pub discover: bool,
+    /// How the link is kept in `externalId`.
+    #[serde(default)]
+    pub link: LinkStyle,
+}
+
+/// How a target account's link is kept in `externalId`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "style", deny_unknown_fields)]
+pub enum LinkStyle {
+    /// `"<profile id>:<external id>"`: several profiles can share one
+    /// service, and accounts of other profiles are told apart.
+    #[default]
+    Prefixed,
+    /// The external id alone (what Azure AD and most provisioning clients
+    /// write, for apps that read `externalId` as the directory's id): every
+    /// account with an `externalId` belongs to this one profile, and no
+    /// other profile may use the service.
+    Plain {
+        /// The one profile.
+        profile: ProfileId,
+    },
+}
+
+impl LinkStyle {
+    /// The `externalId` for a link, or why this style cannot hold it.
+    pub fn encode(&self, link: &Link) -> Result<String, String> {
+        match self {
+            LinkStyle::Prefixed => Ok(format!("{}:{}", link.profile, link.external)),
+            LinkStyle::Plain { profile } if *profile == link.profile => Ok(link.external.0.clone()),
+            LinkStyle::Plain { profile } => Err(format!(
+                "the plain link style keeps links of profile {profile} only, not of {}",
+                link.profile
+            )),
+        }
+    }
+
+    /// The link an `externalId` holds, if any.
+    pub fn decode(&self, external_id: &str) -> Option<Link> {
+        match self {
+            LinkStyle::Prefixed => {
+                let (profile, external) = external_id.split_once(':')?;
+                let profile = uuid::Uuid::parse_str(profile).ok()?;
+                (!external.is_empty()).then(|| Link {
+                    profile: ProfileId(profile),
+                    external: ExternalId(external.to_owned()),
+                })
+            }
+            LinkStyle::Plain { profile } => (!external_id.is_empty()).then(|| Link {
+                profile: *profile,
+                external: ExternalId(external_id.to_owned()),
+            }),
+        }
+    }
 }
 
 fn default_page_size() -> u32 {
@@ -64,6 +118,7 @@ impl ScimConfig {
             page_size: default_page_size(),
             bulk: BulkMode::default(),
             discover: true,
+            link: LinkStyle::default(),
         }
     }
 
@@ -87,6 +142,7 @@ impl fmt::Debug for ScimConfig {
             .field("page_size", &self.page_size)
             .field("bulk", &self.bulk)
             .field("discover", &self.discover)
+            .field("link", &self.link)
             .finish()
     }
 }

@@ -9,7 +9,7 @@ mod source;
 mod target;
 
 pub use client::ServiceProvider;
-pub use config::{BulkMode, ScimConfig, ScimDialect};
+pub use config::{BulkMode, LinkStyle, ScimConfig, ScimDialect};
 pub use error::ScimError;
 pub use source::ScimSource;
 pub use target::ScimTarget;

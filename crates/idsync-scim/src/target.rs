@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::NAME;
 use crate::client::{ScimClient, ServiceProvider, etag_of};
-use crate::config::ScimConfig;
+use crate::config::{LinkStyle, ScimConfig};
 use crate::error::{bad_response, http_to_core, parse_error};
 use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, flatten, patch_ops, quote};
 
@@ -51,30 +51,15 @@ pub struct ScimTarget {
     members: Option<members::MemberBatcher>,
 }
 
-/// The text stored in `externalId` for a link.
-pub fn link_to_external_id(link: &Link) -> String {
-    format!("{}:{}", link.profile, link.external)
-}
-
-/// The link stored in an `externalId`, if it is one.
-pub fn external_id_to_link(external_id: &str) -> Option<Link> {
-    let (profile, external) = external_id.split_once(':')?;
-    let profile = uuid::Uuid::parse_str(profile).ok()?;
-    (!external.is_empty()).then(|| Link {
-        profile: ProfileId(profile),
-        external: ExternalId(external.to_owned()),
-    })
-}
-
 fn etag_key(kind: ObjectKind, id: &str) -> String {
     format!("{kind}/{id}")
 }
 
 /// The account a SCIM resource describes.
-pub(crate) fn to_account(v: &Value, kind: ObjectKind) -> Option<TargetAccount> {
+pub(crate) fn to_account(v: &Value, kind: ObjectKind, links: &LinkStyle) -> Option<TargetAccount> {
     let id = v["id"].as_str()?;
     let mut account = TargetAccount::new(id, kind);
-    account.link = v["externalId"].as_str().and_then(external_id_to_link);
+    account.link = v["externalId"].as_str().and_then(|e| links.decode(e));
     account.fields = flatten(v);
     account.enabled = active(v);
     account.members = members(v).into_iter().map(TargetId).collect();
@@ -202,7 +187,8 @@ impl ScimTarget {
             .map(move |item| {
                 let v = item.map_err(|e| http_to_core(e, "linked", &format!("listing {endpoint}"), None))?;
                 self.remember_listed(kind, &v);
-                to_account(&v, kind).ok_or_else(|| bad_response("linked", "a resource without an id", None))
+                to_account(&v, kind, &self.client.link)
+                    .ok_or_else(|| bad_response("linked", "a resource without an id", None))
             })
             .boxed()
     }
@@ -256,7 +242,12 @@ impl ScimTarget {
             ObjectKind::Group => GROUP_SCHEMA,
         };
         body.insert("schemas".into(), json!([schema]));
-        body.insert("externalId".into(), Value::String(link_to_external_id(link)));
+        let external_id = self
+            .client
+            .link
+            .encode(link)
+            .map_err(|m| Error::config(m).backend(NAME))?;
+        body.insert("externalId".into(), Value::String(external_id));
         if kind == ObjectKind::User {
             body.insert("active".into(), Value::Bool(true));
         }
@@ -273,7 +264,10 @@ impl ScimTarget {
     }
 
     async fn find_by_link(&self, kind: ObjectKind, link: &Link) -> Result<Option<TargetAccount>> {
-        let filter = format!("externalId eq {}", quote(&link_to_external_id(link)));
+        let Ok(external_id) = self.client.link.encode(link) else {
+            return Ok(None);
+        };
+        let filter = format!("externalId eq {}", quote(&external_id));
         let found: Vec<TargetAccount> = self.list_accounts(kind, filter).try_collect().await?;
         Ok(found.into_iter().find(|a| a.link.as_ref() == Some(link)))
     }
@@ -530,11 +524,16 @@ impl Target for ScimTarget {
     }
 
     async fn linked(&self, profile: ProfileId) -> Result<BoxStream<'_, Result<TargetAccount>>> {
-        let filter = format!(
-            "externalId {} {}",
-            self.client.dialect.prefix_operator,
-            quote(&format!("{profile}:"))
-        );
+        let filter = match &self.client.link {
+            LinkStyle::Prefixed => format!(
+                "externalId {} {}",
+                self.client.dialect.prefix_operator,
+                quote(&format!("{profile}:"))
+            ),
+            LinkStyle::Plain { profile: only } if *only == profile => "externalId pr".to_owned(),
+            // another profile has no accounts here
+            LinkStyle::Plain { .. } => return Ok(stream::empty().boxed()),
+        };
         let users = self.list_accounts(ObjectKind::User, filter.clone());
         let groups = if self.client.sp.groups_endpoint.is_some() {
             self.list_accounts(ObjectKind::Group, filter)
@@ -565,7 +564,11 @@ impl Target for ScimTarget {
                 }
                 Lookup::External { kind, external } => {
                     externals.insert((*kind, external));
-                    terms.push((*kind, true, format!("externalId ew {}", quote(&format!(":{external}")))));
+                    let term = match &self.client.link {
+                        LinkStyle::Prefixed => format!("externalId ew {}", quote(&format!(":{external}"))),
+                        LinkStyle::Plain { .. } => format!("externalId eq {}", quote(external.as_str())),
+                    };
+                    terms.push((*kind, true, term));
                 }
             }
         }
@@ -638,7 +641,12 @@ impl Target for ScimTarget {
                     *kind,
                     "apply.set_link",
                     "externalId",
-                    Value::String(link_to_external_id(link)),
+                    Value::String(
+                        self.client
+                            .link
+                            .encode(link)
+                            .map_err(|m| Error::config(m).backend(NAME).op("apply.set_link").object(target))?,
+                    ),
                 )
                 .await
             }

@@ -658,3 +658,76 @@ async fn many_lookups_go_out_as_few_or_filters() {
         proxy.seen()
     );
 }
+
+#[tokio::test]
+async fn plain_link_style_keeps_the_bare_external_id() {
+    let Some(server) = scim2_server().await else { return };
+    let profile = ProfileId::new_random();
+    let mut c = config(&server.base_url(), server.token());
+    c.link = idsync_scim::LinkStyle::Plain { profile };
+    let t = ScimTarget::connect(c).await.unwrap();
+    let raw = raw(&server);
+    let id = create(
+        &t,
+        ObjectKind::User,
+        link(profile, "guid-plain"),
+        fields(&[("userName", "plain")]),
+    )
+    .await;
+    assert_eq!(raw.get(&format!("Users/{id}")).await["externalId"], "guid-plain");
+    // an account without externalId is not linked
+    let url = idsync_http::Url::parse(&format!("{}/Users", raw.base)).unwrap();
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "by.hand"});
+    raw.http
+        .send(
+            idsync_http::Request::new(idsync_http::Method::POST, url)
+                .json(&body, "application/scim+json")
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let linked: Vec<TargetAccount> = t.linked(profile).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0].link, Some(link(profile, "guid-plain")));
+    let other = ProfileId::new_random();
+    assert!(
+        t.linked(other)
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let found = t
+        .lookup(&[Lookup::External {
+            kind: ObjectKind::User,
+            external: "guid-plain".into(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id.0, id);
+    // a create twice still finds the account by its link
+    let again = t
+        .apply(&TargetOp::Create {
+            kind: ObjectKind::User,
+            link: link(profile, "guid-plain"),
+            fields: fields(&[("userName", "plain")]),
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.target.unwrap().0, id);
+    // another profile cannot be kept in a plain externalId
+    let err = t
+        .apply(&TargetOp::Create {
+            kind: ObjectKind::User,
+            link: link(other, "guid-other"),
+            fields: fields(&[("userName", "other")]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.to_string().contains("plain link style"), "{err}");
+}
