@@ -143,7 +143,10 @@ pub enum DuplicatePolicy {
 pub enum OutOfScope {
     /// As if gone (the default).
     Deprovision,
-    /// Leave the account as it is, no longer updated.
+    /// Leave the account as it is, no longer updated. Only objects the
+    /// source still returns can be told apart from deleted ones: a container
+    /// or filter the source applies itself hides the object, which then
+    /// counts as gone.
     Leave,
 }
 
