@@ -1,0 +1,169 @@
+//! Where the directory is, how to bind, and which flavour it speaks.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Active Directory or a generic LDAP server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flavor {
+    /// Active Directory (and Samba AD): objectGUID ids, objectSid and
+    /// sIDHistory aliases, userAccountControl, ranged `member`.
+    #[default]
+    Ad,
+    /// OpenLDAP, 389-DS and others: entryUUID ids.
+    Generic,
+}
+
+/// How to reach and read (or write) a directory.
+///
+/// ```toml
+/// url = "ldaps://dc1.acme.test"
+/// bind_dn = "CN=idsync,OU=Service,DC=acme,DC=test"
+/// password = "${LDAP_PASSWORD}"
+/// base_dn = "DC=acme,DC=test"
+/// ```
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    /// `ldap://host[:port]` or `ldaps://host[:port]`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    #[serde(default)]
+    pub start_tls: bool,
+    /// A CA certificate (PEM) to trust besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Verify the server's certificate (default true; turning it off logs a warning).
+    #[serde(default = "yes")]
+    pub tls_verify: bool,
+    /// The DN (or AD user principal name) to bind as.
+    pub bind_dn: String,
+    /// Its password.
+    pub password: SecretString,
+    /// The naming context to read and write under.
+    pub base_dn: String,
+    /// Active Directory or generic LDAP.
+    #[serde(default)]
+    pub flavor: Flavor,
+    /// Seconds before a connection or an operation times out.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Entries per page of a paged search (AD serves at most 1000).
+    #[serde(default = "default_page_size")]
+    pub page_size: i32,
+    /// The LDAP filter selecting users; a flavour default when unset.
+    #[serde(default)]
+    pub user_filter: Option<String>,
+    /// The LDAP filter selecting groups; a flavour default when unset.
+    #[serde(default)]
+    pub group_filter: Option<String>,
+    /// Attributes to read; every user attribute (`*`) when empty.
+    #[serde(default)]
+    pub attributes: Vec<String>,
+    /// Target: the attribute that keeps the link (`idsync:<profile>:<id>`);
+    /// `info` on AD and `description` on generic LDAP when unset.
+    #[serde(default)]
+    pub link_attribute: Option<String>,
+    /// Target: the naming attribute of new entries (`cn` by default).
+    #[serde(default = "default_naming")]
+    pub naming_attribute: String,
+    /// Target: where new entries go when the mapping gives no `container` field.
+    #[serde(default)]
+    pub default_container: Option<String>,
+    /// Target, generic flavour: an attribute set to `disabled` on disabled
+    /// accounts (generic LDAP has no standard flag). Without it, the target
+    /// cannot disable.
+    #[serde(default)]
+    pub disabled_attribute: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+fn default_page_size() -> i32 {
+    500
+}
+
+fn default_naming() -> String {
+    "cn".into()
+}
+
+impl LdapConfig {
+    /// A config with defaults for everything but the connection.
+    pub fn new(url: &str, bind_dn: &str, password: &str, base_dn: &str, flavor: Flavor) -> Self {
+        LdapConfig {
+            url: url.to_owned(),
+            start_tls: false,
+            ca_file: None,
+            tls_verify: true,
+            bind_dn: bind_dn.to_owned(),
+            password: SecretString::from(password.to_owned()),
+            base_dn: base_dn.to_owned(),
+            flavor,
+            timeout_secs: default_timeout(),
+            page_size: default_page_size(),
+            user_filter: None,
+            group_filter: None,
+            attributes: Vec::new(),
+            link_attribute: None,
+            naming_attribute: default_naming(),
+            default_container: None,
+            disabled_attribute: None,
+        }
+    }
+
+    /// The user filter in force.
+    pub fn users(&self) -> &str {
+        self.user_filter.as_deref().unwrap_or(match self.flavor {
+            Flavor::Ad => "(&(objectClass=user)(objectCategory=person))",
+            Flavor::Generic => "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))",
+        })
+    }
+
+    /// The group filter in force.
+    pub fn groups(&self) -> &str {
+        self.group_filter.as_deref().unwrap_or(match self.flavor {
+            Flavor::Ad => "(objectClass=group)",
+            Flavor::Generic => "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
+        })
+    }
+
+    /// The link attribute in force.
+    pub fn link_attr(&self) -> &str {
+        self.link_attribute.as_deref().unwrap_or(match self.flavor {
+            Flavor::Ad => "info",
+            Flavor::Generic => "description",
+        })
+    }
+
+    /// The id attribute of the flavour.
+    pub fn id_attr(&self) -> &'static str {
+        match self.flavor {
+            Flavor::Ad => "objectGUID",
+            Flavor::Generic => "entryUUID",
+        }
+    }
+}
+
+impl fmt::Debug for LdapConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LdapConfig")
+            .field("url", &self.url)
+            .field("start_tls", &self.start_tls)
+            .field("tls_verify", &self.tls_verify)
+            .field("bind_dn", &self.bind_dn)
+            .field("password", &"<redacted>")
+            .field("base_dn", &self.base_dn)
+            .field("flavor", &self.flavor)
+            .finish_non_exhaustive()
+    }
+}

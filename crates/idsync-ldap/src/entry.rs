@@ -1,0 +1,162 @@
+//! LDAP entries → source objects: ids, kinds, containers, attributes,
+//! aliases, the enabled flag and member DNs.
+
+use ldap3::SearchEntry;
+
+use idsync_core::{AttrValue, ExternalId, ObjectKind, SourceObject};
+
+use crate::config::{Flavor, LdapConfig};
+use crate::error::LdapError;
+
+/// Attributes that are binary on AD whatever their bytes happen to be.
+const BINARY: [&str; 3] = ["objectguid", "objectsid", "sidhistory"];
+
+/// All values of an attribute as bytes, wherever ldap3 put them (it files
+/// values that happen to be valid UTF-8 under `attrs`).
+pub(crate) fn raw<'a>(e: &'a SearchEntry, name: &str) -> Vec<&'a [u8]> {
+    let pick = |k: &String| k.eq_ignore_ascii_case(name);
+    let text = e
+        .attrs
+        .iter()
+        .filter(|(k, _)| pick(k))
+        .flat_map(|(_, v)| v.iter().map(|s| s.as_bytes()));
+    let bin = e
+        .bin_attrs
+        .iter()
+        .filter(|(k, _)| pick(k))
+        .flat_map(|(_, v)| v.iter().map(Vec::as_slice));
+    text.chain(bin).collect()
+}
+
+/// The first text value of an attribute.
+pub(crate) fn text<'a>(e: &'a SearchEntry, name: &str) -> Option<&'a str> {
+    e.attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.first())
+        .map(String::as_str)
+}
+
+/// The entry's id in the flavour's id attribute.
+pub(crate) fn id_of(config: &LdapConfig, e: &SearchEntry) -> Result<ExternalId, LdapError> {
+    let bad = || LdapError::BadId {
+        dn: e.dn.clone(),
+        attribute: config.id_attr().to_owned(),
+    };
+    match config.flavor {
+        Flavor::Ad => {
+            let bytes = raw(e, "objectGUID").into_iter().next().ok_or_else(bad)?;
+            idsync_core::ad::guid_to_string(bytes).map(ExternalId).ok_or_else(bad)
+        }
+        Flavor::Generic => text(e, "entryUUID").map(|s| ExternalId(s.to_owned())).ok_or_else(bad),
+    }
+}
+
+/// The parent of a DN (after the first unescaped comma).
+pub(crate) fn parent(dn: &str) -> &str {
+    let bytes = dn.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b',' => return dn[i + 1..].trim_start(),
+            _ => i += 1,
+        }
+    }
+    ""
+}
+
+/// A DN in a comparable form.
+pub(crate) fn dn_key(dn: &str) -> String {
+    dn.split(',')
+        .map(|c| c.trim().to_lowercase())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether the entry is a group.
+pub(crate) fn is_group(e: &SearchEntry) -> bool {
+    e.attrs
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("objectClass"))
+        .flat_map(|(_, v)| v.iter())
+        .any(|c| ["group", "groupofnames", "groupofuniquenames", "posixgroup"].contains(&c.to_lowercase().as_str()))
+}
+
+/// An entry as a source object, with its member DNs (groups) kept apart.
+pub(crate) fn to_object(config: &LdapConfig, e: &SearchEntry) -> Result<(SourceObject, Vec<String>), LdapError> {
+    let kind = if is_group(e) {
+        ObjectKind::Group
+    } else {
+        ObjectKind::User
+    };
+    let mut object = SourceObject::new(id_of(config, e)?, kind).in_container(parent(&e.dn));
+    object
+        .attributes
+        .insert("dn".into(), vec![AttrValue::Text(e.dn.clone())]);
+    let mut members = Vec::new();
+    for (name, values) in &e.attrs {
+        let base = name.split(';').next().unwrap_or(name).to_lowercase();
+        if base == "member" || base == "uniquemember" {
+            members.extend(values.iter().cloned());
+            continue;
+        }
+        if BINARY.contains(&base.as_str()) {
+            continue; // taken as bytes below
+        }
+        object.attributes.insert(
+            name.clone(),
+            values.iter().map(|v| AttrValue::Text(v.clone())).collect(),
+        );
+    }
+    for (name, values) in &e.bin_attrs {
+        object.attributes.insert(
+            name.clone(),
+            values.iter().map(|v| AttrValue::Binary(v.clone())).collect(),
+        );
+    }
+    for name in BINARY {
+        let values = raw(e, name);
+        if values.is_empty() {
+            continue;
+        }
+        let key = e
+            .attrs
+            .keys()
+            .chain(e.bin_attrs.keys())
+            .find(|k| k.eq_ignore_ascii_case(name))
+            .cloned();
+        object.attributes.insert(
+            key.unwrap_or_else(|| name.to_owned()),
+            values.iter().map(|v| AttrValue::Binary(v.to_vec())).collect(),
+        );
+        if name != "objectguid" {
+            for v in values {
+                let sid = idsync_core::ad::sid_to_string(v).ok_or_else(|| LdapError::BadId {
+                    dn: e.dn.clone(),
+                    attribute: name.to_owned(),
+                })?;
+                object.aliases.push(ExternalId(sid));
+            }
+        }
+    }
+    object.enabled = match config.flavor {
+        Flavor::Ad => match text(e, "userAccountControl") {
+            Some(uac) => uac
+                .trim()
+                .parse::<u32>()
+                .map(|v| v & 0x2 == 0)
+                .map_err(|_| LdapError::BadId {
+                    dn: e.dn.clone(),
+                    attribute: "userAccountControl".into(),
+                })?,
+            None => true,
+        },
+        Flavor::Generic => config
+            .disabled_attribute
+            .as_deref()
+            .and_then(|a| text(e, a))
+            .is_none_or(|v| !v.eq_ignore_ascii_case("disabled")),
+    };
+    Ok((object, members))
+}

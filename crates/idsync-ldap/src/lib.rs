@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod config;
+mod conn;
+mod entry;
+mod error;
+mod source;
+mod target;
+
+pub use config::{Flavor, LdapConfig};
+pub use error::{LdapError, classify};
+pub use source::LdapSource;
+pub use target::LdapTarget;
+
+/// The backend's name in errors, logs and reports.
+pub const NAME: &str = "ldap";

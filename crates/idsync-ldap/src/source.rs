@@ -1,0 +1,281 @@
+//! `LdapSource`: full reads with paged searches and ranged `member`
+//! retrieval, ending Partial when anything was not read.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use idsync_core::{
+    Completeness, Cursor, DeltaItem, Error, ErrorKind, ExternalId, ReadItem, Result, Scope, Source, SourceCapabilities,
+    SourceObject,
+};
+use ldap3::adapters::{Adapter, PagedResults};
+use ldap3::{Ldap, SearchEntry};
+use tokio::sync::mpsc;
+
+use crate::config::{Flavor, LdapConfig};
+use crate::conn::connect;
+use crate::entry::{dn_key, id_of, to_object};
+use crate::error::LdapError;
+
+/// A directory read as the authoritative source. Never writes to it.
+#[derive(Clone, Debug)]
+pub struct LdapSource {
+    config: LdapConfig,
+}
+
+impl LdapSource {
+    /// A source; nothing is contacted until a read.
+    pub fn new(config: LdapConfig) -> Self {
+        LdapSource { config }
+    }
+
+    /// A source whose bind has been tried once (wrong credentials fail here).
+    pub async fn connect(config: LdapConfig) -> Result<Self> {
+        let mut ldap = connect(&config).await.map_err(|e| e.into_core("connect"))?;
+        let _ = ldap.unbind().await;
+        Ok(LdapSource { config })
+    }
+
+    fn attributes(&self) -> Vec<String> {
+        let mut attrs = if self.config.attributes.is_empty() {
+            vec!["*".to_owned()]
+        } else {
+            self.config.attributes.clone()
+        };
+        let extra: &[&str] = match self.config.flavor {
+            Flavor::Ad => &[
+                "objectGUID",
+                "objectSid",
+                "sIDHistory",
+                "userAccountControl",
+                "objectClass",
+                "member",
+            ],
+            Flavor::Generic => &["entryUUID", "objectClass", "member", "uniqueMember"],
+        };
+        attrs.extend(extra.iter().map(|s| (*s).to_owned()));
+        attrs
+    }
+
+    fn filter(&self, scope: &Scope) -> String {
+        let kinds = format!("(|{}{})", self.config.users(), self.config.groups());
+        match &scope.filter {
+            Some(f) => format!("(&{kinds}{f})"),
+            None => kinds,
+        }
+    }
+}
+
+/// What one read sends to the stream.
+type Tx = mpsc::Sender<Result<ReadItem>>;
+
+/// Reads `member;range=…` to its end for an AD group whose members come in
+/// ranges (more than 1500).
+pub(crate) async fn all_members(
+    ldap: &mut Ldap,
+    e: &SearchEntry,
+    members: &mut Vec<String>,
+) -> std::result::Result<(), LdapError> {
+    let mut next = e
+        .attrs
+        .keys()
+        .find_map(|k| k.strip_prefix("member;range="))
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(_, end)| if end == "*" { None } else { end.parse::<u64>().ok() });
+    while let Some(end) = next {
+        let attr = format!("member;range={}-*", end + 1);
+        let (entries, result) = ldap
+            .search(&e.dn, ldap3::Scope::Base, "(objectClass=*)", vec![attr.as_str()])
+            .await?
+            .success()?;
+        let _ = result;
+        next = None;
+        for re in entries {
+            let entry = SearchEntry::construct(re);
+            for (k, v) in &entry.attrs {
+                if let Some(range) = k.strip_prefix("member;range=") {
+                    members.extend(v.iter().cloned());
+                    next = range.split_once('-').and_then(|(_, end)| end.parse::<u64>().ok());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn read(mut ldap: Ldap, config: LdapConfig, attrs: Vec<String>, filter: String, bases: Vec<String>, tx: Tx) {
+    let mut partial: Vec<String> = Vec::new();
+    let mut ids: HashMap<String, ExternalId> = HashMap::new();
+    let mut groups: Vec<(SourceObject, Vec<String>)> = Vec::new();
+    for base in &bases {
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(config.page_size.max(1)))];
+        let mut stream = match ldap
+            .streaming_search_with(adapters, base, ldap3::Scope::Subtree, &filter, attrs.clone())
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                partial.push(format!("the search under {base} failed: {e}"));
+                continue;
+            }
+        };
+        loop {
+            match stream.next().await {
+                Ok(Some(re)) if re.is_ref() => partial.push(format!("a referral under {base} was not followed")),
+                Ok(Some(re)) if re.is_intermediate() => {}
+                Ok(Some(re)) => {
+                    let entry = SearchEntry::construct(re);
+                    let item = match to_object(&config, &entry) {
+                        Ok((object, mut members)) => {
+                            ids.insert(dn_key(&entry.dn), object.id.clone());
+                            if object.kind == idsync_core::ObjectKind::Group {
+                                if let Err(e) = all_members(stream.ldap_handle(), &entry, &mut members).await {
+                                    partial.push(format!("the members of {} were not all read: {e}", entry.dn));
+                                }
+                                groups.push((object, members));
+                                continue;
+                            }
+                            Ok(ReadItem::Object(object))
+                        }
+                        Err(e) => Err(e.into_core("read_full")),
+                    };
+                    if tx.send(item).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    partial.push(format!("the connection failed during the read under {base}: {e}"));
+                    break;
+                }
+            }
+        }
+        let result = stream.finish().await;
+        match result.rc {
+            0 => {}
+            4 => partial.push(format!("the server's size limit cut the read under {base} short")),
+            32 => partial.push(format!("the container {base} cannot be read (no such object)")),
+            10 => partial.push(format!("the server referred the read under {base} elsewhere")),
+            rc => partial.push(format!("the read under {base} ended with rc={rc} ({})", result.text)),
+        }
+    }
+    for (mut group, members) in groups {
+        group.members = members.iter().filter_map(|dn| ids.get(&dn_key(dn)).cloned()).collect();
+        if tx.send(Ok(ReadItem::Object(group))).await.is_err() {
+            return;
+        }
+    }
+    let completeness = if partial.is_empty() {
+        Completeness::Complete
+    } else {
+        tracing::warn!(reasons = ?partial, "partial LDAP read");
+        Completeness::Partial {
+            reason: partial.join("; "),
+        }
+    };
+    let _ = tx
+        .send(Ok(ReadItem::End {
+            completeness,
+            cursor: None,
+        }))
+        .await;
+    let _ = ldap.unbind().await;
+}
+
+#[async_trait]
+impl Source for LdapSource {
+    fn backend(&self) -> &'static str {
+        crate::NAME
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities {
+            delta: false,
+            read_one: true,
+            groups: true,
+        }
+    }
+
+    async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {
+        let bases = if scope.containers.is_empty() {
+            vec![self.config.base_dn.clone()]
+        } else {
+            scope.containers.clone()
+        };
+        // Connect first: a directory that cannot be reached fails the read
+        // as a whole (the run stops, nothing is planned).
+        let ldap = connect(&self.config).await.map_err(|e| e.into_core("read_full"))?;
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(read(
+            ldap,
+            self.config.clone(),
+            self.attributes(),
+            self.filter(scope),
+            bases,
+            tx,
+        ));
+        Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed())
+    }
+
+    async fn read_delta(&self, _scope: &Scope, _from: &Cursor) -> Result<BoxStream<'_, Result<DeltaItem>>> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "deltas are not implemented yet for LDAP: every run reads in full",
+        )
+        .backend(crate::NAME))
+    }
+
+    async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
+        let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_one"))?;
+        let attrs = self.attributes();
+        let (base, scope, filter) = match self.config.flavor {
+            Flavor::Ad => (
+                format!("<GUID={}>", id.0),
+                ldap3::Scope::Base,
+                "(objectClass=*)".to_owned(),
+            ),
+            Flavor::Generic => (
+                self.config.base_dn.clone(),
+                ldap3::Scope::Subtree,
+                format!("(entryUUID={})", ldap3::ldap_escape(id.0.as_str())),
+            ),
+        };
+        let entries = match ldap
+            .search(&base, scope, &filter, attrs)
+            .await
+            .map_err(|e| LdapError::from(e).into_core("read_one"))?
+            .success()
+        {
+            Ok((entries, _)) => entries,
+            Err(ldap3::LdapError::LdapResult { result }) if result.rc == 32 => return Ok(None),
+            Err(e) => return Err(LdapError::from(e).into_core("read_one")),
+        };
+        let Some(re) = entries.into_iter().find(|re| !re.is_ref()) else {
+            return Ok(None);
+        };
+        let entry = SearchEntry::construct(re);
+        let (mut object, mut members) = to_object(&self.config, &entry).map_err(|e| e.into_core("read_one"))?;
+        if object.kind == idsync_core::ObjectKind::Group {
+            all_members(&mut ldap, &entry, &mut members)
+                .await
+                .map_err(|e| e.into_core("read_one"))?;
+            // Members are named by DN: each is looked up for its id.
+            for dn in members {
+                let found = ldap
+                    .search(&dn, ldap3::Scope::Base, "(objectClass=*)", vec![self.config.id_attr()])
+                    .await
+                    .and_then(|r| r.success());
+                if let Ok((found, _)) = found
+                    && let Some(m) = found.into_iter().next()
+                    && let Ok(mid) = id_of(&self.config, &SearchEntry::construct(m))
+                {
+                    object.members.push(mid);
+                }
+            }
+        }
+        let _ = ldap.unbind().await;
+        Ok(Some(object))
+    }
+}

@@ -1,0 +1,496 @@
+//! `LdapTarget`: the directory as the application (JumpCloud → AD, seed
+//! 003). Accounts are named by their objectGUID / entryUUID; the link is
+//! kept in an attribute as `idsync:<profile>:<external id>`. Passwords are
+//! never written.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use idsync_core::{
+    Applied, ExternalId, Fields, Link, Lookup, ObjectKind, ProfileId, Result, Target, TargetAccount,
+    TargetCapabilities, TargetId, TargetOp,
+};
+use ldap3::adapters::{Adapter, PagedResults};
+use ldap3::{Ldap, Mod, SearchEntry, dn_escape, ldap_escape};
+use tokio::sync::Mutex;
+
+use crate::config::{Flavor, LdapConfig};
+use crate::conn::connect;
+use crate::entry::{dn_key, id_of, is_group, parent, text};
+use crate::error::{LdapError, check};
+use crate::source::all_members;
+
+/// The mapped field that chooses (and moves) an entry's container.
+pub const CONTAINER_FIELD: &str = "container";
+
+/// LDAP result codes that mean "already a member" / "not a member".
+const ALREADY_MEMBER: [u32; 2] = [20, 68];
+const NOT_A_MEMBER: [u32; 2] = [16, 53];
+
+/// A directory as the target of a sync.
+#[derive(Debug)]
+pub struct LdapTarget {
+    config: LdapConfig,
+    ldap: Mutex<Option<Ldap>>,
+}
+
+type Res<T> = std::result::Result<T, LdapError>;
+
+fn link_value(link: &Link) -> String {
+    format!("idsync:{}:{}", link.profile, link.external)
+}
+
+fn parse_link(value: &str) -> Option<Link> {
+    let rest = value.strip_prefix("idsync:")?;
+    let (profile, external) = rest.split_once(':')?;
+    Some(Link {
+        profile: ProfileId(profile.parse().ok()?),
+        external: ExternalId(external.to_owned()),
+    })
+}
+
+impl LdapTarget {
+    /// A target; the connection is made on first use.
+    pub fn new(config: LdapConfig) -> Self {
+        LdapTarget {
+            config,
+            ldap: Mutex::new(None),
+        }
+    }
+
+    /// A target whose bind has been tried (wrong credentials fail here).
+    pub async fn connect(config: LdapConfig) -> Result<Self> {
+        let t = LdapTarget::new(config);
+        t.handle().await.map_err(|e| e.into_core("connect"))?;
+        Ok(t)
+    }
+
+    /// The shared connection, made (again) when needed.
+    async fn handle(&self) -> Res<Ldap> {
+        let mut guard = self.ldap.lock().await;
+        if let Some(l) = guard.as_mut()
+            && !l.is_closed()
+        {
+            return Ok(l.clone());
+        }
+        let l = connect(&self.config).await?;
+        *guard = Some(l.clone());
+        Ok(l)
+    }
+
+    fn attrs(&self) -> Vec<String> {
+        let mut a = vec![
+            "*".to_owned(),
+            self.config.id_attr().to_owned(),
+            self.config.link_attr().to_owned(),
+        ];
+        if self.config.flavor == Flavor::Ad {
+            a.push("userAccountControl".into());
+        }
+        a
+    }
+
+    /// Every entry matching `filter`, paged.
+    async fn search_all(&self, filter: &str) -> Res<Vec<SearchEntry>> {
+        let mut ldap = self.handle().await?;
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(self.config.page_size.max(1)))];
+        let mut stream = ldap
+            .streaming_search_with(
+                adapters,
+                &self.config.base_dn,
+                ldap3::Scope::Subtree,
+                filter,
+                self.attrs(),
+            )
+            .await?;
+        let mut out = Vec::new();
+        while let Some(re) = stream.next().await? {
+            if !re.is_ref() && !re.is_intermediate() {
+                out.push(SearchEntry::construct(re));
+            }
+        }
+        check(stream.finish().await, &self.config.base_dn, &[])?;
+        Ok(out)
+    }
+
+    /// The DN of the entry with this id.
+    async fn dn_of(&self, id: &TargetId) -> Res<String> {
+        let mut ldap = self.handle().await?;
+        let (base, scope, filter) = match self.config.flavor {
+            Flavor::Ad => (
+                format!("<GUID={}>", id.0),
+                ldap3::Scope::Base,
+                "(objectClass=*)".to_owned(),
+            ),
+            Flavor::Generic => (
+                self.config.base_dn.clone(),
+                ldap3::Scope::Subtree,
+                format!("(entryUUID={})", ldap_escape(id.0.as_str())),
+            ),
+        };
+        let (entries, _) = ldap.search(&base, scope, &filter, vec!["1.1"]).await?.success()?;
+        entries
+            .into_iter()
+            .find(|re| !re.is_ref())
+            .map(|re| SearchEntry::construct(re).dn)
+            .ok_or_else(|| LdapError::Result {
+                rc: 32,
+                text: "no entry with this id".into(),
+                dn: id.0.clone(),
+            })
+    }
+
+    /// Accounts from entries; members are given as target ids when known.
+    async fn accounts(
+        &self,
+        entries: Vec<SearchEntry>,
+        ids_by_dn: &HashMap<String, TargetId>,
+    ) -> Res<Vec<TargetAccount>> {
+        let link_attr = self.config.link_attr();
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let id = TargetId(id_of(&self.config, &e)?.0);
+            let kind = if is_group(&e) {
+                ObjectKind::Group
+            } else {
+                ObjectKind::User
+            };
+            let link = e
+                .attrs
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(link_attr))
+                .flat_map(|(_, v)| v.iter())
+                .find_map(|v| parse_link(v));
+            let mut fields = Fields::new();
+            for (k, v) in &e.attrs {
+                let skip = k.eq_ignore_ascii_case(link_attr)
+                    || k.to_lowercase().starts_with("member")
+                    || k.eq_ignore_ascii_case("objectClass");
+                if !skip && let Some(first) = v.first() {
+                    fields.insert(k.clone(), first.clone());
+                }
+            }
+            fields.insert(CONTAINER_FIELD.into(), parent(&e.dn).to_owned());
+            let enabled = match self.config.flavor {
+                Flavor::Ad => text(&e, "userAccountControl")
+                    .and_then(|u| u.parse::<u32>().ok())
+                    .is_none_or(|u| u & 2 == 0),
+                Flavor::Generic => self
+                    .config
+                    .disabled_attribute
+                    .as_deref()
+                    .and_then(|a| text(&e, a))
+                    .is_none_or(|v| !v.eq_ignore_ascii_case("disabled")),
+            };
+            let mut member_dns: Vec<String> = e
+                .attrs
+                .iter()
+                .filter(|(k, _)| {
+                    let k = k.to_lowercase();
+                    k == "member" || k == "uniquemember" || k.starts_with("member;range=")
+                })
+                .flat_map(|(_, v)| v.iter().cloned())
+                .collect();
+            if kind == ObjectKind::Group {
+                let mut ldap = self.handle().await?;
+                all_members(&mut ldap, &e, &mut member_dns).await?;
+            }
+            let members = member_dns
+                .iter()
+                .filter_map(|dn| ids_by_dn.get(&dn_key(dn)).cloned())
+                .collect();
+            out.push(TargetAccount {
+                id,
+                link,
+                kind,
+                fields,
+                enabled,
+                members,
+            });
+        }
+        Ok(out)
+    }
+
+    fn object_classes(&self, kind: ObjectKind) -> Vec<&'static str> {
+        match (self.config.flavor, kind) {
+            (Flavor::Ad, ObjectKind::User) => vec!["top", "person", "organizationalPerson", "user"],
+            (Flavor::Ad, ObjectKind::Group) => vec!["top", "group"],
+            (Flavor::Generic, ObjectKind::User) => vec!["top", "person", "organizationalPerson", "inetOrgPerson"],
+            (Flavor::Generic, ObjectKind::Group) => vec!["top", "groupOfNames"],
+        }
+    }
+
+    async fn create(&self, kind: ObjectKind, link: &Link, fields: &Fields) -> Res<Applied> {
+        let value = link_value(link);
+        let existing = self
+            .search_all(&format!(
+                "({}={})",
+                self.config.link_attr(),
+                ldap_escape(value.as_str())
+            ))
+            .await?;
+        if let Some(e) = existing.first() {
+            return Ok(Applied {
+                target: Some(TargetId(id_of(&self.config, e)?.0)),
+                note: Some("already existed".into()),
+            });
+        }
+        let naming = &self.config.naming_attribute;
+        let name = fields.get(naming).ok_or_else(|| {
+            LdapError::Config(format!(
+                "the mapping gives no `{naming}` (the naming attribute) for {link}: map a target field named `{naming}`"
+            ))
+        })?;
+        let container = fields
+            .get(CONTAINER_FIELD)
+            .or(self.config.default_container.as_ref())
+            .unwrap_or(&self.config.base_dn);
+        let dn = format!("{naming}={},{container}", dn_escape(name.as_str()));
+        let mut attrs: Vec<(String, HashSet<String>)> = vec![
+            (
+                "objectClass".into(),
+                self.object_classes(kind).into_iter().map(str::to_owned).collect(),
+            ),
+            (self.config.link_attr().to_owned(), [value].into_iter().collect()),
+        ];
+        for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != CONTAINER_FIELD) {
+            attrs.push((k.clone(), [v.clone()].into_iter().collect()));
+        }
+        if kind == ObjectKind::Group && self.config.flavor == Flavor::Generic {
+            // groupOfNames must have a member: the empty DN until real members come.
+            attrs.push(("member".into(), [String::new()].into_iter().collect()));
+        }
+        let mut ldap = self.handle().await?;
+        check(ldap.add(&dn, attrs).await?, &dn, &[])?;
+        let (entries, _) = ldap
+            .search(
+                &dn,
+                ldap3::Scope::Base,
+                "(objectClass=*)",
+                vec![self.config.id_attr(), "userAccountControl"],
+            )
+            .await?
+            .success()?;
+        let entry = entries
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct)
+            .ok_or_else(|| LdapError::Result {
+                rc: 32,
+                text: "the new entry cannot be read back".into(),
+                dn: dn.clone(),
+            })?;
+        let note = (self.config.flavor == Flavor::Ad
+            && kind == ObjectKind::User
+            && text(&entry, "userAccountControl").and_then(|u| u.parse::<u32>().ok()).is_some_and(|u| u & 2 != 0))
+        .then(|| "AD created the account disabled: idsync never sets passwords, and AD enables an account only once it has one".to_owned());
+        Ok(Applied {
+            target: Some(TargetId(id_of(&self.config, &entry)?.0)),
+            note,
+        })
+    }
+
+    async fn update(&self, target: &TargetId, changes: &[idsync_core::FieldChange]) -> Res<()> {
+        let mut dn = self.dn_of(target).await?;
+        let mut ldap = self.handle().await?;
+        let naming = self.config.naming_attribute.clone();
+        let mut mods: Vec<Mod<String>> = Vec::new();
+        for c in changes {
+            if c.field == CONTAINER_FIELD || c.field.eq_ignore_ascii_case(&naming) {
+                let Some(new) = &c.new else { continue };
+                let rdn_value = if c.field == CONTAINER_FIELD {
+                    None
+                } else {
+                    Some(format!("{naming}={}", dn_escape(new.as_str())))
+                };
+                let current_rdn = dn[..dn.len() - parent(&dn).len()].trim_end_matches(',').to_owned();
+                let rdn = rdn_value.unwrap_or(current_rdn);
+                let superior = if c.field == CONTAINER_FIELD {
+                    Some(new.as_str())
+                } else {
+                    None
+                };
+                check(ldap.modifydn(&dn, &rdn, true, superior).await?, &dn, &[])?;
+                dn = format!("{rdn},{}", superior.unwrap_or(parent(&dn)));
+                continue;
+            }
+            mods.push(match &c.new {
+                Some(v) => Mod::Replace(c.field.clone(), [v.clone()].into_iter().collect()),
+                None => Mod::Delete(c.field.clone(), HashSet::new()),
+            });
+        }
+        if !mods.is_empty() {
+            check(ldap.modify(&dn, mods).await?, &dn, &[16])?;
+        }
+        Ok(())
+    }
+
+    async fn set_enabled(&self, target: &TargetId, enabled: bool) -> Res<()> {
+        let dn = self.dn_of(target).await?;
+        let mut ldap = self.handle().await?;
+        let m = match self.config.flavor {
+            Flavor::Ad => {
+                let (entries, _) = ldap
+                    .search(&dn, ldap3::Scope::Base, "(objectClass=*)", vec!["userAccountControl"])
+                    .await?
+                    .success()?;
+                let uac = entries
+                    .into_iter()
+                    .next()
+                    .map(SearchEntry::construct)
+                    .and_then(|e| text(&e, "userAccountControl").and_then(|u| u.parse::<u32>().ok()))
+                    .unwrap_or(512);
+                let uac = if enabled { uac & !2 } else { uac | 2 };
+                Mod::Replace("userAccountControl".to_owned(), [uac.to_string()].into_iter().collect())
+            }
+            Flavor::Generic => {
+                let attr = self.config.disabled_attribute.clone().ok_or_else(|| {
+                    LdapError::Config("generic LDAP can disable only with `disabled_attribute` configured".into())
+                })?;
+                if enabled {
+                    Mod::Delete(attr, HashSet::new())
+                } else {
+                    Mod::Replace(attr, ["disabled".to_owned()].into_iter().collect())
+                }
+            }
+        };
+        check(ldap.modify(&dn, vec![m]).await?, &dn, &[16])
+    }
+
+    async fn membership(&self, group: &TargetId, member: &TargetId, add: bool) -> Res<()> {
+        let group_dn = self.dn_of(group).await?;
+        let member_dn = self.dn_of(member).await?;
+        let mut ldap = self.handle().await?;
+        let values: HashSet<String> = [member_dn].into_iter().collect();
+        let (m, ok) = if add {
+            (Mod::Add("member".to_owned(), values), &ALREADY_MEMBER[..])
+        } else {
+            (Mod::Delete("member".to_owned(), values), &NOT_A_MEMBER[..])
+        };
+        check(ldap.modify(&group_dn, vec![m]).await?, &group_dn, ok)
+    }
+}
+
+#[async_trait]
+impl Target for LdapTarget {
+    fn backend(&self) -> &'static str {
+        crate::NAME
+    }
+
+    fn capabilities(&self) -> TargetCapabilities {
+        let disable = self.config.flavor == Flavor::Ad || self.config.disabled_attribute.is_some();
+        TargetCapabilities {
+            groups: true,
+            disable,
+            disable_groups: false,
+            delete: true,
+            veto: false,
+        }
+    }
+
+    async fn linked(&self, profile: ProfileId) -> Result<BoxStream<'_, Result<TargetAccount>>> {
+        let prefix = format!("idsync:{profile}:");
+        let filter = format!("({}={}*)", self.config.link_attr(), ldap_escape(prefix.as_str()));
+        let entries = self.search_all(&filter).await.map_err(|e| e.into_core("linked"))?;
+        let ids: HashMap<String, TargetId> = entries
+            .iter()
+            .filter_map(|e| Some((dn_key(&e.dn), TargetId(id_of(&self.config, e).ok()?.0))))
+            .collect();
+        let accounts = self.accounts(entries, &ids).await.map_err(|e| e.into_core("linked"))?;
+        Ok(futures::stream::iter(accounts.into_iter().map(Ok)).boxed())
+    }
+
+    async fn lookup(&self, lookups: &[Lookup]) -> Result<Vec<TargetAccount>> {
+        let mut found: HashMap<TargetId, TargetAccount> = HashMap::new();
+        for l in lookups {
+            let filter = match l {
+                Lookup::Field { field, value, .. } => {
+                    format!("({}={})", ldap_escape(field.as_str()), ldap_escape(value.trim()))
+                }
+                Lookup::External { external, .. } => {
+                    format!(
+                        "({}=idsync:*:{})",
+                        self.config.link_attr(),
+                        ldap_escape(external.0.as_str())
+                    )
+                }
+            };
+            let entries = self.search_all(&filter).await.map_err(|e| e.into_core("lookup"))?;
+            for a in self
+                .accounts(entries, &HashMap::new())
+                .await
+                .map_err(|e| e.into_core("lookup"))?
+            {
+                let kind_ok = match l {
+                    Lookup::Field { kind, .. } | Lookup::External { kind, .. } => a.kind == *kind,
+                };
+                let external_ok = match l {
+                    Lookup::External { external, .. } => a.link.as_ref().is_some_and(|k| &k.external == external),
+                    Lookup::Field { .. } => true,
+                };
+                if kind_ok && external_ok {
+                    found.insert(a.id.clone(), a);
+                }
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+
+    async fn apply(&self, op: &TargetOp) -> Result<Applied> {
+        let done = |t: &TargetId| Applied {
+            target: Some(t.clone()),
+            note: None,
+        };
+        let result = match op {
+            TargetOp::Create { kind, link, fields } => self.create(*kind, link, fields).await,
+            TargetOp::SetLink { target, link, .. } => {
+                async {
+                    let dn = self.dn_of(target).await?;
+                    let mut ldap = self.handle().await?;
+                    let m = Mod::Replace(
+                        self.config.link_attr().to_owned(),
+                        [link_value(link)].into_iter().collect(),
+                    );
+                    check(ldap.modify(&dn, vec![m]).await?, &dn, &[])?;
+                    Ok(done(target))
+                }
+                .await
+            }
+            TargetOp::Update { target, changes, .. } => self.update(target, changes).await.map(|()| done(target)),
+            TargetOp::SetEnabled { target, enabled, .. } => {
+                self.set_enabled(target, *enabled).await.map(|()| done(target))
+            }
+            TargetOp::Delete { target, .. } => {
+                async {
+                    let dn = self.dn_of(target).await?;
+                    check(self.handle().await?.delete(&dn).await?, &dn, &[])?;
+                    Ok(done(target))
+                }
+                .await
+            }
+            TargetOp::AddMember { group, member } => self.membership(group, member, true).await.map(|()| done(group)),
+            TargetOp::RemoveMember { group, member } => {
+                self.membership(group, member, false).await.map(|()| done(group))
+            }
+        };
+        result.map_err(|e| e.into_core("apply"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_round_trip_and_reject_foreign_values() {
+        let link = Link {
+            profile: ProfileId("6f1c2a0e-8d7b-4c55-9a8e-3b2f1d4c5e6a".parse().unwrap()),
+            external: ExternalId("a:b".into()),
+        };
+        assert_eq!(parse_link(&link_value(&link)), Some(link));
+        assert_eq!(parse_link("made by hand"), None);
+        assert_eq!(parse_link("idsync:not-a-uuid:x"), None);
+    }
+}

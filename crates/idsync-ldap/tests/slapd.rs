@@ -1,0 +1,297 @@
+//! The LDAP adapter (generic flavour) against a real OpenLDAP slapd.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use idsync_core::memory::{MemorySource, MemoryTarget};
+use idsync_core::{
+    Engine, Fields, MemoryStateStore, ObjectKind, Profile, ReadItem, RunOptions, Scope, Source, SourceObject,
+};
+use idsync_ldap::{Flavor, LdapConfig, LdapSource, LdapTarget};
+use idsync_testkit::behaviour::{source, target};
+use idsync_testkit::slapd::{Slapd, SlapdOptions, slapd, user_names};
+
+fn config(s: &Slapd) -> LdapConfig {
+    LdapConfig::new(
+        &s.url(),
+        &s.admin_dn(),
+        s.admin_password(),
+        s.base_dn(),
+        Flavor::Generic,
+    )
+}
+
+fn profile(json: serde_json::Value) -> Profile {
+    serde_json::from_value(json).unwrap()
+}
+
+fn read_profile() -> Profile {
+    profile(serde_json::json!({
+        "id": "a1a1a1a1-0000-4000-8000-000000000001", "name": "slapd to app",
+        "mapping": {"users": [{"field": "login", "attribute": "uid"}, {"field": "name", "attribute": "cn"}],
+                    "groups": [{"field": "name", "attribute": "cn"}]}
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_source_passes_the_behaviour_suite() {
+    let Some(s) = slapd(SlapdOptions::with_users(12, 2)).await else {
+        return;
+    };
+    let users: Vec<String> = (0..12)
+        .map(|i| {
+            let (g, n) = user_names(i);
+            format!("{g} {n}")
+        })
+        .collect();
+    let group_members = |g: usize| {
+        (0..12)
+            .filter(|i| i % 2 == g)
+            .map(|i| users[i].clone())
+            .collect::<Vec<_>>()
+    };
+    let fx = source::Fixture {
+        scope: Scope::default(),
+        name_attribute: "cn".into(),
+        users: users.clone(),
+        groups: vec![
+            (idsync_testkit::slapd::group_cn(0), group_members(0)),
+            (idsync_testkit::slapd::group_cn(1), group_members(1)),
+        ],
+        disabled: vec![],
+    };
+    source::run(&LdapSource::new(config(&s)), &fx).await.assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_sync_into_the_app_brings_users_groups_members_and_non_ascii_names() {
+    let Some(s) = slapd(SlapdOptions::with_users(40, 3)).await else {
+        return;
+    };
+    let target = MemoryTarget::new();
+    let engine = Engine::new(
+        read_profile(),
+        Arc::new(LdapSource::new(config(&s))),
+        Arc::new(target.clone()),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert!(report.plan.completeness.is_complete());
+    assert_eq!(
+        (report.plan.counts.create, report.plan.counts.add_member),
+        (43, 40),
+        "{}",
+        report.plan
+    );
+    let accounts = target.accounts();
+    assert!(
+        accounts
+            .iter()
+            .any(|a| a.fields.get("name").is_some_and(|n| !n.is_ascii())),
+        "non-ASCII names arrive intact"
+    );
+    // A leaver and a rename, seen by the next (full) run.
+    s.ldapdelete(&format!(
+        "uid={},ou=people,{}",
+        idsync_testkit::slapd::user_uid(3),
+        s.base_dn()
+    ))
+    .await
+    .unwrap();
+    s.ldapmodify(&format!(
+        "dn: uid={},ou=people,{}\nchangetype: modify\nreplace: cn\ncn: Renamed Person\n",
+        idsync_testkit::slapd::user_uid(5),
+        s.base_dn()
+    ))
+    .await
+    .unwrap();
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    let actions: Vec<_> = report.plan.operations.iter().map(|o| o.action.name()).collect();
+    assert!(
+        actions.contains(&"disable") && actions.contains(&"update") && actions.contains(&"remove_member"),
+        "{}",
+        report.plan
+    );
+    assert!(engine.run(&RunOptions::default()).await.unwrap().plan.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_size_limit_makes_the_read_partial_and_nothing_is_deprovisioned() {
+    let Some(s) = slapd(SlapdOptions {
+        size_limit: Some(5),
+        reader: true,
+        ..SlapdOptions::with_users(12, 0)
+    })
+    .await
+    else {
+        return;
+    };
+    let mut c = config(&s);
+    c.bind_dn = s.reader_dn().unwrap();
+    c.password = s.reader_password().to_owned().into();
+    let source = LdapSource::new(c);
+    let mut stream = source.read_full(&Scope::default()).await.unwrap();
+    let mut objects = 0;
+    let mut end = None;
+    while let Some(item) = stream.next().await {
+        match item.unwrap() {
+            ReadItem::Object(_) => objects += 1,
+            ReadItem::End { completeness, .. } => end = Some(completeness),
+        }
+    }
+    assert!(objects <= 5);
+    let end = end.unwrap();
+    assert!(
+        matches!(&end, idsync_core::Completeness::Partial { reason } if reason.contains("size limit")),
+        "{end:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_server_gives_an_error_and_no_deprovisions() {
+    let Some(mut s) = slapd(SlapdOptions::with_users(6, 0)).await else {
+        return;
+    };
+    let target = MemoryTarget::new();
+    let engine = Engine::new(
+        read_profile(),
+        Arc::new(LdapSource::new(config(&s))),
+        Arc::new(target.clone()),
+        Arc::new(MemoryStateStore::new()),
+    );
+    engine.run(&RunOptions::default()).await.unwrap();
+    s.stop().await;
+    let e = engine.run(&RunOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), idsync_core::ErrorKind::Unavailable, "{e}");
+    assert!(target.accounts().iter().all(|a| a.enabled));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_credentials_stop_the_run() {
+    let Some(s) = slapd(SlapdOptions::default()).await else {
+        return;
+    };
+    let mut c = config(&s);
+    c.password = "wrong".to_owned().into();
+    let e = LdapSource::connect(c).await.unwrap_err();
+    assert!(e.stops_run(), "{e}");
+    assert!(
+        !e.to_string().contains("wrong"),
+        "the password never appears in errors: {e}"
+    );
+}
+
+fn target_config(s: &Slapd) -> LdapConfig {
+    let mut c = config(s);
+    c.default_container = Some(s.people_dn());
+    c.disabled_attribute = Some("employeeType".into());
+    c
+}
+
+fn user_fields(prefix: &str, n: u32) -> Fields {
+    [
+        ("cn", format!("{prefix} user{n}")),
+        ("sn", format!("User{n}")),
+        ("mail", format!("{prefix}-user{n}@acme.test")),
+        ("givenName", "Tëst".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn group_fields(prefix: &str, n: u32) -> Fields {
+    [("cn".to_owned(), format!("{prefix} group{n}"))].into_iter().collect()
+}
+
+fn target_profile() -> Profile {
+    profile(serde_json::json!({
+        "id": "a1a1a1a1-0000-4000-8000-000000000002", "name": "app to slapd",
+        "mapping": {"users": [{"field": "cn", "template": "{givenName} {sn}"}, {"field": "sn", "attribute": "sn"},
+                              {"field": "givenName", "attribute": "givenName"}, {"field": "mail", "attribute": "mail"}],
+                    "groups": [{"field": "cn", "attribute": "cn"}]}
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_target_passes_the_behaviour_suite() {
+    let Some(s) = slapd(SlapdOptions::default()).await else {
+        return;
+    };
+    let fx = target::Fixture {
+        prefix: "bt".into(),
+        user_fields,
+        group_fields,
+        correlation_field: "mail".into(),
+        updatable_field: "sn".into(),
+        profile: target_profile(),
+    };
+    target::run(Arc::new(LdapTarget::new(target_config(&s))), &fx)
+        .await
+        .assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_in_memory_directory_syncs_into_slapd() {
+    let Some(s) = slapd(SlapdOptions::default()).await else {
+        return;
+    };
+    let user = |id: &str, given: &str, sn: &str| {
+        SourceObject::new(id, ObjectKind::User)
+            .with("givenName", given)
+            .with("sn", sn)
+            .with("mail", format!("{id}@acme.test"))
+    };
+    let source = MemorySource::with_objects([
+        user("e1", "Ann", "Lee"),
+        user("e2", "Zoë", "Müller"),
+        SourceObject::new("g1", ObjectKind::Group)
+            .with("cn", "staff")
+            .with_member("e1")
+            .with_member("e2"),
+    ]);
+    let engine = Engine::new(
+        target_profile(),
+        Arc::new(source.clone()),
+        Arc::new(LdapTarget::new(target_config(&s))),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(
+        report.outcome,
+        idsync_core::report::RunOutcome::Succeeded,
+        "{}",
+        report.to_json()
+    );
+    let people = s
+        .search(&s.people_dn(), "(objectClass=inetOrgPerson)", &["cn", "mail"])
+        .await
+        .unwrap();
+    let mut names: Vec<String> = people.iter().filter_map(|e| e.first_str("cn")).collect();
+    names.sort();
+    assert_eq!(names, ["Ann Lee", "Zoë Müller"]);
+    let group = s.search(&s.people_dn(), "(cn=staff)", &["member"]).await.unwrap();
+    assert_eq!(group[0].strs("member").into_iter().filter(|m| !m.is_empty()).count(), 2);
+    // A rename moves the entry (cn is the naming attribute); a leaver is disabled.
+    source.modify("e1", |o| {
+        o.attributes
+            .insert("sn".into(), vec![idsync_core::AttrValue::Text("Lee-Smith".into())]);
+    });
+    source.delete("e2");
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(
+        report.outcome,
+        idsync_core::report::RunOutcome::Succeeded,
+        "{}",
+        report.to_json()
+    );
+    let renamed = s.search(&s.people_dn(), "(cn=Ann Lee-Smith)", &["sn"]).await.unwrap();
+    assert_eq!(renamed.len(), 1, "renamed in place");
+    assert!(renamed[0].dn.starts_with("cn=Ann Lee-Smith,"), "{}", renamed[0].dn);
+    let zoe = s
+        .search(&s.people_dn(), "(sn=Müller)", &["employeeType"])
+        .await
+        .unwrap();
+    assert_eq!(zoe[0].first_str("employeeType").as_deref(), Some("disabled"));
+    assert!(engine.run(&RunOptions::default()).await.unwrap().plan.is_empty());
+}
