@@ -18,3 +18,7 @@ pub use idsync_file as file;
 #[cfg(feature = "scim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "scim")))]
 pub use idsync_scim as scim;
+
+#[cfg(feature = "ldap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ldap")))]
+pub use idsync_ldap as ldap;
