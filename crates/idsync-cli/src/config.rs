@@ -40,6 +40,8 @@ pub enum SourceConfig {
     Csv(idsync_file::CsvConfig),
     /// A SCIM 2.0 service read as a directory.
     Scim(Box<idsync_scim::ScimConfig>),
+    /// Active Directory or LDAP.
+    Ldap(Box<idsync_ldap::LdapConfig>),
 }
 
 /// The target, by type.
@@ -48,6 +50,8 @@ pub enum SourceConfig {
 pub enum TargetConfig {
     /// A SCIM 2.0 service provider.
     Scim(Box<idsync_scim::ScimConfig>),
+    /// Active Directory or LDAP (HR-driven provisioning, seed 003).
+    Ldap(Box<idsync_ldap::LdapConfig>),
 }
 
 /// Where state is kept.
@@ -139,7 +143,7 @@ impl Config {
         match &mut self.source {
             SourceConfig::Ldif(c) => fix(&mut c.path),
             SourceConfig::Csv(c) => fix(&mut c.path),
-            SourceConfig::Scim(_) => {}
+            SourceConfig::Scim(_) | SourceConfig::Ldap(_) => {}
         }
         match &mut self.state {
             StateConfig::Json { path } => fix(path),

@@ -12,6 +12,7 @@ pub async fn source(config: &Config) -> Result<Arc<dyn Source>> {
         SourceConfig::Ldif(c) => Arc::new(idsync_file::LdifSource::new(c.clone())),
         SourceConfig::Csv(c) => Arc::new(idsync_file::CsvSource::new(c.clone())),
         SourceConfig::Scim(c) => Arc::new(idsync_scim::ScimSource::connect((**c).clone()).await?),
+        SourceConfig::Ldap(c) => Arc::new(idsync_ldap::LdapSource::connect((**c).clone()).await?),
     })
 }
 
@@ -19,6 +20,7 @@ pub async fn source(config: &Config) -> Result<Arc<dyn Source>> {
 pub async fn target(config: &Config) -> Result<Arc<dyn Target>> {
     Ok(match &config.target {
         TargetConfig::Scim(c) => Arc::new(idsync_scim::ScimTarget::connect((**c).clone()).await?),
+        TargetConfig::Ldap(c) => Arc::new(idsync_ldap::LdapTarget::connect((**c).clone()).await?),
     })
 }
 

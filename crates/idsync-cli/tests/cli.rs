@@ -226,3 +226,88 @@ async fn a_saved_plan_is_applied_in_part_and_the_threshold_needs_yes() {
     let active = s.users().await.iter().filter(|u| u["active"] != false).count();
     assert_eq!(active, 30);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn samba_ad_dc_into_scim2_server_from_the_command_line() {
+    let Some(dc) = idsync_testkit::samba::samba_dc().await else {
+        return;
+    };
+    let Some(server) = idsync_testkit::scim2::scim2_server().await else {
+        return;
+    };
+    let ou = dc.unique_ou("cli").await.unwrap();
+    let users = dc.add_users(&ou, 4).await.unwrap();
+    for u in &users[..3] {
+        dc.ldapmodify(&format!(
+            "dn: {u}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 544\n"
+        ))
+        .await
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ad.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[profile]
+id = "3e0c8b1a-2f4d-4c6e-9a1b-5d7f9e2c4a61"
+name = "AD to SCIM"
+scope = {{ containers = ["{ou}"], kinds = ["user"] }}
+[[profile.mapping.users]]
+field = "userName"
+attribute = "sAMAccountName"
+
+[source]
+type = "ldap"
+flavor = "ad"
+url = "{url}"
+bind_dn = "{bind}"
+password = "${{IDSYNC_TEST_AD_PASSWORD}}"
+base_dn = "{base}"
+
+[target]
+type = "scim"
+base_url = "{scim}"
+token = "${{IDSYNC_TEST_SCIM_TOKEN}}"
+"#,
+            url = dc.url(),
+            bind = dc.admin_upn(),
+            base = dc.base_dn(),
+            scim = server.base_url()
+        ),
+    )
+    .unwrap();
+    let idsync = || {
+        let mut cmd = Command::cargo_bin("idsync").unwrap();
+        cmd.arg("--config")
+            .arg(&config)
+            .env("IDSYNC_TEST_AD_PASSWORD", dc.admin_password())
+            .env("IDSYNC_TEST_SCIM_TOKEN", server.token());
+        cmd
+    };
+    idsync()
+        .arg("validate")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ok source ldap answers"));
+    idsync().arg("sync").assert().code(0);
+    let body: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/Users?count=100", server.base_url()))
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["totalResults"], 3,
+        "the three enabled users; the disabled one is not provisioned"
+    );
+    idsync()
+        .arg("plan")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing to do"));
+}
