@@ -6,6 +6,7 @@ mod conn;
 mod entry;
 mod error;
 mod source;
+mod syncrepl;
 mod target;
 
 pub use config::{Flavor, LdapConfig};

@@ -105,7 +105,15 @@ pub(crate) async fn all_members(
     Ok(())
 }
 
-async fn read(mut ldap: Ldap, config: LdapConfig, attrs: Vec<String>, filter: String, bases: Vec<String>, tx: Tx) {
+async fn read(
+    mut ldap: Ldap,
+    config: LdapConfig,
+    attrs: Vec<String>,
+    filter: String,
+    bases: Vec<String>,
+    cursor: Option<Cursor>,
+    tx: Tx,
+) {
     let mut partial: Vec<String> = Vec::new();
     let mut ids: HashMap<String, ExternalId> = HashMap::new();
     let mut groups: Vec<(SourceObject, Vec<String>)> = Vec::new();
@@ -175,12 +183,7 @@ async fn read(mut ldap: Ldap, config: LdapConfig, attrs: Vec<String>, filter: St
             reason: partial.join("; "),
         }
     };
-    let _ = tx
-        .send(Ok(ReadItem::End {
-            completeness,
-            cursor: None,
-        }))
-        .await;
+    let _ = tx.send(Ok(ReadItem::End { completeness, cursor })).await;
     let _ = ldap.unbind().await;
 }
 
@@ -191,8 +194,9 @@ impl Source for LdapSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
+        // Deltas: syncrepl on generic LDAP; AD deltas are not implemented yet.
         SourceCapabilities {
-            delta: false,
+            delta: self.config.flavor == Flavor::Generic,
             read_one: true,
             groups: true,
         }
@@ -206,25 +210,70 @@ impl Source for LdapSource {
         };
         // Connect first: a directory that cannot be reached fails the read
         // as a whole (the run stops, nothing is planned).
-        let ldap = connect(&self.config).await.map_err(|e| e.into_core("read_full"))?;
+        let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_full"))?;
+        // Generic LDAP: take a syncrepl cookie before the read, so changes
+        // made during it are seen again by the next delta (never lost).
+        let cursor = match self.config.flavor {
+            Flavor::Generic => {
+                let filter = self.filter(scope);
+                match crate::syncrepl::refresh(&mut ldap, &self.config, &filter, vec!["1.1".into()], None, None).await {
+                    Ok(Some(cookie)) if !cookie.is_empty() => Some(crate::syncrepl::cursor(&cookie)),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::info!(error = %e, "no syncrepl on this server: every run reads in full");
+                        None
+                    }
+                }
+            }
+            Flavor::Ad => None,
+        };
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(read(
-            ldap,
-            self.config.clone(),
-            self.attributes(),
-            self.filter(scope),
-            bases,
-            tx,
-        ));
+        let (config, attrs, filter) = (self.config.clone(), self.attributes(), self.filter(scope));
+        tokio::spawn(read(ldap, config, attrs, filter, bases, cursor, tx));
         Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed())
     }
 
-    async fn read_delta(&self, _scope: &Scope, _from: &Cursor) -> Result<BoxStream<'_, Result<DeltaItem>>> {
-        Err(Error::new(
-            ErrorKind::Unsupported,
-            "deltas are not implemented yet for LDAP: every run reads in full",
-        )
-        .backend(crate::NAME))
+    async fn read_delta(&self, scope: &Scope, from: &Cursor) -> Result<BoxStream<'_, Result<DeltaItem>>> {
+        let resync = |reason: &str| {
+            let item = DeltaItem::ResyncRequired {
+                reason: reason.to_owned(),
+            };
+            Ok(futures::stream::iter(vec![Ok(item)]).boxed())
+        };
+        if self.config.flavor == Flavor::Ad {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "AD deltas (DirSync, uSNChanged) are not implemented yet",
+            )
+            .backend(crate::NAME));
+        }
+        let Some(cookie) = crate::syncrepl::cookie(from) else {
+            return resync("the cursor is not a syncrepl cookie");
+        };
+        let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_delta"))?;
+        let (config, filter, attrs) = (self.config.clone(), self.filter(scope), self.attributes());
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            match crate::syncrepl::refresh(&mut ldap, &config, &filter, attrs, Some(cookie), Some(&tx)).await {
+                Ok(Some(cookie)) => {
+                    let _ = tx
+                        .send(Ok(DeltaItem::End {
+                            cursor: crate::syncrepl::cursor(&cookie),
+                        }))
+                        .await;
+                }
+                Ok(None) => {
+                    let reason = "the server no longer has this cookie's changes".to_owned();
+                    let _ = tx.send(Ok(DeltaItem::ResyncRequired { reason })).await;
+                }
+                // No End item: the engine keeps the old cursor and reads again.
+                Err(e) => {
+                    let _ = tx.send(Err(e.into_core("read_delta"))).await;
+                }
+            }
+            let _ = ldap.unbind().await;
+        });
+        Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed())
     }
 
     async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {

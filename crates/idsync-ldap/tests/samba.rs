@@ -214,12 +214,14 @@ async fn the_target_passes_the_behaviour_suite_and_syncs_from_memory() {
     report.assert_ok();
     // The engine check above created users without passwords: AD keeps them
     // disabled and the report says so.
-    let source = MemorySource::with_objects([SourceObject::new("x1", ObjectKind::User)
+    let source = MemorySource::with_objects([SourceObject::new(format!("{prefix}-x1"), ObjectKind::User)
         .with("uid", format!("{prefix}x1"))
         .with("sn", "X")
         .with("mail", "x1@example.test")]);
+    let mut profile = fx.profile.clone();
+    profile.id = idsync_core::ProfileId::new_random(); // the DC is shared across runs
     let engine = Engine::new(
-        fx.profile.clone(),
+        profile,
         Arc::new(source),
         Arc::new(LdapTarget::new(c)),
         Arc::new(MemoryStateStore::new()),
@@ -232,4 +234,64 @@ async fn the_target_passes_the_behaviour_suite_and_syncs_from_memory() {
         .await
         .unwrap();
     assert_eq!(entry[0].first_str("userAccountControl").as_deref(), Some("546"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rename_and_a_move_reach_the_directory() {
+    let Some(dc) = samba_dc().await else { return };
+    let (ou, other) = (dc.unique_ou("mv").await.unwrap(), dc.unique_ou("mv2").await.unwrap());
+    let mut c = config(dc);
+    c.default_container = Some(ou.clone());
+    let t = LdapTarget::new(c);
+    let tag = idsync_testkit::samba::random_tag();
+    let link = idsync_core::Link {
+        profile: idsync_core::ProfileId::new_random(),
+        external: format!("mv-{tag}").into(),
+    };
+    let fields: Fields = [("cn", format!("a{tag}")), ("sAMAccountName", format!("a{tag}"))]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    use idsync_core::{FieldChange, Target, TargetOp};
+    let id = t
+        .apply(&TargetOp::Create {
+            kind: ObjectKind::User,
+            link,
+            fields,
+        })
+        .await
+        .unwrap()
+        .target
+        .unwrap();
+    let changes = vec![
+        FieldChange {
+            field: "cn".into(),
+            old: Some(format!("a{tag}")),
+            new: Some(format!("b{tag}")),
+        },
+        FieldChange {
+            field: "container".into(),
+            old: Some(ou.clone()),
+            new: Some(other.clone()),
+        },
+        FieldChange {
+            field: "description".into(),
+            old: None,
+            new: Some("moved".into()),
+        },
+    ];
+    t.apply(&TargetOp::Update {
+        target: id,
+        kind: ObjectKind::User,
+        changes,
+    })
+    .await
+    .unwrap();
+    let found = dc
+        .search(&other, &format!("(sAMAccountName=a{tag})"), &["cn", "description"])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].first_str("cn").as_deref(), Some(format!("b{tag}").as_str()));
+    assert_eq!(found[0].first_str("description").as_deref(), Some("moved"));
 }

@@ -105,7 +105,13 @@ async fn a_full_sync_into_the_app_brings_users_groups_members_and_non_ascii_name
     ))
     .await
     .unwrap();
-    let report = engine.run(&RunOptions::default()).await.unwrap();
+    // A full read: OpenLDAP without the refint overlay keeps the deleted
+    // user's DN in the group, so only a full read sees the membership go.
+    let full = RunOptions {
+        full: true,
+        ..RunOptions::default()
+    };
+    let report = engine.run(&full).await.unwrap();
     let actions: Vec<_> = report.plan.operations.iter().map(|o| o.action.name()).collect();
     assert!(
         actions.contains(&"disable") && actions.contains(&"update") && actions.contains(&"remove_member"),
@@ -293,5 +299,58 @@ async fn the_in_memory_directory_syncs_into_slapd() {
         .await
         .unwrap();
     assert_eq!(zoe[0].first_str("employeeType").as_deref(), Some("disabled"));
+    assert!(engine.run(&RunOptions::default()).await.unwrap().plan.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn syncrepl_deltas_see_adds_modifies_deletes_and_after_a_restart_the_present_set() {
+    let Some(mut s) = slapd(SlapdOptions::with_users(10, 1)).await else {
+        return;
+    };
+    let target = MemoryTarget::new();
+    let engine = Engine::new(
+        read_profile(),
+        Arc::new(LdapSource::new(config(&s))),
+        Arc::new(target.clone()),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let first = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(first.plan.mode, idsync_core::ReadMode::Full);
+    assert!(first.cursor_saved);
+    let uid = idsync_testkit::slapd::user_uid;
+    let people = s.people_dn();
+    s.ldapmodify(&format!(
+        "dn: uid={},{people}\nchangetype: modify\nreplace: cn\ncn: Changed One\n",
+        uid(1)
+    ))
+    .await
+    .unwrap();
+    s.ldapmodify(&format!(
+        "dn: uid={},{people}\nchangetype: modify\nreplace: cn\ncn: Changed Two\n",
+        uid(2)
+    ))
+    .await
+    .unwrap();
+    s.ldapdelete(&format!("uid={},{people}", uid(3))).await.unwrap();
+    s.ldapadd(&idsync_testkit::slapd::user_ldif(s.base_dn(), 50, &[]))
+        .await
+        .unwrap();
+    let delta = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(delta.plan.mode, idsync_core::ReadMode::Delta, "{}", delta.plan);
+    let c = delta.plan.counts;
+    assert_eq!((c.create, c.update, c.disable), (1, 2, 1), "{}", delta.plan);
+    assert!(delta.cursor_saved);
+    // After a restart the session log is gone: deletes arrive as the present set.
+    s.restart().await.unwrap();
+    s.ldapdelete(&format!("uid={},{people}", uid(4))).await.unwrap();
+    let delta = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(delta.plan.mode, idsync_core::ReadMode::Delta, "{}", delta.plan);
+    assert_eq!(delta.plan.counts.disable, 1, "{}", delta.plan);
+    let gone = target
+        .accounts()
+        .into_iter()
+        .filter(|a| a.kind == ObjectKind::User && !a.enabled)
+        .count();
+    assert_eq!(gone, 2);
     assert!(engine.run(&RunOptions::default()).await.unwrap().plan.is_empty());
 }
