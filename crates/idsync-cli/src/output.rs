@@ -62,23 +62,7 @@ impl Out {
         for f in &plan.findings {
             let _ = writeln!(self.0, "  {CYAN}! {:?}{CYAN:#}: {} ({})", f.kind, f.message, f.remedy);
         }
-        let c = &plan.counts;
-        let _ = writeln!(
-            self.0,
-            "  {} in scope, {} linked, {} unchanged: {} create, {} link, {} update, {} enable, {} disable, {} delete, {} member add, {} member remove, {} held",
-            c.in_scope,
-            c.linked,
-            c.unchanged,
-            c.create,
-            c.link,
-            c.update,
-            c.enable,
-            c.disable,
-            c.delete,
-            c.add_member,
-            c.remove_member,
-            c.held
-        );
+        let _ = writeln!(self.0, "  {}", plan.counts);
     }
 
     /// A run's report: its plan, the failures and the outcome.

@@ -239,7 +239,7 @@ impl FieldMap {
             ValueSource::Template(t) => t.render(object).map(Cow::Owned),
             ValueSource::Container(rules) => rules
                 .iter()
-                .filter(|r| crate::scope::Scope::within(&object.container, &r.under))
+                .filter(|r| crate::dn::within(&object.container, &r.under))
                 .max_by_key(|r| r.under.split(',').count())
                 .map(|r| Cow::Borrowed(r.value.as_str())),
         };
@@ -273,7 +273,7 @@ impl Transform {
                 Some(v) if !v.is_empty() => Some(v),
                 _ => Some(Cow::Borrowed(d)),
             },
-            Transform::DnComponent(kind) => value.and_then(|v| dn_component(&v, kind).map(Cow::Owned)),
+            Transform::DnComponent(kind) => value.and_then(|v| crate::dn::component_value(&v, kind).map(Cow::Owned)),
             Transform::Lookup { table, default } => match value {
                 Some(v) => table
                     .get(v.as_ref())
@@ -283,45 +283,6 @@ impl Transform {
             },
         }
     }
-}
-
-/// The unescaped value of the first `kind=value` component of `dn`.
-fn dn_component(dn: &str, kind: &str) -> Option<String> {
-    let mut component = String::new();
-    let mut components = Vec::new();
-    let mut chars = dn.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                component.push(c);
-                if let Some(n) = chars.next() {
-                    component.push(n);
-                }
-            }
-            ',' | ';' => components.push(std::mem::take(&mut component)),
-            c => component.push(c),
-        }
-    }
-    components.push(component);
-    components.iter().find_map(|c| {
-        let (k, v) = c.split_once('=')?;
-        k.trim().eq_ignore_ascii_case(kind).then(|| unescape_dn_value(v.trim()))
-    })
-}
-
-fn unescape_dn_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(n) = chars.next() {
-                out.push(n);
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

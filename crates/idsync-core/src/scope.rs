@@ -50,15 +50,9 @@ impl Scope {
         !self.groups.is_empty()
     }
 
-    /// True when the DN `dn` equals `base` or lies below it, comparing DN
-    /// components case-insensitively.
-    pub fn within(dn: &str, base: &str) -> bool {
-        is_within(dn, base)
-    }
-
     /// True when `container` is inside one of the scope's containers.
     pub fn container_in_scope(&self, container: &str) -> bool {
-        self.containers.is_empty() || self.containers.iter().any(|c| is_within(container, c))
+        self.containers.is_empty() || self.containers.iter().any(|c| crate::dn::within(container, c))
     }
 
     /// Checks kind, container and (for users) attribute predicates of one
@@ -116,19 +110,6 @@ impl AttributePredicate {
             })
         })
     }
-}
-
-/// True when `dn` equals `base` or lies below it, comparing DN components
-/// case-insensitively and ignoring spaces after commas.
-fn is_within(dn: &str, base: &str) -> bool {
-    let norm = |s: &str| -> Vec<String> {
-        s.split(',')
-            .map(|p| p.trim().to_lowercase())
-            .filter(|p| !p.is_empty())
-            .collect()
-    };
-    let (dn, base) = (norm(dn), norm(base));
-    dn.len() >= base.len() && dn[dn.len() - base.len()..] == base[..]
 }
 
 #[cfg(test)]

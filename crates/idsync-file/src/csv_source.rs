@@ -3,11 +3,10 @@
 use std::fs::File;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use futures::stream::BoxStream;
 use idsync_core::{
-    AttrValue, Completeness, Cursor, DeltaItem, Error, ErrorKind, ExternalId, ObjectKind, ReadItem, Result, Scope,
-    Source, SourceCapabilities, SourceObject,
+    AttrValue, Completeness, Cursor, DeltaItem, Error, ExternalId, ObjectKind, ReadItem, Result, Scope, Source,
+    SourceCapabilities, SourceObject,
 };
 use tokio::sync::mpsc;
 
@@ -192,19 +191,11 @@ impl Source for CsvSource {
     }
 
     async fn read_delta(&self, _scope: &Scope, _from: &Cursor) -> Result<BoxStream<'_, Result<DeltaItem>>> {
-        Err(Error::new(ErrorKind::Unsupported, "a CSV file has no deltas").backend(crate::NAME))
+        Err(crate::stream::no_deltas())
     }
 
     /// Reads the file to find one row (files have no index).
     async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
-        let mut stream = self.read_full(&Scope::default()).await?;
-        while let Some(item) = stream.next().await {
-            if let Ok(ReadItem::Object(o)) = item
-                && &o.id == id
-            {
-                return Ok(Some(o));
-            }
-        }
-        Ok(None)
+        crate::stream::find(self, id).await
     }
 }

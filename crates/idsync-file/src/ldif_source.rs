@@ -5,11 +5,11 @@ use std::fs::File;
 use std::io::BufReader;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use idsync_core::dn::{key as dn_key, parent};
 use idsync_core::{
-    AttrValue, Completeness, Cursor, DeltaItem, Error, ErrorKind, ExternalId, ObjectKind, ReadItem, Result, Scope,
-    Source, SourceCapabilities, SourceObject,
+    AttrValue, Completeness, Cursor, DeltaItem, Error, ExternalId, ObjectKind, ReadItem, Result, Scope, Source,
+    SourceCapabilities, SourceObject,
 };
 use tokio::sync::mpsc;
 
@@ -41,28 +41,6 @@ impl LdifSource {
         })?;
         Ok(LdifReader::new(BufReader::with_capacity(1 << 16, file)))
     }
-}
-
-/// A DN in a comparable form: components trimmed, lower case.
-fn dn_key(dn: &str) -> String {
-    dn.split(',')
-        .map(|c| c.trim().to_lowercase())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// The parent of a DN (after the first unescaped comma).
-fn parent(dn: &str) -> &str {
-    let bytes = dn.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b',' => return dn[i + 1..].trim_start(),
-            _ => i += 1,
-        }
-    }
-    ""
 }
 
 /// Turns a record into an object; `Ok(None)` for entries that are neither
@@ -205,30 +183,11 @@ impl Source for LdifSource {
     }
 
     async fn read_delta(&self, _scope: &Scope, _from: &Cursor) -> Result<BoxStream<'_, Result<DeltaItem>>> {
-        Err(Error::new(ErrorKind::Unsupported, "an LDIF export has no deltas").backend(crate::NAME))
+        Err(crate::stream::no_deltas())
     }
 
     /// Reads the file in full to find one object (files have no index).
     async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
-        let mut stream = self.read_full(&Scope::default()).await?;
-        while let Some(item) = stream.next().await {
-            if let Ok(ReadItem::Object(o)) = item
-                && &o.id == id
-            {
-                return Ok(Some(o));
-            }
-        }
-        Ok(None)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parent_skips_escaped_commas() {
-        assert_eq!(parent("CN=Smith\\, Bob,OU=Sales,DC=x"), "OU=Sales,DC=x");
-        assert_eq!(parent("DC=x"), "");
+        crate::stream::find(self, id).await
     }
 }

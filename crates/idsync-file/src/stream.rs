@@ -15,3 +15,28 @@ pub(crate) fn blocking_stream<T: Send + 'static>(
     tokio::task::spawn_blocking(move || produce(tx));
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
+
+/// A file has no index: one object is found by reading the file.
+pub(crate) async fn find(
+    source: &dyn idsync_core::Source,
+    id: &idsync_core::ExternalId,
+) -> idsync_core::Result<Option<idsync_core::SourceObject>> {
+    let mut stream = source.read_full(&idsync_core::Scope::default()).await?;
+    while let Some(item) = stream.next().await {
+        if let Ok(idsync_core::ReadItem::Object(o)) = item
+            && &o.id == id
+        {
+            return Ok(Some(o));
+        }
+    }
+    Ok(None)
+}
+
+/// The answer of a file source asked for a delta.
+pub(crate) fn no_deltas() -> idsync_core::Error {
+    idsync_core::Error::new(
+        idsync_core::ErrorKind::Unsupported,
+        "a file has no deltas: each run reads it in full",
+    )
+    .backend(crate::NAME)
+}

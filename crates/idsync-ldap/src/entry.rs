@@ -3,6 +3,8 @@
 
 use ldap3::SearchEntry;
 
+pub(crate) use idsync_core::dn::{key as dn_key, parent};
+
 use idsync_core::{AttrValue, ExternalId, ObjectKind, SourceObject};
 
 use crate::config::{Flavor, LdapConfig};
@@ -52,26 +54,17 @@ pub(crate) fn id_of(config: &LdapConfig, e: &SearchEntry) -> Result<ExternalId, 
     }
 }
 
-/// The parent of a DN (after the first unescaped comma).
-pub(crate) fn parent(dn: &str) -> &str {
-    let bytes = dn.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b',' => return dn[i + 1..].trim_start(),
-            _ => i += 1,
-        }
+/// Where the entry with this id is searched: (base, scope, filter). AD
+/// finds it by `<GUID=…>` as the base, generic LDAP by entryUUID.
+pub(crate) fn by_id(config: &LdapConfig, id: &str) -> (String, ldap3::Scope, String) {
+    match config.flavor {
+        Flavor::Ad => (format!("<GUID={id}>"), ldap3::Scope::Base, "(objectClass=*)".to_owned()),
+        Flavor::Generic => (
+            config.base_dn.clone(),
+            ldap3::Scope::Subtree,
+            format!("(entryUUID={})", ldap3::ldap_escape(id)),
+        ),
     }
-    ""
-}
-
-/// A DN in a comparable form.
-pub(crate) fn dn_key(dn: &str) -> String {
-    dn.split(',')
-        .map(|c| c.trim().to_lowercase())
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// Whether the entry is a group.

@@ -279,18 +279,7 @@ impl Source for LdapSource {
     async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
         let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_one"))?;
         let attrs = self.attributes();
-        let (base, scope, filter) = match self.config.flavor {
-            Flavor::Ad => (
-                format!("<GUID={}>", id.0),
-                ldap3::Scope::Base,
-                "(objectClass=*)".to_owned(),
-            ),
-            Flavor::Generic => (
-                self.config.base_dn.clone(),
-                ldap3::Scope::Subtree,
-                format!("(entryUUID={})", ldap3::ldap_escape(id.0.as_str())),
-            ),
-        };
+        let (base, scope, filter) = crate::entry::by_id(&self.config, &id.0);
         let entries = match ldap
             .search(&base, scope, &filter, attrs)
             .await

@@ -118,18 +118,7 @@ impl LdapTarget {
     /// The DN of the entry with this id.
     async fn dn_of(&self, id: &TargetId) -> Res<String> {
         let mut ldap = self.handle().await?;
-        let (base, scope, filter) = match self.config.flavor {
-            Flavor::Ad => (
-                format!("<GUID={}>", id.0),
-                ldap3::Scope::Base,
-                "(objectClass=*)".to_owned(),
-            ),
-            Flavor::Generic => (
-                self.config.base_dn.clone(),
-                ldap3::Scope::Subtree,
-                format!("(entryUUID={})", ldap_escape(id.0.as_str())),
-            ),
-        };
+        let (base, scope, filter) = crate::entry::by_id(&self.config, &id.0);
         let (entries, _) = ldap.search(&base, scope, &filter, vec!["1.1"]).await?.success()?;
         entries
             .into_iter()

@@ -396,10 +396,17 @@ impl fmt::Display for Plan {
         for finding in &self.findings {
             writeln!(f, "  ! {:?}: {} ({})", finding.kind, finding.message, finding.remedy)?;
         }
-        let c = &self.counts;
-        writeln!(
+        writeln!(f, "  {}", self.counts)
+    }
+}
+
+impl fmt::Display for Counts {
+    /// One line: in scope, linked, unchanged, then each kind of operation.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self;
+        write!(
             f,
-            "  {} in scope, {} linked, {} unchanged: {} create, {} link, {} update, {} enable, {} disable, {} delete, {} member add, {} member remove, {} held",
+            "{} in scope, {} linked, {} unchanged: {} create, {} link, {} update, {} enable, {} disable, {} delete, {} member add, {} member remove, {} held",
             c.in_scope,
             c.linked,
             c.unchanged,
