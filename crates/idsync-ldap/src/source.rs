@@ -215,8 +215,10 @@ impl Source for LdapSource {
         // made during it are seen again by the next delta (never lost).
         let cursor = match self.config.flavor {
             Flavor::Generic => {
-                let filter = self.filter(scope);
-                match crate::syncrepl::refresh(&mut ldap, &self.config, &filter, vec!["1.1".into()], None, None).await {
+                // The cookie carries the server's change sequence, not the
+                // filter: a filter matching nothing gets it without a second pass.
+                let nothing = "(entryUUID=00000000-0000-0000-0000-000000000000)";
+                match crate::syncrepl::refresh(&mut ldap, &self.config, nothing, vec!["1.1".into()], None, None).await {
                     Ok(Some(cookie)) if !cookie.is_empty() => Some(crate::syncrepl::cursor(&cookie)),
                     Ok(_) => None,
                     Err(e) => {
