@@ -77,79 +77,63 @@ pub(crate) fn is_group(e: &SearchEntry) -> bool {
 }
 
 /// An entry as a source object, with its member DNs (groups) kept apart.
-pub(crate) fn to_object(config: &LdapConfig, e: &SearchEntry) -> Result<(SourceObject, Vec<String>), LdapError> {
-    let kind = if is_group(e) {
+/// Takes the entry by value: values are moved, not copied (a full read
+/// turns every entry of the directory into an object).
+pub(crate) fn to_object(config: &LdapConfig, e: SearchEntry) -> Result<(SourceObject, Vec<String>), LdapError> {
+    let kind = if is_group(&e) {
         ObjectKind::Group
     } else {
         ObjectKind::User
     };
-    let mut object = SourceObject::new(id_of(config, e)?, kind).in_container(parent(&e.dn));
-    object
-        .attributes
-        .insert("dn".into(), vec![AttrValue::Text(e.dn.clone())]);
-    let mut members = Vec::new();
-    for (name, values) in &e.attrs {
-        let base = name.split(';').next().unwrap_or(name).to_lowercase();
-        if base == "member" || base == "uniquemember" {
-            members.extend(values.iter().cloned());
-            continue;
-        }
-        if BINARY.contains(&base.as_str()) {
-            continue; // taken as bytes below
-        }
-        object.attributes.insert(
-            name.clone(),
-            values.iter().map(|v| AttrValue::Text(v.clone())).collect(),
-        );
-    }
-    for (name, values) in &e.bin_attrs {
-        object.attributes.insert(
-            name.clone(),
-            values.iter().map(|v| AttrValue::Binary(v.clone())).collect(),
-        );
-    }
-    for name in BINARY {
-        let values = raw(e, name);
-        if values.is_empty() {
-            continue;
-        }
-        let key = e
-            .attrs
-            .keys()
-            .chain(e.bin_attrs.keys())
-            .find(|k| k.eq_ignore_ascii_case(name))
-            .cloned();
-        object.attributes.insert(
-            key.unwrap_or_else(|| name.to_owned()),
-            values.iter().map(|v| AttrValue::Binary(v.to_vec())).collect(),
-        );
-        if name != "objectguid" {
-            for v in values {
-                let sid = idsync_core::ad::sid_to_string(v).ok_or_else(|| LdapError::BadId {
-                    dn: e.dn.clone(),
-                    attribute: name.to_owned(),
-                })?;
-                object.aliases.push(ExternalId(sid));
-            }
+    let bad = |attribute: &str| LdapError::BadId {
+        dn: e.dn.clone(),
+        attribute: attribute.to_owned(),
+    };
+    let mut object = SourceObject::new(id_of(config, &e)?, kind).in_container(parent(&e.dn));
+    for name in ["objectSid", "sIDHistory"] {
+        for v in raw(&e, name) {
+            object
+                .aliases
+                .push(ExternalId(idsync_core::ad::sid_to_string(v).ok_or_else(|| bad(name))?));
         }
     }
     object.enabled = match config.flavor {
-        Flavor::Ad => match text(e, "userAccountControl") {
+        Flavor::Ad => match text(&e, "userAccountControl") {
             Some(uac) => uac
                 .trim()
                 .parse::<u32>()
                 .map(|v| v & 0x2 == 0)
-                .map_err(|_| LdapError::BadId {
-                    dn: e.dn.clone(),
-                    attribute: "userAccountControl".into(),
-                })?,
+                .map_err(|_| bad("userAccountControl"))?,
             None => true,
         },
         Flavor::Generic => config
             .disabled_attribute
             .as_deref()
-            .and_then(|a| text(e, a))
+            .and_then(|a| text(&e, a))
             .is_none_or(|v| !v.eq_ignore_ascii_case("disabled")),
     };
+    let SearchEntry { dn, attrs, bin_attrs } = e;
+    let mut members = Vec::new();
+    for (name, values) in attrs {
+        let base = name.split(';').next().unwrap_or(&name).to_lowercase();
+        let values: Vec<AttrValue> = if base == "member" || base == "uniquemember" {
+            members.extend(values);
+            continue;
+        } else if BINARY.contains(&base.as_str()) {
+            // Binary attributes whose bytes happened to be valid UTF-8.
+            values.into_iter().map(|v| AttrValue::Binary(v.into_bytes())).collect()
+        } else {
+            values.into_iter().map(AttrValue::Text).collect()
+        };
+        object.attributes.entry(name).or_default().extend(values);
+    }
+    for (name, values) in bin_attrs {
+        object
+            .attributes
+            .entry(name)
+            .or_default()
+            .extend(values.into_iter().map(AttrValue::Binary));
+    }
+    object.attributes.insert("dn".into(), vec![AttrValue::Text(dn)]);
     Ok((object, members))
 }

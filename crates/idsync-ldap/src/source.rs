@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Flavor, LdapConfig};
 use crate::conn::connect;
-use crate::entry::{dn_key, id_of, to_object};
+use crate::entry::{dn_key, id_of, is_group, to_object};
 use crate::error::LdapError;
 
 /// A directory read as the authoritative source. Never writes to it.
@@ -135,13 +135,18 @@ async fn read(
                 Ok(Some(re)) if re.is_intermediate() => {}
                 Ok(Some(re)) => {
                     let entry = SearchEntry::construct(re);
-                    let item = match to_object(&config, &entry) {
+                    let key = dn_key(&entry.dn);
+                    let mut ranged = Vec::new();
+                    if is_group(&entry)
+                        && let Err(e) = all_members(stream.ldap_handle(), &entry, &mut ranged).await
+                    {
+                        partial.push(format!("the members of {} were not all read: {e}", entry.dn));
+                    }
+                    let item = match to_object(&config, entry) {
                         Ok((object, mut members)) => {
-                            ids.insert(dn_key(&entry.dn), object.id.clone());
+                            ids.insert(key, object.id.clone());
                             if object.kind == idsync_core::ObjectKind::Group {
-                                if let Err(e) = all_members(stream.ldap_handle(), &entry, &mut members).await {
-                                    partial.push(format!("the members of {} were not all read: {e}", entry.dn));
-                                }
+                                members.extend(ranged);
                                 groups.push((object, members));
                                 continue;
                             }
@@ -296,11 +301,15 @@ impl Source for LdapSource {
             return Ok(None);
         };
         let entry = SearchEntry::construct(re);
-        let (mut object, mut members) = to_object(&self.config, &entry).map_err(|e| e.into_core("read_one"))?;
-        if object.kind == idsync_core::ObjectKind::Group {
-            all_members(&mut ldap, &entry, &mut members)
+        let mut ranged = Vec::new();
+        if is_group(&entry) {
+            all_members(&mut ldap, &entry, &mut ranged)
                 .await
                 .map_err(|e| e.into_core("read_one"))?;
+        }
+        let (mut object, mut members) = to_object(&self.config, entry).map_err(|e| e.into_core("read_one"))?;
+        members.extend(ranged);
+        if object.kind == idsync_core::ObjectKind::Group {
             // Members are named by DN: each is looked up for its id.
             for dn in members {
                 let found = ldap

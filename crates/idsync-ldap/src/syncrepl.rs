@@ -130,7 +130,7 @@ pub(crate) async fn refresh(
                     send(DeltaItem::Present(ExternalId(u))).await;
                 }
             }
-            _ if tx.is_some() => match to_object(config, &entry) {
+            _ if tx.is_some() => match to_object(config, entry) {
                 Ok((object, members)) if object.kind == ObjectKind::Group => groups.push((object, members)),
                 Ok((object, _)) => send(DeltaItem::Changed(object)).await,
                 Err(e) => {
