@@ -122,10 +122,10 @@ impl Failure {
         }
     }
     fn unavailable(e: idsync_core::Error) -> Self {
-        let code = if e.stops_run() && e.kind() == idsync_core::ErrorKind::Config {
-            2
-        } else {
-            3
+        let code = match e.kind() {
+            idsync_core::ErrorKind::Config => 2,
+            idsync_core::ErrorKind::Auth => 5,
+            _ => 3,
         };
         Failure {
             code,

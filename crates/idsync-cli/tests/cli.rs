@@ -311,3 +311,16 @@ token = "${{IDSYNC_TEST_SCIM_TOKEN}}"
         .success()
         .stdout(predicate::str::contains("nothing to do"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_is_exit_code_5() {
+    let Some(s) = setup().await else { return };
+    let mut cmd = Command::cargo_bin("idsync").unwrap();
+    cmd.arg("--config")
+        .arg(s.config())
+        .env("IDSYNC_TEST_SCIM_TOKEN", "not-the-token");
+    cmd.arg("plan")
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("authentication failed"));
+}
