@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use idsync_core::dn::{key as dn_key, parent};
 use idsync_core::{
-    AttrValue, Completeness, Cursor, DeltaItem, Error, ExternalId, ObjectKind, ReadItem, Result, Scope, Source,
-    SourceCapabilities, SourceObject,
+    AttrValue, Cursor, DeltaItem, Error, ExternalId, ObjectKind, ReadItem, Result, Scope, Source, SourceCapabilities,
+    SourceObject,
 };
 use tokio::sync::mpsc;
 
@@ -168,17 +168,7 @@ impl Source for LdifSource {
                     return;
                 }
             }
-            let completeness = if complete {
-                Completeness::Complete
-            } else {
-                Completeness::Partial {
-                    reason: "the file could not be read to its end".into(),
-                }
-            };
-            let _ = tx.blocking_send(Ok(ReadItem::End {
-                completeness,
-                cursor: None,
-            }));
+            let _ = tx.blocking_send(Ok(crate::stream::end(complete)));
         }))
     }
 

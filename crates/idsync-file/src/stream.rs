@@ -40,3 +40,18 @@ pub(crate) fn no_deltas() -> idsync_core::Error {
     )
     .backend(crate::NAME)
 }
+
+/// The last item of a file read: Complete only when the file was read to its end.
+pub(crate) fn end(read_to_the_end: bool) -> idsync_core::ReadItem {
+    let completeness = if read_to_the_end {
+        idsync_core::Completeness::Complete
+    } else {
+        idsync_core::Completeness::Partial {
+            reason: "the file could not be read to its end".into(),
+        }
+    };
+    idsync_core::ReadItem::End {
+        completeness,
+        cursor: None,
+    }
+}
