@@ -1,0 +1,49 @@
+//! JumpCloud errors and their classification into the core's.
+
+use idsync_core::{Error, ErrorKind};
+use idsync_http::HttpError;
+
+use crate::NAME;
+
+/// What went wrong talking to JumpCloud.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JumpCloudError {
+    /// An HTTP failure (status, transport, decoding) concerning `object`.
+    #[error("{object}: {source}")]
+    Http {
+        /// The object concerned (user id, group id, or a listing).
+        object: String,
+        /// The underlying error, with the status.
+        #[source]
+        source: HttpError,
+    },
+    /// The server sent data we cannot use.
+    #[error("{object}: {message}")]
+    InvalidData {
+        /// The object concerned.
+        object: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl JumpCloudError {
+    pub(crate) fn http(object: impl Into<String>, source: HttpError) -> Self {
+        JumpCloudError::Http { object: object.into(), source }
+    }
+
+    /// Classifies into the core's error (through idsync-http's `classify`).
+    pub fn into_core(self, op: &'static str) -> Error {
+        match self {
+            JumpCloudError::Http { object, source } => source.into_core(NAME, &object).op(op).object(object),
+            JumpCloudError::InvalidData { object, message } => {
+                Error::new(ErrorKind::InvalidData, format!("{object}: {message}")).backend(NAME).op(op).object(object)
+            }
+            JumpCloudError::Config(m) => Error::config(m).backend(NAME).op(op),
+        }
+    }
+}

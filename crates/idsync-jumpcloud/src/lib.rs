@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod client;
+mod config;
+mod error;
+mod map;
+mod source;
+mod target;
+
+pub use client::JumpCloudClient;
+pub use config::{JumpCloudConfig, MatchColumn};
+pub use error::JumpCloudError;
+pub use source::JumpCloudSource;
+
+
+/// The backend name, used in errors, tracing spans and reports.
+pub const NAME: &str = "jumpcloud";

@@ -1,0 +1,214 @@
+//! System user and user group JSON ↔ the core's model.
+
+use idsync_core::model::{AttrValue, ExternalId, Fields, Link, ObjectKind, ProfileId, SourceObject, TargetAccount};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Plain text fields of a system user read as source attributes and written as target fields.
+pub(crate) const USER_FIELDS: &[&str] = &[
+    "username",
+    "email",
+    "firstname",
+    "lastname",
+    "middlename",
+    "displayname",
+    "employeeIdentifier",
+    "department",
+    "jobTitle",
+    "manager",
+    "company",
+    "costCenter",
+    "location",
+    "employeeType",
+    "description",
+    "alternateEmail",
+    "recoveryEmail",
+    "state",
+    "created",
+    "creationSource",
+    "external_dn",
+    "external_source_type",
+];
+
+/// Boolean flags read as `"true"`/`"false"` attributes (never written back).
+const USER_FLAGS: &[&str] = &["activated", "account_locked", "suspended", "password_expired", "externally_managed"];
+
+/// The user's id: `_id`, or `id` when only that is served.
+pub(crate) fn id_of(v: &Value) -> Option<&str> {
+    v.get("_id").or_else(|| v.get("id")).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Disabled is `state == "SUSPENDED"` or `suspended == true` (JUMPCLOUD-API.md "The state model").
+pub(crate) fn user_enabled(v: &Value) -> bool {
+    let suspended = v.get("suspended").and_then(Value::as_bool).unwrap_or(false);
+    let state_suspended = v.get("state").and_then(Value::as_str) == Some("SUSPENDED");
+    !(suspended || state_suspended)
+}
+
+/// Custom attributes `[{name, value}]` as (name, value) pairs.
+pub(crate) fn custom_attributes(v: &Value) -> Vec<(String, String)> {
+    v.get("attributes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| Some((x.get("name")?.as_str()?.to_owned(), x.get("value").and_then(text)?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A system user as a source object; `None` without an id.
+pub(crate) fn user_to_source(v: &Value) -> Option<SourceObject> {
+    let mut o = SourceObject::new(id_of(v)?, ObjectKind::User).enabled(user_enabled(v));
+    for f in USER_FIELDS.iter().chain(USER_FLAGS) {
+        if let Some(t) = v.get(*f).and_then(text).filter(|t| !t.is_empty()) {
+            o = o.with(f, t);
+        }
+    }
+    if let Some(m) = v.get("manager").and_then(|m| m.get("_id").or_else(|| m.get("id"))).and_then(Value::as_str) {
+        o = o.with("manager", m);
+    }
+    for p in v.get("phoneNumbers").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(n) = p.get("number").and_then(text) {
+            let kind = p.get("type").and_then(Value::as_str).unwrap_or("other");
+            o = o.with("phoneNumbers", n.clone()).with(&format!("phoneNumbers.{kind}"), n);
+        }
+    }
+    for a in v.get("addresses").and_then(Value::as_array).into_iter().flatten() {
+        let kind = a.get("type").and_then(Value::as_str).unwrap_or("other");
+        if let Some(obj) = a.as_object() {
+            for (k, val) in obj {
+                if k == "type" || k == "id" {
+                    continue;
+                }
+                if let Some(t) = text(val).filter(|t| !t.is_empty()) {
+                    o = o.with(&format!("addresses.{kind}.{k}"), t);
+                }
+            }
+        }
+    }
+    for (name, value) in custom_attributes(v) {
+        o = o.with(&format!("attr.{name}"), value);
+    }
+    Some(o)
+}
+
+/// A user group as a source object with its member ids.
+pub(crate) fn group_to_source(v: &Value, members: &[Value]) -> Option<SourceObject> {
+    let mut o = SourceObject::new(id_of(v)?, ObjectKind::Group);
+    for f in ["name", "description", "email"] {
+        if let Some(t) = v.get(f).and_then(text).filter(|t| !t.is_empty()) {
+            o = o.with(f, t);
+        }
+    }
+    for m in members {
+        let to = m.get("to").unwrap_or(m);
+        if to.get("type").and_then(Value::as_str).unwrap_or("user") == "user" {
+            if let Some(id) = to.get("id").and_then(Value::as_str) {
+                o = o.with_member(id);
+            }
+        }
+    }
+    Some(o)
+}
+
+/// `"<profile uuid>/<external id>"`.
+pub(crate) fn link_value(link: &Link) -> String {
+    format!("{}/{}", link.profile, link.external)
+}
+
+/// Parses a link value; `None` for anything else.
+pub(crate) fn parse_link(s: &str) -> Option<Link> {
+    let (p, e) = s.split_once('/')?;
+    let profile = ProfileId(Uuid::parse_str(p).ok()?);
+    (!e.is_empty()).then(|| Link { profile, external: ExternalId(e.to_owned()) })
+}
+
+/// Marker in a user group's description that carries the link (groups have no custom attributes in v2 writes).
+pub(crate) const GROUP_LINK_PREFIX: &str = "idsync:";
+
+/// A system user as a target account (fields are the plain text fields).
+pub(crate) fn user_to_account(v: &Value, link_attribute: &str) -> Option<TargetAccount> {
+    let mut a = TargetAccount::new(id_of(v)?, ObjectKind::User);
+    a.enabled = user_enabled(v);
+    for f in USER_FIELDS {
+        if let Some(t) = v.get(*f).and_then(text) {
+            a.fields.insert((*f).to_owned(), t);
+        }
+    }
+    for (name, value) in custom_attributes(v) {
+        if name == link_attribute {
+            a.link = parse_link(&value);
+        } else {
+            a.fields.insert(format!("attr.{name}"), value);
+        }
+    }
+    Some(a)
+}
+
+/// A user group as a target account; the link lives in its description.
+pub(crate) fn group_to_account(v: &Value, members: &[Value]) -> Option<TargetAccount> {
+    let mut a = TargetAccount::new(id_of(v)?, ObjectKind::Group);
+    if let Some(n) = v.get("name").and_then(text) {
+        a.fields.insert("name".into(), n);
+    }
+    if let Some(d) = v.get("description").and_then(Value::as_str) {
+        match d.strip_prefix(GROUP_LINK_PREFIX) {
+            Some(l) => a.link = parse_link(l),
+            None => {
+                a.fields.insert("description".into(), d.to_owned());
+            }
+        }
+    }
+    for m in members {
+        if let Some(id) = m.get("to").and_then(|t| t.get("id")).and_then(Value::as_str) {
+            a.members.push(id.into());
+        }
+    }
+    Some(a)
+}
+
+/// The JSON body for a create or update of a system user from target fields.
+/// `attr.<name>` fields become custom attributes, merged with `existing` ones
+/// (the API replaces arrays as a whole).
+pub(crate) fn user_body(fields: &Fields, existing: &[(String, String)], link: Option<(&str, &Link)>) -> Value {
+    let mut body = Map::new();
+    let mut attrs: Vec<(String, String)> = existing.to_vec();
+    let mut attrs_changed = false;
+    let mut set_attr = |name: &str, value: String| {
+        attrs.retain(|(n, _)| n != name);
+        attrs.push((name.to_owned(), value));
+    };
+    for (k, val) in fields {
+        if let Some(name) = k.strip_prefix("attr.") {
+            set_attr(name, val.clone());
+            attrs_changed = true;
+        } else if k != "state" && k != "created" && k != "creationSource" {
+            body.insert(k.clone(), Value::String(val.clone()));
+        }
+    }
+    if let Some((name, link)) = link {
+        set_attr(name, link_value(link));
+        attrs_changed = true;
+    }
+    if attrs_changed {
+        let list = attrs.into_iter().map(|(name, value)| serde_json::json!({"name": name, "value": value})).collect();
+        body.insert("attributes".into(), Value::Array(list));
+    }
+    Value::Object(body)
+}
+
+/// Reads a text attribute value from a source-side attribute list (tests and lookups).
+#[allow(dead_code)]
+pub(crate) fn first(values: &[AttrValue]) -> Option<&str> {
+    values.iter().find_map(AttrValue::as_text)
+}
