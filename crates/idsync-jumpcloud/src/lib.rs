@@ -12,6 +12,7 @@ pub use client::JumpCloudClient;
 pub use config::{JumpCloudConfig, MatchColumn};
 pub use error::JumpCloudError;
 pub use source::JumpCloudSource;
+pub use target::JumpCloudTarget;
 
 
 /// The backend name, used in errors, tracing spans and reports.
