@@ -1,7 +1,7 @@
 //! Wire calls to JumpCloud, all through idsync-http.
 
 use idsync_http::header::{HeaderName, HeaderValue};
-use idsync_http::{AuthConfig, HttpClient, HttpConfig, HttpError, Method, Request, StatusCode, Url};
+use idsync_http::{AuthConfig, HttpClient, HttpConfig, Method, Request, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
@@ -215,6 +215,3 @@ impl JumpCloudClient {
         }
     }
 }
-
-#[allow(dead_code)]
-fn _assert_error_type(_: HttpError) {}

@@ -69,6 +69,9 @@ pub(crate) fn custom_attributes(v: &Value) -> Vec<(String, String)> {
 /// A system user as a source object; `None` without an id.
 pub(crate) fn user_to_source(v: &Value) -> Option<SourceObject> {
     let mut o = SourceObject::new(id_of(v)?, ObjectKind::User).enabled(user_enabled(v));
+    if let Some(n) = v.get("username").and_then(Value::as_str) {
+        o = o.with("name", n);
+    }
     for f in USER_FIELDS.iter().chain(USER_FLAGS) {
         if let Some(t) = v.get(*f).and_then(text).filter(|t| !t.is_empty()) {
             o = o.with(f, t);
@@ -105,7 +108,7 @@ pub(crate) fn user_to_source(v: &Value) -> Option<SourceObject> {
 /// A user group as a source object with its member ids.
 pub(crate) fn group_to_source(v: &Value, members: &[Value]) -> Option<SourceObject> {
     let mut o = SourceObject::new(id_of(v)?, ObjectKind::Group);
-    for f in ["name", "description", "email"] {
+    for f in ["name", "description", "email", "type"] {
         if let Some(t) = v.get(f).and_then(text).filter(|t| !t.is_empty()) {
             o = o.with(f, t);
         }

@@ -77,6 +77,27 @@ impl JumpCloudTarget {
     }
 }
 
+impl JumpCloudTarget {
+    /// A create refused as a duplicate (400 "already exists" or 409) is a
+    /// success when the existing object carries this very link: an earlier
+    /// create landed (interrupted run, retried POST). Otherwise the refusal stands.
+    async fn already_created(&self, kind: ObjectKind, link: &Link, e: JumpCloudError) -> Result<Applied> {
+        let duplicate = matches!(&e, JumpCloudError::Http { source, .. }
+            if matches!(source.status().map(|s| s.as_u16()), Some(400 | 409)));
+        if duplicate {
+            let pool = match kind {
+                ObjectKind::User => self.users("apply.create").await?,
+                ObjectKind::Group => self.groups("apply.create").await?,
+            };
+            if let Some(a) = pool.into_iter().find(|a| a.link.as_ref() == Some(link)) {
+                tracing::info!(backend = NAME, target = %a.id, %link, "create found the object already made with this link");
+                return Ok(Applied { target: Some(a.id), note: Some("already created with this link".into()) });
+            }
+        }
+        Err(e.into_core("apply.create"))
+    }
+}
+
 fn not_found(op: &'static str, what: &str, id: &TargetId) -> Error {
     Error::new(ErrorKind::NotFound, format!("{what} {id} not found")).backend(NAME).op(op).object(id)
 }
@@ -146,14 +167,18 @@ impl Target for JumpCloudTarget {
         match op {
             TargetOp::Create { kind: ObjectKind::User, link, fields } => {
                 let body = user_body(fields, &[], Some((&self.link_attribute, link)));
-                let v = self.client.create_user(&body).await.map_err(core("apply.create"))?;
-                Ok(Applied { target: Some(created_id(&v, "apply.create")?), note: None })
+                match self.client.create_user(&body).await {
+                    Ok(v) => Ok(Applied { target: Some(created_id(&v, "apply.create")?), note: None }),
+                    Err(e) => self.already_created(ObjectKind::User, link, e).await,
+                }
             }
             TargetOp::Create { kind: ObjectKind::Group, link, fields } => {
                 let name = fields.get("name").cloned().unwrap_or_default();
                 let body = json!({ "name": name, "description": format!("{GROUP_LINK_PREFIX}{}", link_value(link)) });
-                let v = self.client.create_group(&body).await.map_err(core("apply.create"))?;
-                Ok(Applied { target: Some(created_id(&v, "apply.create")?), note: None })
+                match self.client.create_group(&body).await {
+                    Ok(v) => Ok(Applied { target: Some(created_id(&v, "apply.create")?), note: None }),
+                    Err(e) => self.already_created(ObjectKind::Group, link, e).await,
+                }
             }
             TargetOp::SetLink { target, kind: ObjectKind::User, link } => {
                 let current = self.user(target, "apply.set_link").await?;
@@ -210,6 +235,3 @@ impl Target for JumpCloudTarget {
         }
     }
 }
-
-#[allow(dead_code)]
-fn _link_type(_: &Link) {}
