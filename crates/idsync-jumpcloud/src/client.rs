@@ -31,7 +31,10 @@ impl JumpCloudClient {
     pub fn new(config: &JumpCloudConfig) -> R<Self> {
         let key = SecretString::from(config.api_key.expose_secret().to_owned());
         let http = HttpClient::new(&HttpConfig {
-            auth: AuthConfig::ApiKey { header: "x-api-key".to_owned(), key },
+            auth: AuthConfig::ApiKey {
+                header: "x-api-key".to_owned(),
+                key,
+            },
             retry: config.retry.clone(),
             rate_limit: config.rate_limit.clone(),
             tls: config.tls.clone(),
@@ -39,22 +42,33 @@ impl JumpCloudClient {
         })
         .map_err(|e| JumpCloudError::Config(e.to_string()))?;
         let org_id = match &config.org_id {
-            Some(o) => Some(HeaderValue::from_str(o).map_err(|_| JumpCloudError::Config("org_id is not a header value".into()))?),
+            Some(o) => Some(
+                HeaderValue::from_str(o).map_err(|_| JumpCloudError::Config("org_id is not a header value".into()))?,
+            ),
             None => None,
         };
         if config.page_size == 0 || config.page_size > 100 {
             return Err(JumpCloudError::Config("page_size must be 1..=100".into()));
         }
-        Ok(JumpCloudClient { http, base: config.base_url.clone(), org_id, page_size: config.page_size })
+        Ok(JumpCloudClient {
+            http,
+            base: config.base_url.clone(),
+            org_id,
+            page_size: config.page_size,
+        })
     }
 
     fn url(&self, path: &str) -> R<Url> {
-        self.base.join(path).map_err(|e| JumpCloudError::Config(format!("base URL: {e}")))
+        self.base
+            .join(path)
+            .map_err(|e| JumpCloudError::Config(format!("base URL: {e}")))
     }
 
     fn request(&self, method: Method, url: Url) -> Request {
-        let mut r = Request::new(method, url)
-            .header(HeaderName::from_static("accept"), HeaderValue::from_static("application/json"));
+        let mut r = Request::new(method, url).header(
+            HeaderName::from_static("accept"),
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(o) = &self.org_id {
             r = r.header(HeaderName::from_static("x-org-id"), o.clone());
         }
@@ -70,7 +84,8 @@ impl JumpCloudClient {
     }
 
     fn with_json(&self, req: Request, object: &str, body: &Value) -> R<Request> {
-        req.json(body, "application/json").map_err(|e| JumpCloudError::http(object, e))
+        req.json(body, "application/json")
+            .map_err(|e| JumpCloudError::http(object, e))
     }
 
     /// All system users, page by page (`skip`/`limit` until a short page).
@@ -113,7 +128,10 @@ impl JumpCloudClient {
                 .append_pair("limit", &self.page_size.to_string());
             let v = self.send_value(object, self.request(Method::GET, url)).await?;
             let Value::Array(page) = v else {
-                return Err(JumpCloudError::InvalidData { object: object.into(), message: "expected a JSON array".into() });
+                return Err(JumpCloudError::InvalidData {
+                    object: object.into(),
+                    message: "expected a JSON array".into(),
+                });
             };
             let n = page.len();
             skip += n as u64;
@@ -131,13 +149,20 @@ impl JumpCloudClient {
 
     /// The direct members of a user group (v2 graph connections).
     pub async fn group_members(&self, group: &str) -> R<Vec<Value>> {
-        self.list_v2(&format!("/api/v2/usergroups/{group}/members"), &format!("user group {group} members")).await
+        self.list_v2(
+            &format!("/api/v2/usergroups/{group}/members"),
+            &format!("user group {group} members"),
+        )
+        .await
     }
 
     /// One system user; `None` when it does not exist.
     pub async fn get_user(&self, id: &str) -> R<Option<Value>> {
         let url = self.url(&format!("/api/systemusers/{id}"))?;
-        match self.send_value(&format!("system user {id}"), self.request(Method::GET, url)).await {
+        match self
+            .send_value(&format!("system user {id}"), self.request(Method::GET, url))
+            .await
+        {
             Ok(Value::Null) => Ok(None),
             Ok(v) if v.as_object().is_some_and(|o| o.is_empty()) => Ok(None),
             Ok(v) => Ok(Some(v)),
@@ -149,7 +174,10 @@ impl JumpCloudClient {
     /// One user group; `None` when it does not exist.
     pub async fn get_group(&self, id: &str) -> R<Option<Value>> {
         let url = self.url(&format!("/api/v2/usergroups/{id}"))?;
-        match self.send_value(&format!("user group {id}"), self.request(Method::GET, url)).await {
+        match self
+            .send_value(&format!("user group {id}"), self.request(Method::GET, url))
+            .await
+        {
             Ok(Value::Null) => Ok(None),
             Ok(v) => Ok(Some(v)),
             Err(JumpCloudError::Http { source, .. }) if source.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
@@ -159,44 +187,75 @@ impl JumpCloudClient {
 
     /// `POST /api/systemusers`; not retried blindly (not idempotent).
     pub async fn create_user(&self, body: &Value) -> R<Value> {
-        let object = format!("new system user {}", body.get("username").and_then(Value::as_str).unwrap_or("?"));
-        let req = self.with_json(self.request(Method::POST, self.url("/api/systemusers")?).idempotent(false), &object, body)?;
+        let object = format!(
+            "new system user {}",
+            body.get("username").and_then(Value::as_str).unwrap_or("?")
+        );
+        let req = self.with_json(
+            self.request(Method::POST, self.url("/api/systemusers")?)
+                .idempotent(false),
+            &object,
+            body,
+        )?;
         self.send_value(&object, req).await
     }
 
     /// `PUT /api/systemusers/{id}` (partial at top level).
     pub async fn update_user(&self, id: &str, body: &Value) -> R<Value> {
         let object = format!("system user {id}");
-        let req = self.with_json(self.request(Method::PUT, self.url(&format!("/api/systemusers/{id}"))?), &object, body)?;
+        let req = self.with_json(
+            self.request(Method::PUT, self.url(&format!("/api/systemusers/{id}"))?),
+            &object,
+            body,
+        )?;
         self.send_value(&object, req).await
     }
 
     /// `DELETE /api/systemusers/{id}`.
     pub async fn delete_user(&self, id: &str) -> R<()> {
         let object = format!("system user {id}");
-        self.send_value(&object, self.request(Method::DELETE, self.url(&format!("/api/systemusers/{id}"))?)).await?;
+        self.send_value(
+            &object,
+            self.request(Method::DELETE, self.url(&format!("/api/systemusers/{id}"))?),
+        )
+        .await?;
         Ok(())
     }
 
     /// `POST /api/v2/usergroups`.
     pub async fn create_group(&self, body: &Value) -> R<Value> {
-        let object = format!("new user group {}", body.get("name").and_then(Value::as_str).unwrap_or("?"));
-        let req =
-            self.with_json(self.request(Method::POST, self.url("/api/v2/usergroups")?).idempotent(false), &object, body)?;
+        let object = format!(
+            "new user group {}",
+            body.get("name").and_then(Value::as_str).unwrap_or("?")
+        );
+        let req = self.with_json(
+            self.request(Method::POST, self.url("/api/v2/usergroups")?)
+                .idempotent(false),
+            &object,
+            body,
+        )?;
         self.send_value(&object, req).await
     }
 
     /// `PUT /api/v2/usergroups/{id}` (name required).
     pub async fn update_group(&self, id: &str, body: &Value) -> R<Value> {
         let object = format!("user group {id}");
-        let req = self.with_json(self.request(Method::PUT, self.url(&format!("/api/v2/usergroups/{id}"))?), &object, body)?;
+        let req = self.with_json(
+            self.request(Method::PUT, self.url(&format!("/api/v2/usergroups/{id}"))?),
+            &object,
+            body,
+        )?;
         self.send_value(&object, req).await
     }
 
     /// `DELETE /api/v2/usergroups/{id}`.
     pub async fn delete_group(&self, id: &str) -> R<()> {
         let object = format!("user group {id}");
-        self.send_value(&object, self.request(Method::DELETE, self.url(&format!("/api/v2/usergroups/{id}"))?)).await?;
+        self.send_value(
+            &object,
+            self.request(Method::DELETE, self.url(&format!("/api/v2/usergroups/{id}"))?),
+        )
+        .await?;
         Ok(())
     }
 

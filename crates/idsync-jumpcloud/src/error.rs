@@ -16,7 +16,7 @@ pub enum JumpCloudError {
         object: String,
         /// The underlying error, with the status.
         #[source]
-        source: HttpError,
+        source: Box<HttpError>,
     },
     /// The server sent data we cannot use.
     #[error("{object}: {message}")]
@@ -33,15 +33,21 @@ pub enum JumpCloudError {
 
 impl JumpCloudError {
     pub(crate) fn http(object: impl Into<String>, source: HttpError) -> Self {
-        JumpCloudError::Http { object: object.into(), source }
+        JumpCloudError::Http {
+            object: object.into(),
+            source: Box::new(source),
+        }
     }
 
     /// Classifies into the core's error (through idsync-http's `classify`).
     pub fn into_core(self, op: &'static str) -> Error {
         match self {
-            JumpCloudError::Http { object, source } => source.into_core(NAME, &object).op(op).object(object),
+            JumpCloudError::Http { object, source } => (*source).into_core(NAME, &object).op(op).object(object),
             JumpCloudError::InvalidData { object, message } => {
-                Error::new(ErrorKind::InvalidData, format!("{object}: {message}")).backend(NAME).op(op).object(object)
+                Error::new(ErrorKind::InvalidData, format!("{object}: {message}"))
+                    .backend(NAME)
+                    .op(op)
+                    .object(object)
             }
             JumpCloudError::Config(m) => Error::config(m).backend(NAME).op(op),
         }

@@ -14,6 +14,5 @@ pub use error::JumpCloudError;
 pub use source::JumpCloudSource;
 pub use target::JumpCloudTarget;
 
-
 /// The backend name, used in errors, tracing spans and reports.
 pub const NAME: &str = "jumpcloud";

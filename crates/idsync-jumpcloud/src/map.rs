@@ -31,11 +31,20 @@ pub(crate) const USER_FIELDS: &[&str] = &[
 ];
 
 /// Boolean flags read as `"true"`/`"false"` attributes (never written back).
-const USER_FLAGS: &[&str] = &["activated", "account_locked", "suspended", "password_expired", "externally_managed"];
+const USER_FLAGS: &[&str] = &[
+    "activated",
+    "account_locked",
+    "suspended",
+    "password_expired",
+    "externally_managed",
+];
 
 /// The user's id: `_id`, or `id` when only that is served.
 pub(crate) fn id_of(v: &Value) -> Option<&str> {
-    v.get("_id").or_else(|| v.get("id")).and_then(Value::as_str).filter(|s| !s.is_empty())
+    v.get("_id")
+        .or_else(|| v.get("id"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -77,13 +86,19 @@ pub(crate) fn user_to_source(v: &Value) -> Option<SourceObject> {
             o = o.with(f, t);
         }
     }
-    if let Some(m) = v.get("manager").and_then(|m| m.get("_id").or_else(|| m.get("id"))).and_then(Value::as_str) {
+    if let Some(m) = v
+        .get("manager")
+        .and_then(|m| m.get("_id").or_else(|| m.get("id")))
+        .and_then(Value::as_str)
+    {
         o = o.with("manager", m);
     }
     for p in v.get("phoneNumbers").and_then(Value::as_array).into_iter().flatten() {
         if let Some(n) = p.get("number").and_then(text) {
             let kind = p.get("type").and_then(Value::as_str).unwrap_or("other");
-            o = o.with("phoneNumbers", n.clone()).with(&format!("phoneNumbers.{kind}"), n);
+            o = o
+                .with("phoneNumbers", n.clone())
+                .with(&format!("phoneNumbers.{kind}"), n);
         }
     }
     for a in v.get("addresses").and_then(Value::as_array).into_iter().flatten() {
@@ -115,10 +130,10 @@ pub(crate) fn group_to_source(v: &Value, members: &[Value]) -> Option<SourceObje
     }
     for m in members {
         let to = m.get("to").unwrap_or(m);
-        if to.get("type").and_then(Value::as_str).unwrap_or("user") == "user" {
-            if let Some(id) = to.get("id").and_then(Value::as_str) {
-                o = o.with_member(id);
-            }
+        if to.get("type").and_then(Value::as_str).unwrap_or("user") == "user"
+            && let Some(id) = to.get("id").and_then(Value::as_str)
+        {
+            o = o.with_member(id);
         }
     }
     Some(o)
@@ -133,7 +148,10 @@ pub(crate) fn link_value(link: &Link) -> String {
 pub(crate) fn parse_link(s: &str) -> Option<Link> {
     let (p, e) = s.split_once('/')?;
     let profile = ProfileId(Uuid::parse_str(p).ok()?);
-    (!e.is_empty()).then(|| Link { profile, external: ExternalId(e.to_owned()) })
+    (!e.is_empty()).then(|| Link {
+        profile,
+        external: ExternalId(e.to_owned()),
+    })
 }
 
 /// Marker in a user group's description that carries the link (groups have no custom attributes in v2 writes).
@@ -204,7 +222,10 @@ pub(crate) fn user_body(fields: &Fields, existing: &[(String, String)], link: Op
         attrs_changed = true;
     }
     if attrs_changed {
-        let list = attrs.into_iter().map(|(name, value)| serde_json::json!({"name": name, "value": value})).collect();
+        let list = attrs
+            .into_iter()
+            .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
+            .collect();
         body.insert("attributes".into(), Value::Array(list));
     }
     Value::Object(body)

@@ -7,10 +7,10 @@ use idsync_core::{
     Completeness, Cursor, DeltaItem, Error, ErrorKind, ReadItem, Result, Scope, Source, SourceCapabilities,
 };
 
+use crate::NAME;
 use crate::client::JumpCloudClient;
 use crate::config::JumpCloudConfig;
 use crate::map::{group_to_source, user_to_source};
-use crate::NAME;
 
 /// Reads JumpCloud system users (v1) and user groups with members (v2).
 #[derive(Debug)]
@@ -39,7 +39,11 @@ impl JumpCloudSource {
                 tracing::warn!(backend = NAME, "user group without an id skipped");
                 continue;
             };
-            let members = self.client.group_members(id).await.map_err(|e| e.into_core("read_full"))?;
+            let members = self
+                .client
+                .group_members(id)
+                .await
+                .map_err(|e| e.into_core("read_full"))?;
             if let Some(o) = group_to_source(&g, &members).filter(|o| scope.admits(o)) {
                 out.push(o);
             }
@@ -59,20 +63,32 @@ impl Source for JumpCloudSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities { delta: false, read_one: true, groups: true }
+        SourceCapabilities {
+            delta: false,
+            read_one: true,
+            groups: true,
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = NAME))]
     async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {
         let scope = scope.clone();
-        let first = if wants(&scope, ObjectKind::User) { Step::Users(0) } else { Step::Groups };
+        let first = if wants(&scope, ObjectKind::User) {
+            Step::Users(0)
+        } else {
+            Step::Groups
+        };
         let s = stream::unfold((first, None::<String>), move |(step, mut partial)| {
             let scope = scope.clone();
             async move {
                 match step {
                     Step::Users(skip) => match self.client.list_users_page(skip).await {
                         Ok((page, last)) => {
-                            let next = if last { Step::Groups } else { Step::Users(skip + page.len() as u64) };
+                            let next = if last {
+                                Step::Groups
+                            } else {
+                                Step::Users(skip + page.len() as u64)
+                            };
                             let mut items = Vec::with_capacity(page.len());
                             for v in &page {
                                 match user_to_source(v) {
@@ -93,7 +109,10 @@ impl Source for JumpCloudSource {
                         }
                     },
                     Step::Groups if wants(&scope, ObjectKind::Group) => match self.groups(&scope).await {
-                        Ok(gs) => Some((gs.into_iter().map(|g| Ok(ReadItem::Object(g))).collect(), (Step::End, partial))),
+                        Ok(gs) => Some((
+                            gs.into_iter().map(|g| Ok(ReadItem::Object(g))).collect(),
+                            (Step::End, partial),
+                        )),
                         Err(e) if e.stops_run() => Some((vec![Err(e)], (Step::Done, partial))),
                         Err(e) => {
                             tracing::warn!(backend = NAME, error = %e, "user group listing broke off");
@@ -106,7 +125,13 @@ impl Source for JumpCloudSource {
                             Some(reason) => Completeness::Partial { reason },
                             None => Completeness::Complete,
                         };
-                        Some((vec![Ok(ReadItem::End { completeness, cursor: None })], (Step::Done, None)))
+                        Some((
+                            vec![Ok(ReadItem::End {
+                                completeness,
+                                cursor: None,
+                            })],
+                            (Step::Done, None),
+                        ))
                     }
                     Step::Done => None,
                 }
@@ -116,19 +141,36 @@ impl Source for JumpCloudSource {
     }
 
     async fn read_delta(&self, _scope: &Scope, _from: &Cursor) -> Result<BoxStream<'_, Result<DeltaItem>>> {
-        Err(Error::new(ErrorKind::Unsupported, "JumpCloud documents no change feed; use full reads")
-            .backend(NAME)
-            .op("read_delta"))
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "JumpCloud documents no change feed; use full reads",
+        )
+        .backend(NAME)
+        .op("read_delta"))
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = NAME))]
     async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
-        if let Some(u) = self.client.get_user(id.as_str()).await.map_err(|e| e.into_core("read_one"))? {
+        if let Some(u) = self
+            .client
+            .get_user(id.as_str())
+            .await
+            .map_err(|e| e.into_core("read_one"))?
+        {
             return Ok(user_to_source(&u));
         }
-        match self.client.get_group(id.as_str()).await.map_err(|e| e.into_core("read_one"))? {
+        match self
+            .client
+            .get_group(id.as_str())
+            .await
+            .map_err(|e| e.into_core("read_one"))?
+        {
             Some(g) => {
-                let members = self.client.group_members(id.as_str()).await.map_err(|e| e.into_core("read_one"))?;
+                let members = self
+                    .client
+                    .group_members(id.as_str())
+                    .await
+                    .map_err(|e| e.into_core("read_one"))?;
                 Ok(group_to_source(&g, &members))
             }
             None => Ok(None),

@@ -5,15 +5,15 @@ use futures::stream::{self, BoxStream, StreamExt};
 use idsync_core::model::{Fields, Link, ObjectKind, ProfileId, TargetAccount, TargetId};
 use idsync_core::target::{Applied, Lookup, TargetCapabilities, TargetOp};
 use idsync_core::{Error, ErrorKind, Result, Target};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
+use crate::NAME;
 use crate::client::JumpCloudClient;
 use crate::config::JumpCloudConfig;
 use crate::error::JumpCloudError;
 use crate::map::{
-    custom_attributes, group_to_account, id_of, link_value, user_body, user_to_account, GROUP_LINK_PREFIX,
+    GROUP_LINK_PREFIX, custom_attributes, group_to_account, id_of, link_value, user_body, user_to_account,
 };
-use crate::NAME;
 
 /// Writes JumpCloud system users (v1) and user groups (v2).
 ///
@@ -44,7 +44,10 @@ impl JumpCloudTarget {
 
     async fn users(&self, op: &'static str) -> Result<Vec<TargetAccount>> {
         let all = self.client.list_users().await.map_err(core(op))?;
-        Ok(all.iter().filter_map(|v| user_to_account(v, &self.link_attribute)).collect())
+        Ok(all
+            .iter()
+            .filter_map(|v| user_to_account(v, &self.link_attribute))
+            .collect())
     }
 
     async fn groups(&self, op: &'static str) -> Result<Vec<TargetAccount>> {
@@ -58,14 +61,28 @@ impl JumpCloudTarget {
     }
 
     async fn user(&self, id: &TargetId, op: &'static str) -> Result<Value> {
-        self.client.get_user(&id.0).await.map_err(core(op))?.ok_or_else(|| not_found(op, "system user", id))
+        self.client
+            .get_user(&id.0)
+            .await
+            .map_err(core(op))?
+            .ok_or_else(|| not_found(op, "system user", id))
     }
 
     async fn group(&self, id: &TargetId, op: &'static str) -> Result<Value> {
-        self.client.get_group(&id.0).await.map_err(core(op))?.ok_or_else(|| not_found(op, "user group", id))
+        self.client
+            .get_group(&id.0)
+            .await
+            .map_err(core(op))?
+            .ok_or_else(|| not_found(op, "user group", id))
     }
 
-    async fn set_group(&self, id: &TargetId, name: Option<String>, description: Option<String>, op: &'static str) -> Result<()> {
+    async fn set_group(
+        &self,
+        id: &TargetId,
+        name: Option<String>,
+        description: Option<String>,
+        op: &'static str,
+    ) -> Result<()> {
         let current = self.group(id, op).await?;
         let name = name.or_else(|| current.get("name").and_then(Value::as_str).map(str::to_owned));
         let mut body = json!({ "name": name.unwrap_or_default() });
@@ -91,7 +108,10 @@ impl JumpCloudTarget {
             };
             if let Some(a) = pool.into_iter().find(|a| a.link.as_ref() == Some(link)) {
                 tracing::info!(backend = NAME, target = %a.id, %link, "create found the object already made with this link");
-                return Ok(Applied { target: Some(a.id), note: Some("already created with this link".into()) });
+                return Ok(Applied {
+                    target: Some(a.id),
+                    note: Some("already created with this link".into()),
+                });
             }
         }
         Err(e.into_core("apply.create"))
@@ -99,7 +119,10 @@ impl JumpCloudTarget {
 }
 
 fn not_found(op: &'static str, what: &str, id: &TargetId) -> Error {
-    Error::new(ErrorKind::NotFound, format!("{what} {id} not found")).backend(NAME).op(op).object(id)
+    Error::new(ErrorKind::NotFound, format!("{what} {id} not found"))
+        .backend(NAME)
+        .op(op)
+        .object(id)
 }
 
 fn unsupported(op: &'static str, what: &str) -> Error {
@@ -108,7 +131,9 @@ fn unsupported(op: &'static str, what: &str) -> Error {
 
 fn created_id(v: &Value, op: &'static str) -> Result<TargetId> {
     id_of(v).map(TargetId::from).ok_or_else(|| {
-        Error::new(ErrorKind::Protocol, "create answered without an _id").backend(NAME).op(op)
+        Error::new(ErrorKind::Protocol, "create answered without an _id")
+            .backend(NAME)
+            .op(op)
     })
 }
 
@@ -119,7 +144,13 @@ impl Target for JumpCloudTarget {
     }
 
     fn capabilities(&self) -> TargetCapabilities {
-        TargetCapabilities { groups: true, disable: true, disable_groups: false, delete: true, veto: false }
+        TargetCapabilities {
+            groups: true,
+            disable: true,
+            disable_groups: false,
+            delete: true,
+            veto: false,
+        }
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = NAME))]
@@ -133,23 +164,44 @@ impl Target for JumpCloudTarget {
     #[tracing::instrument(level = "debug", skip(self), fields(backend = NAME))]
     async fn lookup(&self, lookups: &[Lookup]) -> Result<Vec<TargetAccount>> {
         let needs = |k: ObjectKind| {
-            lookups.iter().any(|l| matches!(l, Lookup::Field { kind, .. } | Lookup::External { kind, .. } if *kind == k))
+            lookups
+                .iter()
+                .any(|l| matches!(l, Lookup::Field { kind, .. } | Lookup::External { kind, .. } if *kind == k))
         };
-        let users = if needs(ObjectKind::User) { self.users("lookup").await? } else { Vec::new() };
-        let groups = if needs(ObjectKind::Group) { self.groups("lookup").await? } else { Vec::new() };
+        let users = if needs(ObjectKind::User) {
+            self.users("lookup").await?
+        } else {
+            Vec::new()
+        };
+        let groups = if needs(ObjectKind::Group) {
+            self.groups("lookup").await?
+        } else {
+            Vec::new()
+        };
         let mut out: Vec<TargetAccount> = Vec::new();
         for l in lookups {
             let (kind, hit): (ObjectKind, Box<dyn Fn(&TargetAccount) -> bool>) = match l {
                 Lookup::Field { kind, field, value } => {
                     if *kind == ObjectKind::User && field != self.match_field {
-                        tracing::debug!(backend = NAME, field, configured = self.match_field, "lookup on a field that is not the configured match column");
+                        tracing::debug!(
+                            backend = NAME,
+                            field,
+                            configured = self.match_field,
+                            "lookup on a field that is not the configured match column"
+                        );
                     }
                     let (f, v) = (field.clone(), value.to_lowercase());
-                    (*kind, Box::new(move |a| a.fields.get(&f).is_some_and(|x| x.to_lowercase() == v)))
+                    (
+                        *kind,
+                        Box::new(move |a| a.fields.get(&f).is_some_and(|x| x.to_lowercase() == v)),
+                    )
                 }
                 Lookup::External { kind, external } => {
                     let e = external.clone();
-                    (*kind, Box::new(move |a| a.link.as_ref().is_some_and(|l| l.external == e)))
+                    (
+                        *kind,
+                        Box::new(move |a| a.link.as_ref().is_some_and(|l| l.external == e)),
+                    )
                 }
             };
             let pool = if kind == ObjectKind::User { &users } else { &groups };
@@ -165,72 +217,167 @@ impl Target for JumpCloudTarget {
     #[tracing::instrument(level = "debug", skip(self), fields(backend = NAME))]
     async fn apply(&self, op: &TargetOp) -> Result<Applied> {
         match op {
-            TargetOp::Create { kind: ObjectKind::User, link, fields } => {
+            TargetOp::Create {
+                kind: ObjectKind::User,
+                link,
+                fields,
+            } => {
                 let body = user_body(fields, &[], Some((&self.link_attribute, link)));
                 match self.client.create_user(&body).await {
-                    Ok(v) => Ok(Applied { target: Some(created_id(&v, "apply.create")?), note: None }),
+                    Ok(v) => Ok(Applied {
+                        target: Some(created_id(&v, "apply.create")?),
+                        note: None,
+                    }),
                     Err(e) => self.already_created(ObjectKind::User, link, e).await,
                 }
             }
-            TargetOp::Create { kind: ObjectKind::Group, link, fields } => {
+            TargetOp::Create {
+                kind: ObjectKind::Group,
+                link,
+                fields,
+            } => {
                 let name = fields.get("name").cloned().unwrap_or_default();
                 let body = json!({ "name": name, "description": format!("{GROUP_LINK_PREFIX}{}", link_value(link)) });
                 match self.client.create_group(&body).await {
-                    Ok(v) => Ok(Applied { target: Some(created_id(&v, "apply.create")?), note: None }),
+                    Ok(v) => Ok(Applied {
+                        target: Some(created_id(&v, "apply.create")?),
+                        note: None,
+                    }),
                     Err(e) => self.already_created(ObjectKind::Group, link, e).await,
                 }
             }
-            TargetOp::SetLink { target, kind: ObjectKind::User, link } => {
+            TargetOp::SetLink {
+                target,
+                kind: ObjectKind::User,
+                link,
+            } => {
                 let current = self.user(target, "apply.set_link").await?;
-                let body = user_body(&Fields::new(), &custom_attributes(&current), Some((&self.link_attribute, link)));
-                self.client.update_user(&target.0, &body).await.map_err(core("apply.set_link"))?;
-                Ok(Applied { target: Some(target.clone()), note: None })
+                let body = user_body(
+                    &Fields::new(),
+                    &custom_attributes(&current),
+                    Some((&self.link_attribute, link)),
+                );
+                self.client
+                    .update_user(&target.0, &body)
+                    .await
+                    .map_err(core("apply.set_link"))?;
+                Ok(Applied {
+                    target: Some(target.clone()),
+                    note: None,
+                })
             }
-            TargetOp::SetLink { target, kind: ObjectKind::Group, link } => {
+            TargetOp::SetLink {
+                target,
+                kind: ObjectKind::Group,
+                link,
+            } => {
                 let d = format!("{GROUP_LINK_PREFIX}{}", link_value(link));
                 self.set_group(target, None, Some(d), "apply.set_link").await?;
-                Ok(Applied { target: Some(target.clone()), note: None })
+                Ok(Applied {
+                    target: Some(target.clone()),
+                    note: None,
+                })
             }
-            TargetOp::Update { target, kind: ObjectKind::User, changes } => {
-                let fields: Fields =
-                    changes.iter().map(|c| (c.field.clone(), c.new.clone().unwrap_or_default())).collect();
+            TargetOp::Update {
+                target,
+                kind: ObjectKind::User,
+                changes,
+            } => {
+                let fields: Fields = changes
+                    .iter()
+                    .map(|c| (c.field.clone(), c.new.clone().unwrap_or_default()))
+                    .collect();
                 let existing = if fields.keys().any(|k| k.starts_with("attr.")) {
                     custom_attributes(&self.user(target, "apply.update").await?)
                 } else {
                     Vec::new()
                 };
                 let body = user_body(&fields, &existing, None);
-                self.client.update_user(&target.0, &body).await.map_err(core("apply.update"))?;
-                Ok(Applied { target: Some(target.clone()), note: None })
+                self.client
+                    .update_user(&target.0, &body)
+                    .await
+                    .map_err(core("apply.update"))?;
+                Ok(Applied {
+                    target: Some(target.clone()),
+                    note: None,
+                })
             }
-            TargetOp::Update { target, kind: ObjectKind::Group, changes } => {
+            TargetOp::Update {
+                target,
+                kind: ObjectKind::Group,
+                changes,
+            } => {
                 let name = changes.iter().find(|c| c.field == "name").and_then(|c| c.new.clone());
                 self.set_group(target, name, None, "apply.update").await?;
-                Ok(Applied { target: Some(target.clone()), note: None })
+                Ok(Applied {
+                    target: Some(target.clone()),
+                    note: None,
+                })
             }
-            TargetOp::SetEnabled { target, kind: ObjectKind::User, enabled } => {
+            TargetOp::SetEnabled {
+                target,
+                kind: ObjectKind::User,
+                enabled,
+            } => {
                 let body = json!({ "suspended": !enabled, "state": if *enabled { "ACTIVATED" } else { "SUSPENDED" } });
-                self.client.update_user(&target.0, &body).await.map_err(core("apply.set_enabled"))?;
-                Ok(Applied { target: Some(target.clone()), note: None })
+                self.client
+                    .update_user(&target.0, &body)
+                    .await
+                    .map_err(core("apply.set_enabled"))?;
+                Ok(Applied {
+                    target: Some(target.clone()),
+                    note: None,
+                })
             }
-            TargetOp::SetEnabled { kind: ObjectKind::Group, .. } => {
-                Err(unsupported("apply.set_enabled", "JumpCloud user groups cannot be disabled"))
-            }
-            TargetOp::Delete { target, kind: ObjectKind::User } => {
+            TargetOp::SetEnabled {
+                kind: ObjectKind::Group,
+                ..
+            } => Err(unsupported(
+                "apply.set_enabled",
+                "JumpCloud user groups cannot be disabled",
+            )),
+            TargetOp::Delete {
+                target,
+                kind: ObjectKind::User,
+            } => {
                 self.client.delete_user(&target.0).await.map_err(core("apply.delete"))?;
-                Ok(Applied { target: Some(target.clone()), note: None })
+                Ok(Applied {
+                    target: Some(target.clone()),
+                    note: None,
+                })
             }
-            TargetOp::Delete { target, kind: ObjectKind::Group } => {
-                self.client.delete_group(&target.0).await.map_err(core("apply.delete"))?;
-                Ok(Applied { target: Some(target.clone()), note: None })
+            TargetOp::Delete {
+                target,
+                kind: ObjectKind::Group,
+            } => {
+                self.client
+                    .delete_group(&target.0)
+                    .await
+                    .map_err(core("apply.delete"))?;
+                Ok(Applied {
+                    target: Some(target.clone()),
+                    note: None,
+                })
             }
             TargetOp::AddMember { group, member } => {
-                self.client.membership(&group.0, &member.0, true).await.map_err(core("apply.add_member"))?;
-                Ok(Applied { target: Some(group.clone()), note: None })
+                self.client
+                    .membership(&group.0, &member.0, true)
+                    .await
+                    .map_err(core("apply.add_member"))?;
+                Ok(Applied {
+                    target: Some(group.clone()),
+                    note: None,
+                })
             }
             TargetOp::RemoveMember { group, member } => {
-                self.client.membership(&group.0, &member.0, false).await.map_err(core("apply.remove_member"))?;
-                Ok(Applied { target: Some(group.clone()), note: None })
+                self.client
+                    .membership(&group.0, &member.0, false)
+                    .await
+                    .map_err(core("apply.remove_member"))?;
+                Ok(Applied {
+                    target: Some(group.clone()),
+                    note: None,
+                })
             }
         }
     }

@@ -20,7 +20,9 @@ fn user_fields(prefix: &str, n: u32) -> Fields {
 }
 
 fn group_fields(prefix: &str, n: u32) -> Fields {
-    [("name".to_owned(), format!("{prefix}-group{n}"))].into_iter().collect()
+    [("name".to_owned(), format!("{prefix}-group{n}"))]
+        .into_iter()
+        .collect()
 }
 
 #[tokio::test]
@@ -56,7 +58,8 @@ async fn the_jumpcloud_target_behaves() {
 async fn the_jumpcloud_source_behaves() {
     let jc = common::fake().await;
     let ann = jc.insert_user(json!({"username": "ann", "email": "ann@example.org"}));
-    let bob = jc.insert_user(json!({"username": "bob", "email": "bob@example.org", "suspended": true, "state": "SUSPENDED"}));
+    let bob =
+        jc.insert_user(json!({"username": "bob", "email": "bob@example.org", "suspended": true, "state": "SUSPENDED"}));
     jc.insert_user(json!({"username": "cy", "email": "cy@example.org"}));
     let staff = jc.insert_group("staff");
     jc.add_member(&staff, &ann);

@@ -16,7 +16,13 @@ use idsync_testkit::jumpcloud::Fault;
 use serde_json::json;
 
 async fn read(s: &JumpCloudSource) -> (Vec<SourceObject>, Completeness) {
-    let items: Vec<ReadItem> = s.read_full(&Scope::default()).await.unwrap().try_collect().await.unwrap();
+    let items: Vec<ReadItem> = s
+        .read_full(&Scope::default())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     let mut objects = Vec::new();
     let mut end = None;
     for i in items {
@@ -68,7 +74,13 @@ async fn suspended_users_read_as_disabled_with_their_fields() {
     assert_eq!(bo.first_text("phoneNumbers.work"), Some("+1 555 0100"));
     assert_eq!(bo.first_text("addresses.work.locality"), Some("Boston"));
     assert_eq!(bo.first_text("attr.badge"), Some("B12"));
-    assert!(objects.iter().find(|o| o.first_text("username") == Some("al")).unwrap().enabled);
+    assert!(
+        objects
+            .iter()
+            .find(|o| o.first_text("username") == Some("al"))
+            .unwrap()
+            .enabled
+    );
     let one = s.read_one(&id.as_str().into()).await.unwrap().unwrap();
     assert_eq!(&one, bo);
 }
@@ -77,32 +89,56 @@ async fn suspended_users_read_as_disabled_with_their_fields() {
 async fn rate_limits_and_server_errors_are_retried_without_duplicates() {
     let jc = common::fake().await;
     let t = JumpCloudTarget::new(common::config(&jc)).unwrap();
-    let link = Link { profile: ProfileId::new_random(), external: "ext-1".into() };
+    let link = Link {
+        profile: ProfileId::new_random(),
+        external: "ext-1".into(),
+    };
     let fields: Fields = [("username", "ann"), ("email", "ann@example.org")]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     jc.faults().fail_next(2, Fault::RateLimited { retry_after: Some(1) });
     let started = std::time::Instant::now();
-    let applied = t.apply(&TargetOp::Create { kind: ObjectKind::User, link: link.clone(), fields }).await.unwrap();
-    assert!(started.elapsed() >= std::time::Duration::from_secs(2), "Retry-After was honoured");
+    let applied = t
+        .apply(&TargetOp::Create {
+            kind: ObjectKind::User,
+            link: link.clone(),
+            fields,
+        })
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "Retry-After was honoured"
+    );
     assert_eq!(jc.faulted_requests(), 2);
     assert_eq!(jc.requests_to("/api/systemusers"), 3);
     assert_eq!(jc.users().len(), 1, "no duplicate user");
     let id = applied.target.unwrap();
 
     jc.faults().fail_next(3, Fault::Status(503));
-    t.apply(&TargetOp::SetEnabled { target: id.clone(), kind: ObjectKind::User, enabled: false }).await.unwrap();
+    t.apply(&TargetOp::SetEnabled {
+        target: id.clone(),
+        kind: ObjectKind::User,
+        enabled: false,
+    })
+    .await
+    .unwrap();
     assert_eq!(jc.faulted_requests(), 5);
     assert_eq!(jc.user(&id.0).unwrap()["suspended"], true);
 
     jc.faults().fail_next(10, Fault::Status(500));
     let err = t
-        .apply(&TargetOp::SetEnabled { target: id.clone(), kind: ObjectKind::User, enabled: true })
+        .apply(&TargetOp::SetEnabled {
+            target: id.clone(),
+            kind: ObjectKind::User,
+            enabled: true,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert!(err.is_transient() || !err.stops_run());
+    assert_eq!(err.status(), idsync_core::Status::Exhausted, "retried, then given up");
+    assert!(!err.stops_run());
     assert!(err.to_string().contains(&format!("system user {}", id.0)), "{err}");
     assert!(err.to_string().contains("500"), "{err}");
     assert!(!err.to_string().contains(jc.api_key()), "{err}");
@@ -114,7 +150,13 @@ async fn a_wrong_key_stops_the_run() {
     let mut config = common::config(&jc);
     config.api_key = "wrong".to_owned().into();
     let s = JumpCloudSource::new(config).unwrap();
-    let err = match s.read_full(&Scope::default()).await.unwrap().try_collect::<Vec<_>>().await {
+    let err = match s
+        .read_full(&Scope::default())
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+    {
         Err(e) => e,
         Ok(items) => panic!("expected an error, got {items:?}"),
     };
@@ -155,12 +197,23 @@ async fn an_engine_run_from_memory_into_the_fake() {
         user(1, "Ann"),
         user(2, "Bob"),
         user(3, "Cy"),
-        SourceObject::new("guid-g", ObjectKind::Group).with("cn", "sales").with_member("guid-1").with_member("guid-2"),
+        SourceObject::new("guid-g", ObjectKind::Group)
+            .with("cn", "sales")
+            .with_member("guid-1")
+            .with_member("guid-2"),
     ]);
     let target = Arc::new(JumpCloudTarget::new(common::config(&jc)).unwrap());
     let profile = profile();
-    let engine = Engine::new(profile.clone(), Arc::new(source.clone()), target.clone(), Arc::new(MemoryStateStore::new()));
-    let full = RunOptions { full: true, ..RunOptions::default() };
+    let engine = Engine::new(
+        profile.clone(),
+        Arc::new(source.clone()),
+        target.clone(),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let full = RunOptions {
+        full: true,
+        ..RunOptions::default()
+    };
 
     let first = engine.run(&full).await.unwrap();
     assert!(first.failures().next().is_none(), "{}", first.to_json());
@@ -169,10 +222,17 @@ async fn an_engine_run_from_memory_into_the_fake() {
     let ann = by_name("user1");
     assert_eq!(ann["firstname"], "Ann");
     assert_eq!(ann["department"], "Sales");
-    assert_eq!(ann["attributes"], json!([{"name": "idsyncLink", "value": format!("{}/guid-1", profile.id)}]));
+    assert_eq!(
+        ann["attributes"],
+        json!([{"name": "idsyncLink", "value": format!("{}/guid-1", profile.id)}])
+    );
     let groups = jc.groups();
     assert_eq!(groups.len(), 1);
-    let gid = groups[0]["id"].as_str().or(groups[0]["_id"].as_str()).unwrap().to_owned();
+    let gid = groups[0]["id"]
+        .as_str()
+        .or(groups[0]["_id"].as_str())
+        .unwrap()
+        .to_owned();
     let id = |u: &serde_json::Value| u["_id"].as_str().unwrap().to_owned();
     let mut members = jc.group_members(&gid);
     members.sort();
@@ -185,7 +245,8 @@ async fn an_engine_run_from_memory_into_the_fake() {
 
     // modify, suspend, group remove and add
     source.modify("guid-1", |o| {
-        o.attributes.insert("department".into(), vec![AttrValue::Text("Support".into())]);
+        o.attributes
+            .insert("department".into(), vec![AttrValue::Text("Support".into())]);
     });
     source.modify("guid-2", |o| o.enabled = false);
     source.modify("guid-g", |o| {
