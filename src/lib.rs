@@ -15,6 +15,10 @@ pub use idsync_core::{
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use idsync_file as file;
 
+#[cfg(feature = "jumpcloud")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jumpcloud")))]
+pub use idsync_jumpcloud as jumpcloud;
+
 #[cfg(feature = "scim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "scim")))]
 pub use idsync_scim as scim;
