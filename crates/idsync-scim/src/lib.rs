@@ -4,7 +4,9 @@
 mod client;
 mod config;
 mod error;
+pub mod filter;
 pub mod map;
+pub mod patch;
 mod source;
 mod target;
 

@@ -1,0 +1,1 @@
+//! The SCIM service provider against the scim2-cli checker.

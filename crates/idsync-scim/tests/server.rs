@@ -1,0 +1,1 @@
+//! The SCIM service provider end to end.
