@@ -18,6 +18,21 @@ pub enum Flavor {
     Generic,
 }
 
+/// How an Active Directory source reads deltas.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdDelta {
+    /// DirSync, or uSNChanged when the account lacks the "Replicating
+    /// Directory Changes" right.
+    #[default]
+    Auto,
+    /// DirSync only (the account must hold "Replicating Directory Changes").
+    DirSync,
+    /// uSNChanged with the show-deleted control (any account that can read
+    /// the tombstones in `CN=Deleted Objects`).
+    Usn,
+}
+
 /// How to reach and read (or write) a directory.
 ///
 /// ```toml
@@ -49,6 +64,9 @@ pub struct LdapConfig {
     /// Active Directory or generic LDAP.
     #[serde(default)]
     pub flavor: Flavor,
+    /// Active Directory: how deltas are read.
+    #[serde(default)]
+    pub ad_delta: AdDelta,
     /// Seconds before a connection or an operation times out.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
@@ -109,6 +127,7 @@ impl LdapConfig {
             password: SecretString::from(password.to_owned()),
             base_dn: base_dn.to_owned(),
             flavor,
+            ad_delta: AdDelta::Auto,
             timeout_secs: default_timeout(),
             page_size: default_page_size(),
             user_filter: None,

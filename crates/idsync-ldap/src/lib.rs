@@ -1,15 +1,17 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod ad_delta;
 mod config;
 mod conn;
+mod dirsync;
 mod entry;
 mod error;
 mod source;
 mod syncrepl;
 mod target;
 
-pub use config::{Flavor, LdapConfig};
+pub use config::{AdDelta, Flavor, LdapConfig};
 pub use error::{LdapError, classify};
 pub use source::LdapSource;
 pub use target::LdapTarget;

@@ -7,8 +7,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use idsync_core::{
-    Completeness, Cursor, DeltaItem, Error, ErrorKind, ExternalId, ReadItem, Result, Scope, Source, SourceCapabilities,
-    SourceObject,
+    Completeness, Cursor, DeltaItem, ExternalId, ReadItem, Result, Scope, Source, SourceCapabilities, SourceObject,
 };
 use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{Ldap, SearchEntry};
@@ -105,6 +104,67 @@ pub(crate) async fn all_members(
     Ok(())
 }
 
+/// The ids of the entries named by `dns` (group members), each looked up
+/// once; `ids` caches what is known. DNs that cannot be read are left out.
+pub(crate) async fn member_ids(
+    ldap: &mut Ldap,
+    config: &LdapConfig,
+    dns: Vec<String>,
+    ids: &mut HashMap<String, ExternalId>,
+) -> Vec<ExternalId> {
+    let mut members = Vec::with_capacity(dns.len());
+    for dn in dns {
+        let key = dn_key(&dn);
+        if !ids.contains_key(&key) {
+            let found = ldap
+                .search(&dn, ldap3::Scope::Base, "(objectClass=*)", vec![config.id_attr()])
+                .await
+                .and_then(|r| r.success());
+            if let Ok((entries, _)) = found
+                && let Some(e) = entries.into_iter().next()
+                && let Ok(id) = id_of(config, &SearchEntry::construct(e))
+            {
+                ids.insert(key.clone(), id);
+            }
+        }
+        if let Some(id) = ids.get(&key) {
+            members.push(id.clone());
+        }
+    }
+    members
+}
+
+/// Reads one object whole (a group with all its members, by id), `None`
+/// when the search finds nothing.
+pub(crate) async fn read_object(
+    ldap: &mut Ldap,
+    config: &LdapConfig,
+    base: &str,
+    scope: ldap3::Scope,
+    filter: &str,
+    attrs: Vec<String>,
+) -> std::result::Result<Option<SourceObject>, LdapError> {
+    let entries = match ldap.search(base, scope, filter, attrs).await?.success() {
+        Ok((entries, _)) => entries,
+        Err(ldap3::LdapError::LdapResult { result }) if result.rc == 32 => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(re) = entries.into_iter().find(|re| !re.is_ref()) else {
+        return Ok(None);
+    };
+    let entry = SearchEntry::construct(re);
+    let mut ranged = Vec::new();
+    if is_group(&entry) {
+        all_members(ldap, &entry, &mut ranged).await?;
+    }
+    let (mut object, mut members) = to_object(config, entry)?;
+    if object.kind == idsync_core::ObjectKind::Group {
+        members.extend(ranged);
+        object.members = member_ids(ldap, config, members, &mut HashMap::new()).await;
+    }
+    Ok(Some(object))
+}
+
 async fn read(
     mut ldap: Ldap,
     config: LdapConfig,
@@ -199,9 +259,9 @@ impl Source for LdapSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        // Deltas: syncrepl on generic LDAP; AD deltas are not implemented yet.
+        // Deltas: syncrepl on generic LDAP, DirSync or uSNChanged on AD.
         SourceCapabilities {
-            delta: self.config.flavor == Flavor::Generic,
+            delta: true,
             read_one: true,
             groups: true,
         }
@@ -232,7 +292,13 @@ impl Source for LdapSource {
                     }
                 }
             }
-            Flavor::Ad => None,
+            Flavor::Ad => match crate::ad_delta::start(&mut ldap, &self.config).await {
+                Ok(cursor) => Some(cursor.to_cursor()),
+                Err(e) => {
+                    tracing::info!(error = %e, "no AD delta cursor: the next run reads in full");
+                    None
+                }
+            },
         };
         let (tx, rx) = mpsc::channel(1024);
         let (config, attrs, filter) = (self.config.clone(), self.attributes(), self.filter(scope));
@@ -248,11 +314,27 @@ impl Source for LdapSource {
             Ok(futures::stream::iter(vec![Ok(item)]).boxed())
         };
         if self.config.flavor == Flavor::Ad {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "AD deltas (DirSync, uSNChanged) are not implemented yet",
-            )
-            .backend(crate::NAME));
+            let Some(from) = crate::ad_delta::AdCursor::parse(from) else {
+                return resync("the cursor is not an Active Directory cursor");
+            };
+            let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_delta"))?;
+            let (config, filter, attrs) = (self.config.clone(), self.filter(scope), self.attributes());
+            let (tx, rx) = mpsc::channel(1024);
+            tokio::spawn(async move {
+                let item = match crate::ad_delta::delta(&mut ldap, &config, &filter, attrs, from, &tx).await {
+                    Ok(crate::ad_delta::Outcome::Next(cursor)) => Ok(DeltaItem::End {
+                        cursor: cursor.to_cursor(),
+                    }),
+                    Ok(crate::ad_delta::Outcome::Resync(reason)) => Ok(DeltaItem::ResyncRequired { reason }),
+                    // No End item: the engine keeps the old cursor and reads again.
+                    Err(e) => Err(e.into_core("read_delta")),
+                };
+                let _ = tx.send(item).await;
+                let _ = ldap.unbind().await;
+            });
+            return Ok(
+                futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed(),
+            );
         }
         let Some(cookie) = crate::syncrepl::cookie(from) else {
             return resync("the cursor is not a syncrepl cookie");
@@ -285,46 +367,9 @@ impl Source for LdapSource {
 
     async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
         let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_one"))?;
-        let attrs = self.attributes();
         let (base, scope, filter) = crate::entry::by_id(&self.config, &id.0);
-        let entries = match ldap
-            .search(&base, scope, &filter, attrs)
-            .await
-            .map_err(|e| LdapError::from(e).into_core("read_one"))?
-            .success()
-        {
-            Ok((entries, _)) => entries,
-            Err(ldap3::LdapError::LdapResult { result }) if result.rc == 32 => return Ok(None),
-            Err(e) => return Err(LdapError::from(e).into_core("read_one")),
-        };
-        let Some(re) = entries.into_iter().find(|re| !re.is_ref()) else {
-            return Ok(None);
-        };
-        let entry = SearchEntry::construct(re);
-        let mut ranged = Vec::new();
-        if is_group(&entry) {
-            all_members(&mut ldap, &entry, &mut ranged)
-                .await
-                .map_err(|e| e.into_core("read_one"))?;
-        }
-        let (mut object, mut members) = to_object(&self.config, entry).map_err(|e| e.into_core("read_one"))?;
-        members.extend(ranged);
-        if object.kind == idsync_core::ObjectKind::Group {
-            // Members are named by DN: each is looked up for its id.
-            for dn in members {
-                let found = ldap
-                    .search(&dn, ldap3::Scope::Base, "(objectClass=*)", vec![self.config.id_attr()])
-                    .await
-                    .and_then(|r| r.success());
-                if let Ok((found, _)) = found
-                    && let Some(m) = found.into_iter().next()
-                    && let Ok(mid) = id_of(&self.config, &SearchEntry::construct(m))
-                {
-                    object.members.push(mid);
-                }
-            }
-        }
+        let found = read_object(&mut ldap, &self.config, &base, scope, &filter, self.attributes()).await;
         let _ = ldap.unbind().await;
-        Ok(Some(object))
+        found.map_err(|e| e.into_core("read_one"))
     }
 }

@@ -15,7 +15,7 @@ use ldap3::{Ldap, SearchEntry};
 use tokio::sync::mpsc;
 
 use crate::config::LdapConfig;
-use crate::entry::{dn_key, id_of, to_object};
+use crate::entry::to_object;
 use crate::error::LdapError;
 
 const PREFIX: &str = "syncrepl:";
@@ -162,23 +162,7 @@ pub(crate) async fn refresh(
     // Changed groups name members by DN: look each up for its id.
     let mut ids: HashMap<String, ExternalId> = HashMap::new();
     for (mut group, member_dns) in groups {
-        for dn in member_dns {
-            let key = dn_key(&dn);
-            if !ids.contains_key(&key) {
-                let found = ldap
-                    .search(&dn, ldap3::Scope::Base, "(objectClass=*)", vec![config.id_attr()])
-                    .await;
-                if let Ok((entries, _)) = found.and_then(|r| r.success())
-                    && let Some(e) = entries.into_iter().next()
-                    && let Ok(id) = id_of(config, &SearchEntry::construct(e))
-                {
-                    ids.insert(key.clone(), id);
-                }
-            }
-            if let Some(id) = ids.get(&key) {
-                group.members.push(id.clone());
-            }
-        }
+        group.members = crate::source::member_ids(ldap, config, member_dns, &mut ids).await;
         send(DeltaItem::Changed(group)).await;
     }
     Ok(Some(last_cookie.unwrap_or_default()))

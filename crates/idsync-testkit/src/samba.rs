@@ -459,6 +459,29 @@ impl SambaDc {
         self.admin_cli().ldapmodify(ldif).await
     }
 
+    /// Adds an enabled user `CN=<sam>,CN=Users` with a password (samba-tool
+    /// on the DC's own database), for tests that bind as an unprivileged
+    /// account, and returns its user principal name. `None` when this
+    /// module did not start the DC (`IDSYNC_SAMBA_URL`).
+    pub async fn add_user_with_password(&self, sam: &str, password: &str) -> Result<Option<String>, CommandError> {
+        let Some(dir) = self.dir.as_deref() else {
+            return Ok(None);
+        };
+        let (db, conf) = (dir.join("private/sam.ldb"), dir.join("etc/smb.conf"));
+        let (db, conf) = (db.to_string_lossy(), conf.to_string_lossy());
+        let tool = find_program("samba-tool").unwrap_or_else(|| "samba-tool".into());
+        let args = ["user", "create", sam, password, "-H", &db, "-s", &conf];
+        let out = ldif_cli::run_raw(&tool.to_string_lossy(), &args, None).await?;
+        if out.code != Some(0) {
+            return Err(CommandError {
+                command: format!("samba-tool user create {sam} *** -H {db}"),
+                code: out.code,
+                stderr_tail: ldif_cli::tail(&out.stderr, 1500),
+            });
+        }
+        Ok(Some(format!("{sam}@{REALM}")))
+    }
+
     /// `ldapdelete` of one entry as the Administrator.
     pub async fn ldapdelete(&self, dn: &str) -> Result<(), CommandError> {
         self.admin_cli().ldapdelete(dn).await
