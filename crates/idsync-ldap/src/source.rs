@@ -65,6 +65,61 @@ impl LdapSource {
             None => kinds,
         }
     }
+
+    /// AD with assigned groups: the filter pushes the scope down with
+    /// LDAP_MATCHING_RULE_IN_CHAIN, so only the groups, their nested groups
+    /// and their members (at any depth) are read. The core still resolves
+    /// the assigned groups on what comes back.
+    async fn in_chain_filter(&self, ldap: &mut Ldap, scope: &Scope) -> std::result::Result<String, LdapError> {
+        const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
+        let name_attr = scope.group_name_attribute.as_deref().unwrap_or("cn");
+        let mut dns = Vec::new();
+        for name in &scope.groups {
+            let (base, search_scope, filter) = if uuid_like(name) {
+                crate::entry::by_id(&self.config, name)
+            } else {
+                let filter = format!("(&{}({name_attr}={}))", self.config.groups(), ldap3::ldap_escape(name));
+                (self.config.base_dn.clone(), ldap3::Scope::Subtree, filter)
+            };
+            match ldap.search(&base, search_scope, &filter, vec!["1.1"]).await?.success() {
+                Ok((entries, _)) => dns.extend(
+                    entries
+                        .into_iter()
+                        .filter(|e| !e.is_ref())
+                        .map(|e| SearchEntry::construct(e).dn),
+                ),
+                Err(ldap3::LdapError::LdapResult { result }) if result.rc == 32 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if dns.is_empty() {
+            tracing::warn!(groups = ?scope.groups, "none of the assigned groups exists");
+        }
+        let (mut members, mut groups) = (String::new(), String::new());
+        for dn in &dns {
+            let dn = ldap3::ldap_escape(dn);
+            members.push_str(&format!("(memberOf:{IN_CHAIN}:={dn})"));
+            groups.push_str(&format!("(distinguishedName={dn})(memberOf:{IN_CHAIN}:={dn})"));
+        }
+        let (users, kinds) = (self.config.users(), self.config.groups());
+        let chain = format!("(|(&{users}(|{members}))(&{kinds}(|{groups})))");
+        Ok(match &scope.filter {
+            Some(f) => format!("(&{chain}{f})"),
+            None => chain,
+        })
+    }
+}
+
+/// An id written as a UUID (an objectGUID).
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36
+        && s.chars().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
 }
 
 /// What one read sends to the stream.
@@ -301,7 +356,14 @@ impl Source for LdapSource {
             },
         };
         let (tx, rx) = mpsc::channel(1024);
-        let (config, attrs, filter) = (self.config.clone(), self.attributes(), self.filter(scope));
+        let filter = if self.config.flavor == Flavor::Ad && !scope.groups.is_empty() {
+            self.in_chain_filter(&mut ldap, scope)
+                .await
+                .map_err(|e| e.into_core("read_full"))?
+        } else {
+            self.filter(scope)
+        };
+        let (config, attrs) = (self.config.clone(), self.attributes());
         tokio::spawn(read(ldap, config, attrs, filter, bases, cursor, tx));
         Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed())
     }

@@ -584,3 +584,63 @@ async fn an_account_without_dirsync_rights_falls_back_to_usn_and_still_sees_dele
         assert!(present.contains(&o.id), "{} is present", o.id);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn assigned_groups_are_pushed_down_with_in_chain_and_nested_members_come_along() {
+    let Some(dc) = samba_dc().await else { return };
+    let ou = dc.unique_ou("chain").await.unwrap();
+    let users = dc.add_users(&ou, 4).await.unwrap();
+    let tag = idsync_testkit::samba::random_tag();
+    let inner = dc.add_group(&ou, &format!("in{tag}"), &users[1..2]).await.unwrap();
+    let deepest = dc.add_group(&ou, &format!("dp{tag}"), &users[2..3]).await.unwrap();
+    dc.ldapmodify(&format!(
+        "dn: {inner}\nchangetype: modify\nadd: member\nmember: {deepest}\n"
+    ))
+    .await
+    .unwrap();
+    let outer = format!("out{tag}");
+    dc.add_group(&ou, &outer, &[users[0].clone(), inner.clone()])
+        .await
+        .unwrap();
+    dc.add_group(&ou, &format!("other{tag}"), &users[3..]).await.unwrap();
+    let scope = Scope {
+        containers: vec![ou.clone()],
+        groups: vec![outer.clone()],
+        ..Scope::default()
+    };
+    let (objects, end) = read(&LdapSource::new(config(dc)), &scope).await;
+    assert!(end.is_complete(), "{end:?}");
+    let mut dns: Vec<String> = objects
+        .iter()
+        .filter_map(|o| o.first_text("dn").map(str::to_lowercase))
+        .collect();
+    dns.sort();
+    let mut expected: Vec<String> = [
+        &users[0],
+        &users[1],
+        &users[2],
+        &inner,
+        &deepest,
+        &format!("CN={outer},{ou}"),
+    ]
+    .iter()
+    .map(|d| d.to_lowercase())
+    .collect();
+    expected.sort();
+    assert_eq!(
+        dns, expected,
+        "the outer group, its nested groups and their members at any depth, nothing else"
+    );
+    // A group named by objectGUID works the same.
+    let outer_id = objects
+        .iter()
+        .find(|o| o.first_text("cn") == Some(outer.as_str()))
+        .map(|o| o.id.0.clone())
+        .unwrap();
+    let by_id = Scope {
+        groups: vec![outer_id],
+        ..scope
+    };
+    let (again, _) = read(&LdapSource::new(config(dc)), &by_id).await;
+    assert_eq!(again.len(), 6);
+}
