@@ -285,7 +285,11 @@ impl Filter {
 }
 
 fn write_child(f: &mut fmt::Formatter<'_>, child: &Filter, parens: bool) -> fmt::Result {
-    if parens { write!(f, "({child})") } else { write!(f, "{child}") }
+    if parens {
+        write!(f, "({child})")
+    } else {
+        write!(f, "{child}")
+    }
 }
 
 impl fmt::Display for Filter {
@@ -327,7 +331,9 @@ fn compare(have: &Value, op: CompareOp, want: &CompValue, case_exact: bool) -> b
             }
         }
         (Value::Number(h), CompValue::Number(w)) => {
-            let (Some(h), Some(w)) = (h.as_f64(), w.as_f64()) else { return false };
+            let (Some(h), Some(w)) = (h.as_f64(), w.as_f64()) else {
+                return false;
+            };
             let ord = h.partial_cmp(&w);
             match op {
                 CompareOp::Eq => ord == Some(Ordering::Equal),
@@ -363,10 +369,9 @@ pub fn sort_key_cmp(path: &AttrRef, a: &Value, b: &Value) -> Ordering {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Greater,
         (Some(_), None) => Ordering::Less,
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal)
+        }
         (Some(Value::String(x)), Some(Value::String(y))) => x.to_lowercase().cmp(&y.to_lowercase()),
         (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
     }
@@ -424,7 +429,11 @@ impl<'a> Parser<'a> {
 
     fn expect(&mut self, c: char) -> Result<(), ParseError> {
         self.ws();
-        if self.eat(c) { Ok(()) } else { Err(self.err(format!("expected '{c}'"))) }
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(self.err(format!("expected '{c}'")))
+        }
     }
 
     pub(crate) fn end(&mut self) -> Result<(), ParseError> {
@@ -604,10 +613,7 @@ impl<'a> Parser<'a> {
     /// `ATTRNAME = ALPHA *(nameChar)` (and `$ref`).
     pub(crate) fn name(&mut self) -> Result<String, ParseError> {
         let name: String = self.rest().chars().take_while(|c| name_char(*c)).collect();
-        let first_ok = name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '$');
+        let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '$');
         if !first_ok {
             return Err(self.err("expected an attribute name"));
         }
@@ -670,8 +676,14 @@ mod tests {
                 CompValue::String("m".into())
             )
         );
-        assert_eq!(p("a eq 1 or b eq 2 and c eq 3").to_string(), "a eq 1 or b eq 2 and c eq 3");
-        assert_eq!(p("(a eq 1 or b eq 2) and c eq 3").to_string(), "(a eq 1 or b eq 2) and c eq 3");
+        assert_eq!(
+            p("a eq 1 or b eq 2 and c eq 3").to_string(),
+            "a eq 1 or b eq 2 and c eq 3"
+        );
+        assert_eq!(
+            p("(a eq 1 or b eq 2) and c eq 3").to_string(),
+            "(a eq 1 or b eq 2) and c eq 3"
+        );
         assert_eq!(p("A EQ 1 AND NOT(b PR)").to_string(), "A eq 1 and not (b pr)");
     }
 

@@ -7,6 +7,8 @@ mod error;
 pub mod filter;
 pub mod map;
 pub mod patch;
+#[cfg(feature = "server")]
+pub mod server;
 mod source;
 mod target;
 

@@ -152,11 +152,15 @@ impl PatchRequest {
             .as_object()
             .ok_or_else(|| PatchError::new("invalidSyntax", "the body is not a JSON object"))?;
         if let Some(schemas) = get_ci(obj, "schemas") {
-            let ok = schemas
-                .as_array()
-                .is_some_and(|s| s.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP))));
+            let ok = schemas.as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP)))
+            });
             if !ok {
-                return Err(PatchError::new("invalidSyntax", format!("schemas must list {PATCH_OP}")));
+                return Err(PatchError::new(
+                    "invalidSyntax",
+                    format!("schemas must list {PATCH_OP}"),
+                ));
             }
         }
         let ops = get_ci(obj, "Operations")
@@ -168,7 +172,11 @@ impl PatchRequest {
                 let o = op
                     .as_object()
                     .ok_or_else(|| PatchError::new("invalidSyntax", "an operation is not an object"))?;
-                let kind = match get_ci(o, "op").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+                let kind = match get_ci(o, "op")
+                    .and_then(Value::as_str)
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
                     Some("add") => PatchOpKind::Add,
                     Some("remove") => PatchOpKind::Remove,
                     Some("replace") => PatchOpKind::Replace,
@@ -324,7 +332,10 @@ impl PatchOperation {
                     *slot = Value::Array(Vec::new());
                 }
                 let Value::Array(items) = slot else {
-                    return Err(PatchError::new("invalidPath", format!("{} is not multi-valued", attr.attr)));
+                    return Err(PatchError::new(
+                        "invalidPath",
+                        format!("{} is not multi-valued", attr.attr),
+                    ));
                 };
                 let hits: Vec<usize> = items
                     .iter()
@@ -410,7 +421,11 @@ fn same_element(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn container<'a>(resource: &'a mut Map<String, Value>, r: &AttrRef, create: bool) -> Option<&'a mut Map<String, Value>> {
+fn container<'a>(
+    resource: &'a mut Map<String, Value>,
+    r: &AttrRef,
+    create: bool,
+) -> Option<&'a mut Map<String, Value>> {
     match &r.schema {
         None => Some(resource),
         Some(urn) => {
@@ -541,7 +556,14 @@ mod tests {
             assert_eq!(p.to_string(), s);
             assert_eq!(PatchPath::parse(&p.to_string()).unwrap(), p);
         }
-        for s in ["", "a.b.c", "emails[type eq", "emails[type eq \"w\"]x", "name.givenName[x eq 1]", "1a"] {
+        for s in [
+            "",
+            "a.b.c",
+            "emails[type eq",
+            "emails[type eq \"w\"]x",
+            "name.givenName[x eq 1]",
+            "1a",
+        ] {
             let e = PatchPath::parse(s).unwrap_err();
             assert_eq!(e.scim_type, "invalidPath", "{s}");
         }
@@ -562,8 +584,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out["members"], json!([{"value": "1"}, {"value": "2"}]));
-        assert_eq!(out["emails"], json!([{"type": "work", "value": "b@w"}, {"type": "home", "value": "h@h"}]));
-        assert_eq!((out["displayName"].clone(), out["name"]["givenName"].clone()), (json!("A"), json!("G")));
+        assert_eq!(
+            out["emails"],
+            json!([{"type": "work", "value": "b@w"}, {"type": "home", "value": "h@h"}])
+        );
+        assert_eq!(
+            (out["displayName"].clone(), out["name"]["givenName"].clone()),
+            (json!("A"), json!("G"))
+        );
         assert_eq!(out["active"], json!(false));
         assert_eq!(out[ENTERPRISE_SCHEMA]["department"], json!("D"));
         assert!(out["schemas"].as_array().unwrap().contains(&json!(ENTERPRISE_SCHEMA)));
@@ -582,8 +610,11 @@ mod tests {
         assert!(out.get("name").is_none());
         assert_eq!(out["emails"], json!([{"type": "work", "value": "b@w"}]));
 
-        let e = patch(r.clone(), json!([{"op": "replace", "path": "emails[type eq \"x\"].value", "value": "v"}]))
-            .unwrap_err();
+        let e = patch(
+            r.clone(),
+            json!([{"op": "replace", "path": "emails[type eq \"x\"].value", "value": "v"}]),
+        )
+        .unwrap_err();
         assert_eq!(e.scim_type, "noTarget");
         let e = patch(r.clone(), json!([{"op": "remove"}])).unwrap_err();
         assert_eq!(e.scim_type, "noTarget");

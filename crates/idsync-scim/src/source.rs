@@ -127,7 +127,7 @@ impl ScimSource {
 }
 
 /// The source object a SCIM resource describes.
-fn to_object(v: &Value, kind: ObjectKind) -> Option<SourceObject> {
+pub(crate) fn to_object(v: &Value, kind: ObjectKind) -> Option<SourceObject> {
     let id = v["id"].as_str()?;
     let mut o = SourceObject::new(id, kind).enabled(active(v));
     for (name, value) in flatten(v) {
