@@ -155,6 +155,12 @@ impl ScimServer {
         self
     }
 
+    /// Serves the router on `listener` (at its root) until the task is
+    /// dropped or the listener fails.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).await
+    }
+
     /// The axum router: `/Users`, `/Groups`, `/ServiceProviderConfig`,
     /// `/Schemas`, `/ResourceTypes`, `/.search`, all behind the bearer token.
     pub fn router(self) -> Router {
