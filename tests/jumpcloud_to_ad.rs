@@ -1,15 +1,49 @@
 //! End to end in the shape of seed 003: JumpCloud as the HR-driven source
-//! (the fake JumpCloud) provisions Active Directory (Samba AD DC): users are
-//! created in an OU from JumpCloud's fields, groups with their members, an
-//! HR change reaches AD, a member removed in JumpCloud leaves the AD group.
+//! (the fake JumpCloud) provisions Active Directory (Samba AD DC). An AD
+//! account that already exists is adopted by employeeIdentifier; users are
+//! created in the OU of their department from JumpCloud's fields; groups
+//! with their members; a department change moves the account; a suspension
+//! disables it and its end enables it again; a member removed in JumpCloud
+//! leaves the AD group; rate limiting during a run is retried through.
 
 use std::sync::Arc;
 
 use idsync::jumpcloud::{JumpCloudConfig, JumpCloudSource};
 use idsync::ldap::{Flavor, LdapConfig, LdapTarget};
 use idsync::{Engine, MemoryStateStore, Profile, RunOptions};
-use idsync_testkit::jumpcloud::FakeJumpCloud;
-use serde_json::json;
+use idsync_testkit::jumpcloud::{FakeJumpCloud, Fault};
+use idsync_testkit::samba::SambaDc;
+use serde_json::{Value, json};
+
+/// Changes a JumpCloud user through the API, as an HR admin would.
+async fn hr_update(jc: &FakeJumpCloud, id: &str, change: Value) {
+    let put = reqwest::Client::new()
+        .put(format!("{}/api/systemusers/{id}", jc.base_url()))
+        .header("x-api-key", jc.api_key())
+        .json(&change)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+}
+
+/// The test's AD users: sAMAccountName → (DN, userAccountControl).
+async fn ad_users(dc: &SambaDc, ou: &str, tag: &str) -> Vec<(String, String, u32)> {
+    let found = dc
+        .search(ou, "(objectClass=user)", &["sAMAccountName", "userAccountControl"])
+        .await
+        .unwrap();
+    let mut out: Vec<(String, String, u32)> = found
+        .iter()
+        .filter_map(|u| {
+            let sam = u.first_str("sAMAccountName")?;
+            let uac = u.first_str("userAccountControl")?.parse().ok()?;
+            sam.starts_with(tag).then(|| (sam, u.dn.clone(), uac))
+        })
+        .collect();
+    out.sort();
+    out
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jumpcloud_users_and_groups_are_provisioned_into_ad() {
@@ -34,8 +68,21 @@ async fn jumpcloud_users_and_groups_are_provisioned_into_ad() {
     jc.add_member(&group, &ids[1]);
 
     let ou = dc.unique_ou("seed003").await.unwrap();
+    for dept in ["Sales", "IT"] {
+        dc.ldapadd(&format!("dn: OU={dept},{ou}\nobjectClass: organizationalUnit\n"))
+            .await
+            .unwrap();
+    }
+    // Cy already has an AD account (made by hand, under another name): it is adopted, not duplicated.
+    let existing = format!("CN={tag}cy-old,OU=IT,{ou}");
+    dc.ldapadd(&format!(
+        "dn: {existing}\nobjectClass: user\nsAMAccountName: {tag}cy-old\nemployeeID: E-{tag}-2\nuserAccountControl: 544\n"
+    ))
+    .await
+    .unwrap();
+
     let profile: Profile = serde_json::from_value(json!({
-        "id": "d4d4d4d4-0000-4000-8000-000000000003",
+        "id": idsync::ProfileId::new_random(), // the DC is shared across runs
         "name": "JumpCloud to AD (seed 003)",
         "mapping": {
             "users": [
@@ -45,20 +92,23 @@ async fn jumpcloud_users_and_groups_are_provisioned_into_ad() {
                 {"field": "sn", "attribute": "lastname"},
                 {"field": "mail", "attribute": "email"},
                 {"field": "department", "attribute": "department"},
-                {"field": "employeeID", "attribute": "employeeIdentifier"}
+                {"field": "employeeID", "attribute": "employeeIdentifier"},
+                {"field": "container", "template": format!("OU={{department}},{ou}")}
             ],
-            "groups": [{"field": "cn", "attribute": "name"}, {"field": "sAMAccountName", "attribute": "name"}]
-        }
+            "groups": [
+                {"field": "cn", "attribute": "name"},
+                {"field": "sAMAccountName", "attribute": "name"},
+                {"field": "container", "template": ou}
+            ]
+        },
+        "rules": {"correlation": {"attribute": "employeeIdentifier", "field": "employeeID"}}
     }))
     .unwrap();
     let mut source_config = JumpCloudConfig::new(jc.base_url().parse().unwrap(), jc.api_key().to_owned().into());
     source_config.retry.base_ms = 10;
     let mut target_config = LdapConfig::new(dc.url(), dc.admin_upn(), dc.admin_password(), dc.base_dn(), Flavor::Ad);
-    target_config.default_container = Some(ou.clone());
     // the fake's ids repeat across runs and the DC is shared: the target looks only into this run's OU
     target_config.base_dn = ou.clone();
-    let mut profile = profile;
-    profile.id = idsync::ProfileId::new_random(); // the DC is shared across runs
     let engine = Engine::new(
         profile,
         Arc::new(JumpCloudSource::new(source_config).unwrap()),
@@ -66,49 +116,83 @@ async fn jumpcloud_users_and_groups_are_provisioned_into_ad() {
         Arc::new(MemoryStateStore::new()),
     );
 
+    // JumpCloud rate-limits every third request during the first run.
+    jc.faults().fail_every(3, Fault::RateLimited { retry_after: Some(0) });
     let report = engine.run(&RunOptions::default()).await.unwrap();
+    jc.faults().clear();
+    assert!(jc.faulted_requests() > 0, "the fault knob fired");
     assert_eq!(report.failures().count(), 0, "{}", report.to_json());
-    let users = dc
+    let c = report.plan.counts;
+    assert_eq!(
+        (c.create, c.link),
+        (3, 1),
+        "two users and a group created, Cy adopted: {}",
+        report.plan
+    );
+    let users = ad_users(dc, &ou, &tag).await;
+    let names: Vec<&str> = users.iter().map(|u| u.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [format!("{tag}u0"), format!("{tag}u1"), format!("{tag}u2")],
+        "Cy's account renamed, not duplicated"
+    );
+    assert!(
+        users[0]
+            .1
+            .to_lowercase()
+            .ends_with(&format!("ou=sales,{ou}").to_lowercase()),
+        "{users:?}"
+    );
+    assert!(
+        users[2]
+            .1
+            .to_lowercase()
+            .ends_with(&format!("ou=it,{ou}").to_lowercase()),
+        "{users:?}"
+    );
+    let ann = dc
         .search(
             &ou,
-            "(objectClass=user)",
-            &["sAMAccountName", "department", "employeeID"],
+            &format!("(sAMAccountName={tag}u0)"),
+            &["department", "employeeID", "givenName"],
         )
         .await
         .unwrap();
-    let users: Vec<_> = users
-        .iter()
-        .filter(|u| u.first_str("sAMAccountName").is_some_and(|s| s.starts_with(&tag)))
-        .collect();
-    assert_eq!(users.len(), 3, "tag {tag}: {}", report.to_json());
-    let ann = users
-        .iter()
-        .find(|u| u.first_str("sAMAccountName").as_deref() == Some(&format!("{tag}u0")))
-        .unwrap();
-    assert_eq!(ann.first_str("department").as_deref(), Some("Sales"));
+    assert_eq!(ann[0].first_str("department").as_deref(), Some("Sales"));
     assert_eq!(
-        ann.first_str("employeeID").as_deref(),
+        ann[0].first_str("employeeID").as_deref(),
         Some(format!("E-{tag}-0").as_str())
     );
+    assert_eq!(ann[0].first_str("givenName").as_deref(), Some("Ann"));
     let groups = dc.search(&ou, "(objectClass=group)", &["cn", "member"]).await.unwrap();
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].strs("member").len(), 2);
 
-    // HR moves Ann to IT and takes Bob out of the group.
-    let put = reqwest::Client::new()
-        .put(format!("{}/api/systemusers/{}", jc.base_url(), ids[0]))
-        .header("x-api-key", jc.api_key())
-        .json(&json!({"department": "IT"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(put.status().is_success());
-    jc.insert_user(json!({"username": format!("{tag}new"), "email": format!("{tag}new@example.org")}));
+    // AD creates accounts disabled (idsync never sets passwords): the next run enables them.
+    let second = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(second.plan.counts.enable, 2, "{}", second.plan);
+    assert!(ad_users(dc, &ou, &tag).await.iter().all(|u| u.2 & 2 == 0));
+
+    // HR moves Ann to IT, suspends Bob, hires Dee and takes Bob out of the group.
+    hr_update(&jc, &ids[0], json!({"department": "IT"})).await;
+    hr_update(&jc, &ids[1], json!({"suspended": true})).await;
+    jc.insert_user(
+        json!({"username": format!("{tag}u3"), "email": format!("{tag}u3@example.org"), "department": "Sales"}),
+    );
     jc.remove_member(&group, &ids[1]);
     let report = engine.run(&RunOptions::default()).await.unwrap();
     assert_eq!(report.failures().count(), 0, "{}", report.to_json());
-    assert_eq!(report.plan.counts.remove_member, 1, "{}", report.plan);
-    assert_eq!(report.plan.counts.create, 1, "{}", report.plan);
+    let c = report.plan.counts;
+    assert_eq!((c.create, c.disable, c.remove_member), (1, 1, 1), "{}", report.plan);
+    let users = ad_users(dc, &ou, &tag).await;
+    assert!(
+        users[0]
+            .1
+            .to_lowercase()
+            .ends_with(&format!("ou=it,{ou}").to_lowercase()),
+        "Ann moved: {users:?}"
+    );
+    assert_ne!(users[1].2 & 2, 0, "Bob disabled: {users:?}");
     let groups = dc.search(&ou, "(objectClass=group)", &["cn", "member"]).await.unwrap();
     assert_eq!(groups[0].strs("member").len(), 1);
     let moved = dc
@@ -116,10 +200,12 @@ async fn jumpcloud_users_and_groups_are_provisioned_into_ad() {
         .await
         .unwrap();
     assert_eq!(moved[0].first_str("department").as_deref(), Some("IT"));
-    // AD creates accounts disabled (idsync never sets passwords): the run
-    // after a create enables the new account, the one after plans nothing.
-    let third = engine.run(&RunOptions::default()).await.unwrap();
-    assert_eq!(third.plan.counts.enable, third.plan.operations.len(), "{}", third.plan);
+
+    // Bob's suspension ends; Dee's new account is enabled too.
+    hr_update(&jc, &ids[1], json!({"suspended": false})).await;
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.plan.counts.enable, 2, "{}", report.plan);
+    assert!(ad_users(dc, &ou, &tag).await.iter().all(|u| u.2 & 2 == 0));
     let last = engine.run(&RunOptions::default()).await.unwrap();
     assert!(last.plan.is_empty(), "converged: {}", last.plan);
 }

@@ -19,6 +19,8 @@ pub struct JumpCloudSource {
 }
 
 enum Step {
+    /// A page already read: its users, whether it was the last, where it began.
+    Page(Vec<serde_json::Value>, bool, u64),
     Users(u64),
     Groups,
     End,
@@ -52,6 +54,31 @@ impl JumpCloudSource {
     }
 }
 
+/// The items of one page of system users and the step after it; a user
+/// without an id makes the read Partial.
+fn page_items(
+    page: &[serde_json::Value],
+    last: bool,
+    skip: u64,
+    scope: &Scope,
+    partial: &mut Option<String>,
+) -> (Vec<Result<ReadItem>>, Step) {
+    let next = if last {
+        Step::Groups
+    } else {
+        Step::Users(skip + page.len() as u64)
+    };
+    let mut items = Vec::with_capacity(page.len());
+    for v in page {
+        match user_to_source(v) {
+            Some(o) if scope.admits(&o) => items.push(Ok(ReadItem::Object(o))),
+            Some(_) => {}
+            None => *partial = Some("a system user without an id".into()),
+        }
+    }
+    (items, next)
+}
+
 fn wants(scope: &Scope, kind: ObjectKind) -> bool {
     scope.kinds.is_empty() || scope.kinds.contains(&kind)
 }
@@ -73,8 +100,16 @@ impl Source for JumpCloudSource {
     #[tracing::instrument(level = "debug", skip_all, fields(backend = NAME))]
     async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {
         let scope = scope.clone();
+        // The first page is read before the stream is returned: a JumpCloud
+        // that cannot be reached or refuses the key fails the read as a
+        // whole (the run stops, nothing is planned).
         let first = if wants(&scope, ObjectKind::User) {
-            Step::Users(0)
+            let (page, last) = self
+                .client
+                .list_users_page(0)
+                .await
+                .map_err(|e| e.into_core("read_full"))?;
+            Step::Page(page, last, 0)
         } else {
             Step::Groups
         };
@@ -82,21 +117,13 @@ impl Source for JumpCloudSource {
             let scope = scope.clone();
             async move {
                 match step {
+                    Step::Page(page, last, skip) => {
+                        let (items, next) = page_items(&page, last, skip, &scope, &mut partial);
+                        Some((items, (next, partial)))
+                    }
                     Step::Users(skip) => match self.client.list_users_page(skip).await {
                         Ok((page, last)) => {
-                            let next = if last {
-                                Step::Groups
-                            } else {
-                                Step::Users(skip + page.len() as u64)
-                            };
-                            let mut items = Vec::with_capacity(page.len());
-                            for v in &page {
-                                match user_to_source(v) {
-                                    Some(o) if scope.admits(&o) => items.push(Ok(ReadItem::Object(o))),
-                                    Some(_) => {}
-                                    None => partial = Some("a system user without an id".into()),
-                                }
-                            }
+                            let (items, next) = page_items(&page, last, skip, &scope, &mut partial);
                             Some((items, (next, partial)))
                         }
                         Err(e) => {

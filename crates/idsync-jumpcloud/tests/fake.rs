@@ -150,16 +150,7 @@ async fn a_wrong_key_stops_the_run() {
     let mut config = common::config(&jc);
     config.api_key = "wrong".to_owned().into();
     let s = JumpCloudSource::new(config).unwrap();
-    let err = match s
-        .read_full(&Scope::default())
-        .await
-        .unwrap()
-        .try_collect::<Vec<_>>()
-        .await
-    {
-        Err(e) => e,
-        Ok(items) => panic!("expected an error, got {items:?}"),
-    };
+    let err = read_result(&s).await.expect_err("401");
     assert_eq!(err.kind(), ErrorKind::Auth);
     assert!(err.stops_run());
 }
@@ -275,4 +266,47 @@ async fn an_engine_run_from_memory_into_the_fake() {
     assert_eq!(jc.users().len(), 3, "nothing created twice");
     let linked: Vec<_> = target.linked(profile.id).await.unwrap().try_collect().await.unwrap();
     assert_eq!(linked.len(), 4);
+}
+
+/// Runs a full read to its end, or to the first error.
+async fn read_result(s: &JumpCloudSource) -> idsync_core::Result<Vec<ReadItem>> {
+    s.read_full(&Scope::default()).await?.try_collect().await
+}
+
+#[tokio::test]
+async fn an_unreachable_jumpcloud_fails_the_read_instead_of_reading_nothing() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = idsync_jumpcloud::JumpCloudConfig::new(
+        format!("http://127.0.0.1:{port}/").parse().unwrap(),
+        "k".repeat(40).into(),
+    );
+    config.retry.base_ms = 1;
+    let s = JumpCloudSource::new(config).unwrap();
+    let err = s.read_full(&Scope::default()).await.err().expect("an error, not a stream");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("read_full"), "{err}");
+}
+
+#[tokio::test]
+async fn a_multi_tenant_key_needs_the_right_x_org_id() {
+    let jc = common::fake().await;
+    jc.insert_user(json!({"username": "ann", "email": "ann@example.org"}));
+    jc.require_org_id(Some(idsync_testkit::jumpcloud::ORG_ID));
+    let mut config = common::config(&jc);
+    let without = read_result(&JumpCloudSource::new(config.clone()).unwrap()).await;
+    let err = without.expect_err("401 without x-org-id");
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    assert!(err.stops_run());
+    config.org_id = Some("0123456789abcdef01234567".into());
+    let other = read_result(&JumpCloudSource::new(config.clone()).unwrap()).await;
+    assert!(other.expect_err("404 for another organization").to_string().contains("404"));
+    config.org_id = Some(idsync_testkit::jumpcloud::ORG_ID.into());
+    let items = read_result(&JumpCloudSource::new(config).unwrap()).await.unwrap();
+    assert!(items.iter().any(|i| matches!(i, ReadItem::Object(o) if o.first_text("username") == Some("ann"))));
+    assert!(matches!(items.last(), Some(ReadItem::End { completeness: Completeness::Complete, .. })));
 }
