@@ -15,15 +15,18 @@
 
 use std::sync::Arc;
 
+use idsync::Profile;
 use idsync::memory::MemoryTarget;
 use idsync::scim::server::{ProvisioningRecord, ScimServer};
-use idsync::Profile;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let token = std::env::var("IDSYNC_SCIM_TOKEN")
         .map_err(|_| "set IDSYNC_SCIM_TOKEN to the bearer token the identity provider will send")?;
-    let port: u16 = match std::env::args().nth(1).or_else(|| std::env::var("IDSYNC_SCIM_PORT").ok()) {
+    let port: u16 = match std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("IDSYNC_SCIM_PORT").ok())
+    {
         Some(p) => p.parse().map_err(|_| format!("bad port {p:?}"))?,
         None => 8080,
     };

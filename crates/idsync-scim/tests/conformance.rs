@@ -36,7 +36,9 @@ fn checker() -> Result<PathBuf, StartError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scim2_checker_reports_no_failures() {
-    let Some(scim2) = gate("scim2 (scim2-cli)", checker()) else { return };
+    let Some(scim2) = gate("scim2 (scim2-cli)", checker()) else {
+        return;
+    };
     let profile: Profile = serde_json::from_value(serde_json::json!({
         "id": "33333333-3333-4333-8333-333333333333",
         "name": "conformance"

@@ -131,7 +131,13 @@ fn account(sp: &Sp, external: &str) -> TargetAccount {
         .unwrap_or_else(|| panic!("no account linked to {external}: {:#?}", sp.app.accounts()))
 }
 
-async fn call(sp: &Sp, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
+async fn call(
+    sp: &Sp,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let client = reqwest::Client::new();
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut req = client
@@ -147,7 +153,11 @@ async fn call(sp: &Sp, method: &str, path: &str, body: Option<Value>, headers: &
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let text = r.text().await.unwrap();
-    let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() };
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    };
     (status, headers, v)
 }
 
@@ -181,25 +191,30 @@ async fn the_scim_client_pushes_a_directory_into_the_app_and_converges() {
     assert_eq!(status, 200);
     assert_eq!(v["externalId"], format!("{IDP_PROFILE}:u1"));
     assert_eq!(v["meta"]["location"], format!("{}/Users/{}", sp.base, ann.id));
-    assert_eq!(headers["etag"].to_str().unwrap(), v["meta"]["version"].as_str().unwrap());
+    assert_eq!(
+        headers["etag"].to_str().unwrap(),
+        v["meta"]["version"].as_str().unwrap()
+    );
 
     let again = push(&sp, &source).await;
     assert!(again.plan.is_empty(), "{}", again.plan);
 
     // a change in the directory arrives as a PATCH of the changed field only
     source.modify("u1", |o| {
-        o.attributes.insert("mail".into(), vec![idsync_core::AttrValue::Text("ann.lee@acme.test".into())]);
+        o.attributes.insert(
+            "mail".into(),
+            vec![idsync_core::AttrValue::Text("ann.lee@acme.test".into())],
+        );
     });
     source.modify("g1", |o| o.members.retain(|m| m.as_str() != "u2"));
     let before = sp.app.log().len();
     push(&sp, &source).await;
     let ops: Vec<TargetOp> = sp.app.log()[before..].to_vec();
+    assert_eq!(ops.len(), 2, "one field update and one member removal: {ops:#?}");
     assert_eq!(
-        ops.len(),
-        2,
-        "one field update and one member removal: {ops:#?}"
+        account(&sp, "u1").fields.get(WORK).map(String::as_str),
+        Some("ann.lee@acme.test")
     );
-    assert_eq!(account(&sp, "u1").fields.get(WORK).map(String::as_str), Some("ann.lee@acme.test"));
     assert_eq!(account(&sp, "g1").members, vec![ann.id.clone()]);
     assert!(push(&sp, &source).await.plan.is_empty());
 
@@ -208,7 +223,11 @@ async fn the_scim_client_pushes_a_directory_into_the_app_and_converges() {
     assert!(records.iter().all(|r| r.profile == sp.profile.id));
     let creates: Vec<_> = records.iter().filter(|r| r.action == "create").collect();
     assert_eq!(creates.len(), 3);
-    assert!(creates.iter().all(|r| r.status == 201 && matches!(r.operations[0], TargetOp::Create { .. })));
+    assert!(
+        creates
+            .iter()
+            .all(|r| r.status == 201 && matches!(r.operations[0], TargetOp::Create { .. }))
+    );
     assert!(records.iter().any(|r| r.action == "patch" && r.status == 200));
     assert!(records.iter().any(|r| r.action == "list"));
     let json = serde_json::to_string(&records).unwrap();
@@ -288,12 +307,10 @@ async fn do_not_disable_is_honoured() {
         findings.iter().filter(|f| f.starts_with("Do Not Disable")).count() >= 2,
         "{findings:?}"
     );
-    assert!(
-        !records
-            .iter()
-            .flat_map(|r| &r.operations)
-            .any(|op| matches!(op, TargetOp::SetEnabled { enabled: false, .. } | TargetOp::Delete { .. }))
-    );
+    assert!(!records.iter().flat_map(|r| &r.operations).any(|op| matches!(
+        op,
+        TargetOp::SetEnabled { enabled: false, .. } | TargetOp::Delete { .. }
+    )));
 }
 
 #[tokio::test]
@@ -337,7 +354,12 @@ async fn filters_sorting_and_paging() {
         let sp = &sp;
         let q = q.to_owned();
         async move {
-            let url = format!("/Users?{}", url::form_urlencoded::Serializer::new(String::new()).extend_pairs([("filter", q.as_str()), ("sortBy", "userName")]).finish());
+            let url = format!(
+                "/Users?{}",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs([("filter", q.as_str()), ("sortBy", "userName")])
+                    .finish()
+            );
             let (status, _, v) = call(sp, "GET", &url, None, &[]).await;
             assert_eq!(status, 200, "{q}: {v}");
             names(&v)
@@ -364,13 +386,40 @@ async fn filters_sorting_and_paging() {
     assert_eq!(list(r#"externalId eq "ext-3""#).await, ["bob"]);
     assert_eq!(list(r#"meta.lastModified gt "2000-01-01T00:00:00Z""#).await.len(), 5);
 
-    let (_, _, v) = call(&sp, "GET", "/Users?sortBy=userName&sortOrder=descending&startIndex=2&count=2", None, &[]).await;
-    assert_eq!((v["totalResults"].as_u64(), v["startIndex"].as_u64(), v["itemsPerPage"].as_u64()), (Some(5), Some(2), Some(2)));
+    let (_, _, v) = call(
+        &sp,
+        "GET",
+        "/Users?sortBy=userName&sortOrder=descending&startIndex=2&count=2",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (
+            v["totalResults"].as_u64(),
+            v["startIndex"].as_u64(),
+            v["itemsPerPage"].as_u64()
+        ),
+        (Some(5), Some(2), Some(2))
+    );
     assert_eq!(names(&v), ["dave", "carol"]);
     let (_, _, v) = call(&sp, "GET", "/Users?count=0", None, &[]).await;
-    assert_eq!((v["totalResults"].as_u64(), v["Resources"].as_array().map(Vec::len)), (Some(5), Some(0)));
-    let (_, _, v) = call(&sp, "GET", "/Users?attributes=userName&sortBy=userName&count=1", None, &[]).await;
-    assert_eq!(v["Resources"][0].as_object().unwrap().keys().collect::<Vec<_>>(), ["id", "meta", "schemas", "userName"]);
+    assert_eq!(
+        (v["totalResults"].as_u64(), v["Resources"].as_array().map(Vec::len)),
+        (Some(5), Some(0))
+    );
+    let (_, _, v) = call(
+        &sp,
+        "GET",
+        "/Users?attributes=userName&sortBy=userName&count=1",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        v["Resources"][0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["id", "meta", "schemas", "userName"]
+    );
 
     // POST /.search
     let (status, _, v) = call(
@@ -387,8 +436,18 @@ async fn filters_sorting_and_paging() {
     assert_eq!(status, 200);
     assert_eq!(names(&v), ["eve", "dave"]);
 
-    for bad in ["userName eq", "userName xx \"a\"", "(userName pr", "emails[type eq \"w\""] {
-        let url = format!("/Users?{}", url::form_urlencoded::Serializer::new(String::new()).append_pair("filter", bad).finish());
+    for bad in [
+        "userName eq",
+        "userName xx \"a\"",
+        "(userName pr",
+        "emails[type eq \"w\"",
+    ] {
+        let url = format!(
+            "/Users?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("filter", bad)
+                .finish()
+        );
         let (status, _, v) = call(&sp, "GET", &url, None, &[]).await;
         assert_eq!((status, v["scimType"].as_str()), (400, Some("invalidFilter")), "{bad}");
         assert_eq!(v["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
@@ -400,9 +459,20 @@ async fn filters_sorting_and_paging() {
 #[tokio::test]
 async fn patch_with_value_paths() {
     let sp = start(json!({})).await;
-    let ann = post_user(&sp, json!({"userName": "ann", "emails": [{"type": "work", "value": "a@w"}, {"type": "home", "value": "a@h"}]})).await;
+    let ann = post_user(
+        &sp,
+        json!({"userName": "ann", "emails": [{"type": "work", "value": "a@w"}, {"type": "home", "value": "a@h"}]}),
+    )
+    .await;
     let bob = post_user(&sp, json!({"userName": "bob"})).await;
-    let (status, _, g) = call(&sp, "POST", "/Groups", Some(json!({"displayName": "sales", "members": [{"value": ann}]})), &[]).await;
+    let (status, _, g) = call(
+        &sp,
+        "POST",
+        "/Groups",
+        Some(json!({"displayName": "sales", "members": [{"value": ann}]})),
+        &[],
+    )
+    .await;
     assert_eq!(status, 201, "{g}");
     let group = g["id"].as_str().unwrap().to_owned();
     let app = |id: &str| sp.app.account(&idsync_core::TargetId(id.to_owned())).unwrap();
@@ -460,11 +530,23 @@ async fn patch_with_value_paths() {
     assert!(!a.enabled, "active false disables");
 
     for (ops, scim_type) in [
-        (json!([{"op": "replace", "path": "emails[type eq", "value": "x"}]), "invalidPath"),
-        (json!([{"op": "replace", "path": "emails[type eq \"fax\"].value", "value": "x"}]), "noTarget"),
+        (
+            json!([{"op": "replace", "path": "emails[type eq", "value": "x"}]),
+            "invalidPath",
+        ),
+        (
+            json!([{"op": "replace", "path": "emails[type eq \"fax\"].value", "value": "x"}]),
+            "noTarget",
+        ),
         (json!([{"op": "remove"}]), "noTarget"),
-        (json!([{"op": "replace", "path": "active", "value": "maybe"}]), "invalidValue"),
-        (json!([{"op": "add", "path": "members", "value": [{"value": "nobody"}]}]), "invalidValue"),
+        (
+            json!([{"op": "replace", "path": "active", "value": "maybe"}]),
+            "invalidValue",
+        ),
+        (
+            json!([{"op": "add", "path": "members", "value": [{"value": "nobody"}]}]),
+            "invalidValue",
+        ),
     ] {
         let path = if scim_type == "invalidValue" && ops[0]["path"] == "members" {
             format!("/Groups/{group}")
@@ -499,7 +581,9 @@ async fn if_match_with_a_stale_etag_is_412() {
     for method in ["PUT", "PATCH", "DELETE"] {
         let body = match method {
             "PUT" => Some(json!({"userName": "ann", "title": "Intern"})),
-            "PATCH" => Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "title", "value": "Intern"}]})),
+            "PATCH" => Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "title", "value": "Intern"}]}),
+            ),
             _ => None,
         };
         let (status, _, v) = call(&sp, method, &format!("/Users/{id}"), body, &[("If-Match", &etag)]).await;
@@ -515,7 +599,12 @@ async fn if_match_with_a_stale_etag_is_412() {
 async fn requests_without_the_right_token_are_401() {
     let sp = start(json!({})).await;
     let client = reqwest::Client::new();
-    for auth in [None, Some("Bearer wrong"), Some("Bearer t0ken-for-test"), Some("Basic dDBrZW4=")] {
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer t0ken-for-test"),
+        Some("Basic dDBrZW4="),
+    ] {
         let mut req = client.get(format!("{}/Users", sp.base));
         if let Some(a) = auth {
             req = req.header("Authorization", a);

@@ -64,7 +64,9 @@ use std::time::SystemTime;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, OriginalUri, Path, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, HOST, IF_MATCH, IF_NONE_MATCH, LOCATION, WWW_AUTHENTICATE};
+use axum::http::header::{
+    AUTHORIZATION, CONTENT_TYPE, ETAG, HOST, IF_MATCH, IF_NONE_MATCH, LOCATION, WWW_AUTHENTICATE,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
@@ -393,11 +395,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Req {
             .extensions
             .get::<OriginalUri>()
             .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
-        let prefix = original
-            .path()
-            .strip_suffix(parts.uri.path())
-            .unwrap_or("")
-            .to_owned();
+        let prefix = original.path().strip_suffix(parts.uri.path()).unwrap_or("").to_owned();
         Ok(Req {
             method: parts.method.clone(),
             uri: original,
@@ -625,10 +623,7 @@ async fn auth(State(st): State<Arc<St>>, req: Request, next: Next) -> Response {
 
 async fn not_found_route(State(st): State<Arc<St>>, req: Req) -> Response {
     let rec = st.rec(&req, "unknown", None);
-    st.finish(
-        rec,
-        Err(ApiError::not_found(format!("no endpoint {}", req.uri.path()))),
-    )
+    st.finish(rec, Err(ApiError::not_found(format!("no endpoint {}", req.uri.path()))))
 }
 
 fn list_response(resources: Vec<Value>, total: usize, start: usize) -> Value {
@@ -715,13 +710,15 @@ impl Query {
         };
         match name.to_ascii_lowercase().as_str() {
             "filter" => {
-                let f = Filter::parse(value).map_err(|e| ApiError::bad("invalidFilter", format!("filter {value:?}: {e}")))?;
+                let f = Filter::parse(value)
+                    .map_err(|e| ApiError::bad("invalidFilter", format!("filter {value:?}: {e}")))?;
                 self.filter = Some(f);
             }
             "startindex" => self.start = usize::try_from(number(value)?.max(1)).unwrap_or(1),
             "count" => self.count = Some(usize::try_from(number(value)?.max(0)).unwrap_or(0)),
             "sortby" => {
-                let r = AttrRef::parse(value).map_err(|e| ApiError::bad("invalidPath", format!("sortBy {value:?}: {e}")))?;
+                let r = AttrRef::parse(value)
+                    .map_err(|e| ApiError::bad("invalidPath", format!("sortBy {value:?}: {e}")))?;
                 self.sort_by = Some(r);
             }
             "sortorder" => {
@@ -729,10 +726,7 @@ impl Query {
                     "ascending" => false,
                     "descending" => true,
                     _ => {
-                        return Err(ApiError::bad(
-                            "invalidValue",
-                            "sortOrder is ascending or descending",
-                        ));
+                        return Err(ApiError::bad("invalidValue", "sortOrder is ascending or descending"));
                     }
                 }
             }
@@ -768,11 +762,15 @@ impl Query {
             .as_object()
             .ok_or_else(|| ApiError::bad("invalidSyntax", "a SearchRequest is a JSON object"))?;
         if let Some(s) = get_ci(obj, "schemas")
-            && !s
-                .as_array()
-                .is_some_and(|s| s.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST))))
+            && !s.as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST)))
+            })
         {
-            return Err(ApiError::bad("invalidSyntax", format!("schemas must list {SEARCH_REQUEST}")));
+            return Err(ApiError::bad(
+                "invalidSyntax",
+                format!("schemas must list {SEARCH_REQUEST}"),
+            ));
         }
         for (k, v) in obj {
             let text = match v {
@@ -1020,7 +1018,10 @@ fn sanitize(kind: ObjectKind, mut doc: Map<String, Value>, rec: &mut Rec) -> Res
     let schemas = entry_ci(&mut doc, "schemas");
     match schemas {
         Value::Array(list) => {
-            if !list.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(schema))) {
+            if !list
+                .iter()
+                .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(schema)))
+            {
                 list.insert(0, Value::String(schema.to_owned()));
             }
         }
@@ -1030,9 +1031,9 @@ fn sanitize(kind: ObjectKind, mut doc: Map<String, Value>, rec: &mut Rec) -> Res
         ObjectKind::User => "userName",
         ObjectKind::Group => "displayName",
     };
-    if !get_ci(&doc, required)
+    if get_ci(&doc, required)
         .and_then(Value::as_str)
-        .is_some_and(|s| !s.trim().is_empty())
+        .is_none_or(|s| s.trim().is_empty())
     {
         return Err(ApiError::bad("invalidValue", format!("{required} is required")));
     }
@@ -1106,8 +1107,11 @@ impl St {
     fn check_members(&self, doc: &Map<String, Value>) -> Result<(), ApiError> {
         let index = self.index();
         for m in member_values(doc) {
-            if !index.get(&m).is_some_and(|e| !e.deleted) {
-                return Err(ApiError::bad("invalidValue", format!("member {m:?} is not a known resource")));
+            if index.get(&m).is_none_or(|e| e.deleted) {
+                return Err(ApiError::bad(
+                    "invalidValue",
+                    format!("member {m:?} is not a known resource"),
+                ));
             }
         }
         Ok(())
@@ -1262,8 +1266,7 @@ impl St {
         let doc = sanitize(kind, doc, rec)?;
         self.check_unique(kind, &doc, None)?;
         self.check_members(&doc)?;
-        let external = external_id(&doc)
-            .unwrap_or_else(|| format!("{GENERATED_PREFIX}{}", uuid::Uuid::new_v4()));
+        let external = external_id(&doc).unwrap_or_else(|| format!("{GENERATED_PREFIX}{}", uuid::Uuid::new_v4()));
         let link = Link {
             profile: self.profile.id,
             external: external.into(),
@@ -1347,8 +1350,9 @@ impl St {
                 Value::Object(o) => Some(Err(o)),
                 _ => return Err(ApiError::bad("invalidSyntax", "a resource is a JSON object")),
             },
-            Write::Patch => Some(Ok(PatchRequest::from_json(&parse_body(body)?)
-                .map_err(|e| ApiError::bad(e.scim_type, e.message))?)),
+            Write::Patch => Some(Ok(
+                PatchRequest::from_json(&parse_body(body)?).map_err(|e| ApiError::bad(e.scim_type, e.message))?
+            )),
         };
         let _writing = self.writes.lock().await;
         self.ensure_loaded().await?;
@@ -1421,14 +1425,13 @@ impl St {
         let rules = &self.profile.rules;
         let mut removed = false;
         if rules.do_not_disable {
-            rec.findings.push(format!(
-                "Do Not Disable: {why}, the account is left as it is"
-            ));
+            rec.findings
+                .push(format!("Do Not Disable: {why}, the account is left as it is"));
         } else {
             match rules.deprovision {
-                Deprovision::Leave => rec
-                    .findings
-                    .push(format!("deprovision rule is leave: {why}, the account is left as it is")),
+                Deprovision::Leave => rec.findings.push(format!(
+                    "deprovision rule is leave: {why}, the account is left as it is"
+                )),
                 Deprovision::Delete if self.target.capabilities().delete => {
                     let veto = if self.target.capabilities().veto {
                         self.target.can_deprovision(account).await.map_err(ApiError::target)?
