@@ -35,13 +35,17 @@ impl Drop for Sp {
 }
 
 async fn start(rules: Value) -> Sp {
+    start_over(rules, MemoryTarget::new()).await
+}
+
+/// A server over an existing application (a restart).
+async fn start_over(rules: Value, app: MemoryTarget) -> Sp {
     let profile: Profile = serde_json::from_value(json!({
         "id": "22222222-2222-4222-8222-222222222222",
         "name": "IdP → app",
         "rules": rules,
     }))
     .unwrap();
-    let app = MemoryTarget::new();
     let history = MemoryHistory::new();
     let router = ScimServer::new(profile.clone(), Arc::new(app.clone()), TOKEN.to_owned().into())
         .with_sink(history.clone())
@@ -620,4 +624,93 @@ async fn requests_without_the_right_token_are_401() {
     assert!(records.iter().all(|r| r.action == "unauthorized" && r.status == 401));
     let (status, _, _) = call(&sp, "GET", "/Users", None, &[]).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn after_a_restart_ids_and_documents_come_back_from_the_app() {
+    let sp = start(json!({})).await;
+    let source = directory();
+    push(&sp, &source).await;
+    let ann = account(&sp, "u1");
+    let (_, _, before) = call(&sp, "GET", &format!("/Users/{}", ann.id), None, &[]).await;
+    let app = sp.app.clone();
+    drop(sp);
+
+    let sp = start_over(json!({}), app).await;
+    let (status, _, after) = call(&sp, "GET", &format!("/Users/{}", ann.id), None, &[]).await;
+    assert_eq!(status, 200, "the SCIM id is the app's id: stable across restarts");
+    for attr in ["userName", "externalId", "name", "emails", "displayName", "active"] {
+        assert_eq!(after[attr], before[attr], "{attr}");
+    }
+    assert_eq!(
+        after["meta"]["version"], before["meta"]["version"],
+        "same document, same ETag"
+    );
+    let report = push(&sp, &source).await;
+    assert!(report.plan.is_empty(), "nothing to do after a restart: {}", report.plan);
+}
+
+#[tokio::test]
+async fn a_profile_mapping_turns_scim_attributes_into_the_apps_columns() {
+    let profile: Profile = serde_json::from_value(json!({
+        "id": "44444444-4444-4444-8444-444444444444",
+        "name": "IdP → app columns",
+        "mapping": {"users": [
+            {"field": "login", "attribute": "userName", "transforms": ["lowercase"]},
+            {"field": "email", "attribute": WORK},
+            {"field": "name", "template": "{name.givenName} {name.familyName}"}
+        ]}
+    }))
+    .unwrap();
+    let app = MemoryTarget::new();
+    let router = ScimServer::new(profile.clone(), Arc::new(app.clone()), TOKEN.to_owned().into()).router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let sp = Sp {
+        base: format!("http://{addr}"),
+        app,
+        history: MemoryHistory::new(),
+        profile,
+        task,
+    };
+    let id = post_user(
+        &sp,
+        json!({"userName": "Ann.Lee", "externalId": "e1", "name": {"givenName": "Ann", "familyName": "Lee"},
+               "emails": [{"type": "work", "value": "ann@acme.test"}]}),
+    )
+    .await;
+    let a = sp.app.account(&idsync_core::TargetId(id.clone())).unwrap();
+    let want: idsync_core::Fields = [("login", "ann.lee"), ("email", "ann@acme.test"), ("name", "Ann Lee")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(a.fields, want);
+    assert_eq!(a.link.unwrap().external.as_str(), "e1");
+    let (status, _, _) = call(
+        &sp,
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "ann.lee@acme.test"}]})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let last = sp.app.log().pop().unwrap();
+    assert_eq!(
+        last,
+        TargetOp::Update {
+            target: idsync_core::TargetId(id.clone()),
+            kind: ObjectKind::User,
+            changes: vec![idsync_core::FieldChange {
+                field: "email".into(),
+                old: Some("ann@acme.test".into()),
+                new: Some("ann.lee@acme.test".into())
+            }]
+        },
+        "only the changed column is written"
+    );
 }

@@ -1208,7 +1208,16 @@ impl St {
             .await?;
         }
         let active = get_ci(doc, "active").and_then(bool_of).unwrap_or(true);
-        if active && !account.enabled {
+        let caps = self.target.capabilities();
+        let can_enable = match kind {
+            ObjectKind::User => caps.disable,
+            ObjectKind::Group => caps.disable_groups,
+        };
+        if active && !account.enabled && !can_enable {
+            rec.findings.push(format!(
+                "the {kind} is disabled in the application, which cannot enable it"
+            ));
+        } else if active && !account.enabled {
             self.apply(
                 rec,
                 TargetOp::SetEnabled {
