@@ -816,5 +816,13 @@ mod tests {
         fn parse_never_panics(s in "[a-zA-Z:.\\[\\]()\" =0-9]{0,40}") {
             let _ = Filter::parse(&s);
         }
+
+        #[test]
+        fn parse_never_panics_on_any_text(prefix in prop_oneof![Just(""), Just("urn:"), Just("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:")], s in "\\PC{0,30}") {
+            let text = format!("{prefix}{s}");
+            let _ = Filter::parse(&text);
+            let _ = crate::patch::PatchPath::parse(&text);
+            let _ = AttrRef::parse(&text);
+        }
     }
 }
