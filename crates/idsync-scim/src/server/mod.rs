@@ -232,18 +232,60 @@ struct Entry {
     deleted: bool,
 }
 
-impl Entry {
-    fn etag(&self) -> String {
-        // FNV-1a over the canonical JSON: stable across restarts.
-        let text = Value::Object(self.resource.clone()).to_string();
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in text.as_bytes() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        format!("W/\"{h:016x}\"")
+/// The ETag of a document without `meta`: FNV-1a over its canonical JSON,
+/// so it is stable across restarts.
+fn etag_of(body: &Map<String, Value>) -> String {
+    let text = Value::Object(body.clone()).to_string();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
+    format!("W/\"{h:016x}\"")
+}
 
+/// A document without `meta`: what is kept, the id, and for users the
+/// (read-only) groups they are a direct member of.
+fn body_in(index: &BTreeMap<String, Entry>, id: &str, e: &Entry) -> Map<String, Value> {
+    let mut r = e.resource.clone();
+    r.insert("id".into(), Value::String(id.to_owned()));
+    if e.kind == ObjectKind::User {
+        let groups: Vec<Value> = index
+            .iter()
+            .filter(|(_, g)| g.kind == ObjectKind::Group && !g.deleted && member_values(&g.resource).contains(id))
+            .map(|(gid, g)| {
+                let mut v = json!({"value": gid, "type": "direct"});
+                if let Some(name) = get_ci(&g.resource, "displayName") {
+                    v["display"] = name.clone();
+                }
+                v
+            })
+            .collect();
+        if !groups.is_empty() {
+            r.insert("groups".into(), Value::Array(groups));
+        }
+    }
+    r
+}
+
+/// The full document of an entry.
+fn render_in(index: &BTreeMap<String, Entry>, id: &str, e: &Entry, base: &str) -> Value {
+    let mut r = body_in(index, id, e);
+    let version = etag_of(&r);
+    r.insert(
+        "meta".into(),
+        json!({
+            "resourceType": resource_type(e.kind),
+            "created": e.created,
+            "lastModified": e.modified,
+            "location": format!("{base}/{}/{id}", endpoint(e.kind)),
+            "version": version,
+        }),
+    );
+    Value::Object(r)
+}
+
+impl Entry {
     /// A document rebuilt from an account's fields.
     fn rebuild(account: &TargetAccount, link: Link, now: &str) -> Entry {
         let mut resource = Map::new();
@@ -546,25 +588,18 @@ impl St {
     }
 
     fn render(&self, id: &str, e: &Entry, base: &str) -> Value {
-        let mut r = e.resource.clone();
-        r.insert("id".into(), Value::String(id.to_owned()));
-        r.insert(
-            "meta".into(),
-            json!({
-                "resourceType": resource_type(e.kind),
-                "created": e.created,
-                "lastModified": e.modified,
-                "location": format!("{base}/{}/{id}", endpoint(e.kind)),
-                "version": e.etag(),
-            }),
-        );
-        Value::Object(r)
+        render_in(&self.index(), id, e, base)
+    }
+
+    /// The current ETag of an entry.
+    fn etag(&self, id: &str, e: &Entry) -> String {
+        etag_of(&body_in(&self.index(), id, e))
     }
 
     fn resource_response(&self, status: StatusCode, id: &str, e: &Entry, base: &str) -> Response {
         let doc = self.render(id, e, base);
         let mut r = scim_json(status, &doc);
-        if let Ok(v) = HeaderValue::from_str(&e.etag()) {
+        if let Some(Ok(v)) = doc["meta"]["version"].as_str().map(HeaderValue::from_str) {
             r.headers_mut().insert(ETAG, v);
         }
         if let Some(Ok(v)) = doc["meta"]["location"].as_str().map(HeaderValue::from_str) {
@@ -884,7 +919,7 @@ async fn run_query(st: &St, req: &Req, q: &Query, kinds: &[ObjectKind]) -> Resul
         index
             .iter()
             .filter(|(_, e)| !e.deleted && kinds.contains(&e.kind))
-            .map(|(id, e)| st.render(id, e, &base))
+            .map(|(id, e)| render_in(&index, id, e, &base))
             .filter(|doc| q.filter.as_ref().is_none_or(|f| f.matches(doc)))
             .collect()
     };
@@ -935,7 +970,7 @@ async fn get_route(State(st): State<Arc<St>>, req: Req, Path(id): Path<String>, 
         st.ensure_loaded().await?;
         let e = st.live(kind, &id)?;
         let none_match = req.headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-        if none_match.is_some_and(|m| etag_listed(m, &e.etag())) {
+        if none_match.is_some_and(|m| etag_listed(m, &st.etag(&id, &e))) {
             return Ok(StatusCode::NOT_MODIFIED.into_response());
         }
         let base = st.base(&req);
@@ -1368,12 +1403,12 @@ impl St {
         let mut entry = self.live(kind, id)?;
         rec.link = Some(entry.link.clone());
         if let Some(m) = req.headers.get(IF_MATCH).and_then(|v| v.to_str().ok())
-            && !etag_listed(m, &entry.etag())
+            && !etag_listed(m, &self.etag(id, &entry))
         {
             return Err(ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 None,
-                format!("the resource changed: its version is {}", entry.etag()),
+                format!("the resource changed: its version is {}", self.etag(id, &entry)),
             ));
         }
         let account = match self.linked_account(kind, &entry.link).await? {
