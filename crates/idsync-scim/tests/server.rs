@@ -199,6 +199,10 @@ async fn the_scim_client_pushes_a_directory_into_the_app_and_converges() {
         headers["etag"].to_str().unwrap(),
         v["meta"]["version"].as_str().unwrap()
     );
+    assert_eq!(
+        v["groups"],
+        json!([{"value": group.id.0, "display": "sales", "type": "direct"}])
+    );
 
     let again = push(&sp, &source).await;
     assert!(again.plan.is_empty(), "{}", again.plan);
