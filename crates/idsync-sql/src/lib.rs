@@ -1,0 +1,1 @@
+//! SQL for idsync (work in progress).
