@@ -1,4 +1,4 @@
-//! Authentication of requests: bearer, basic, API-key header, and OAuth2
+//! Authentication of requests: bearer, basic, API key (header or query), and OAuth2
 //! client credentials with a cached token refreshed before it expires.
 
 use std::fmt;
@@ -74,6 +74,7 @@ impl Authenticator {
                 Some(name) => request.header(name.clone(), sensitive(key.expose_secret())?),
                 None => request,
             },
+            AuthConfig::ApiKeyQuery { param, key } => request.query(&[(param.as_str(), key.expose_secret())]),
             AuthConfig::Oauth2ClientCredentials { .. } => {
                 let token = self.oauth2_token(http).await?;
                 request.header(reqwest::header::AUTHORIZATION, bearer(&token)?)
@@ -202,4 +203,27 @@ fn sensitive(value: &str) -> Result<HeaderValue, HttpError> {
 
 fn bearer(token: &SecretString) -> Result<HeaderValue, HttpError> {
     sensitive(&format!("Bearer {}", token.expose_secret()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_api_key_in_the_query_is_added_at_send_time_and_never_debug_printed() {
+        let auth = Authenticator::new(AuthConfig::ApiKeyQuery {
+            param: "api_key".into(),
+            key: SecretString::from("s3cret"),
+        })
+        .unwrap();
+        assert!(!format!("{auth:?}").contains("s3cret"));
+        let http = reqwest::Client::new();
+        let request = auth
+            .apply(&http, http.get("http://127.0.0.1/contacts?limit=5"))
+            .await
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(request.url().query(), Some("limit=5&api_key=s3cret"));
+    }
 }

@@ -151,6 +151,15 @@ pub enum AuthConfig {
         /// The key.
         key: SecretString,
     },
+    /// An API key in a query parameter (`?api_key=…`). Error texts and
+    /// logs never show it: URLs are redacted, and the parameter is added
+    /// only when the request is sent.
+    ApiKeyQuery {
+        /// The query parameter's name.
+        param: String,
+        /// The key.
+        key: SecretString,
+    },
     /// OAuth 2.0 client credentials (RFC 6749 §4.4); the token is cached
     /// until shortly before it expires, and fetched again after a 401.
     Oauth2ClientCredentials {
@@ -187,6 +196,7 @@ impl fmt::Debug for AuthConfig {
             AuthConfig::Bearer { .. } => f.write_str("Bearer { token: [redacted] }"),
             AuthConfig::Basic { username, .. } => write!(f, "Basic {{ username: {username:?}, password: [redacted] }}"),
             AuthConfig::ApiKey { header, .. } => write!(f, "ApiKey {{ header: {header:?}, key: [redacted] }}"),
+            AuthConfig::ApiKeyQuery { param, .. } => write!(f, "ApiKeyQuery {{ param: {param:?}, key: [redacted] }}"),
             AuthConfig::Oauth2ClientCredentials {
                 token_url,
                 client_id,
