@@ -10,6 +10,7 @@ pub mod behaviour;
 mod gate;
 pub mod jumpcloud;
 pub mod ldif_cli;
+pub mod postgres;
 pub mod samba;
 pub mod scim2;
 pub mod slapd;

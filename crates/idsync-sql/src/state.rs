@@ -1,0 +1,339 @@
+//! [`SqlStateStore`]: profile states, run history and leases in SQL.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use idsync_core::{ProfileId, ProfileState, Result, RunReport, StateStore};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Db, Dialect, on_db};
+use crate::error::SqlError;
+
+/// The tables, fixed names (created by [`SqlStateStore::connect`]).
+const STATE: &str = "idsync_state";
+const HISTORY: &str = "idsync_history";
+const LEASES: &str = "idsync_leases";
+
+/// A profile held by one worker until `expires_unix_ms` (database clock).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The profile.
+    pub profile: ProfileId,
+    /// Who holds it.
+    pub worker: String,
+    /// Grows by one at every take-over: a fencing token (a higher
+    /// generation always belongs to a later holder).
+    pub generation: i64,
+    /// When it runs out, in Unix milliseconds of the database's clock.
+    pub expires_unix_ms: i64,
+}
+
+/// Profile states (one JSON document per profile), run reports and
+/// leases, on SQLite or PostgreSQL.
+///
+/// Tables (created when missing): `idsync_state(profile, state,
+/// updated_unix_ms)`, `idsync_history(id, profile, started_at, report)`,
+/// `idsync_leases(profile, worker, generation, expires_unix_ms)`.
+///
+/// # Leases
+///
+/// A lease keeps two workers from running the same profile at once.
+/// [`SqlStateStore::try_lease`] takes the profile when nobody holds it or
+/// the holder's lease has expired, and returns `None` otherwise, without
+/// waiting. Expiry uses the database's clock, so workers on different
+/// machines need not agree on the time. A worker renews its lease
+/// ([`SqlStateStore::renew`]) well before it expires and releases it when
+/// done ([`SqlStateStore::release`]); a worker that dies is taken over once
+/// its lease expires.
+///
+/// - PostgreSQL: the lease row is read with `SELECT … FOR UPDATE SKIP
+///   LOCKED` in a transaction; a row locked by another worker's attempt
+///   counts as held. A missing row is inserted with `ON CONFLICT DO
+///   NOTHING`, so exactly one of two first-time takers wins. Safe across
+///   processes and machines.
+/// - SQLite: the read and the write run in one `BEGIN IMMEDIATE`
+///   transaction, which takes SQLite's single write lock first; safe for
+///   the workers of one process and for processes sharing the file on
+///   one machine (not on a network file system).
+#[derive(Debug, Clone)]
+pub struct SqlStateStore {
+    db: Db,
+}
+
+fn now_ms(d: Dialect) -> &'static str {
+    d.now_ms()
+}
+
+fn ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+impl SqlStateStore {
+    /// Connects (`sqlite://path?mode=rwc`, `sqlite::memory:`,
+    /// `postgres://…`) and creates the tables that are missing.
+    pub async fn connect(url: &str) -> Result<SqlStateStore> {
+        let db = Db::connect(url).await.map_err(|e| e.into_core("connect"))?;
+        let d = db.dialect();
+        let ddl = vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {STATE} (profile TEXT PRIMARY KEY, state TEXT NOT NULL, \
+                 updated_unix_ms BIGINT NOT NULL)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {HISTORY} (id {}, profile TEXT NOT NULL, started_at TEXT NOT NULL, \
+                 report TEXT NOT NULL)",
+                d.serial_key()
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {HISTORY}_profile ON {HISTORY} (profile, id)"),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {LEASES} (profile TEXT PRIMARY KEY, worker TEXT NOT NULL, \
+                 generation BIGINT NOT NULL, expires_unix_ms BIGINT NOT NULL)"
+            ),
+        ];
+        db.run_ddl(&ddl).await.map_err(|e| e.into_core("create schema"))?;
+        Ok(SqlStateStore { db })
+    }
+
+    /// Which database this is.
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        self.db.close().await
+    }
+
+    /// Appends a run report to the profile's history.
+    pub async fn record(&self, report: &RunReport) -> Result<()> {
+        let json = serde_json::to_string(report)
+            .map_err(|e| idsync_core::Error::new(idsync_core::ErrorKind::Internal, e.to_string()).backend(crate::NAME))?;
+        let sql = format!("INSERT INTO {HISTORY} (profile, started_at, report) VALUES ($1, $2, $3)");
+        on_db!(&self.db, p => sqlx::query(&sql)
+            .bind(report.profile.to_string())
+            .bind(report.started_at.clone())
+            .bind(json)
+            .execute(p)
+            .await
+            .map(drop))
+        .map_err(|e| SqlError::from(e).into_core("record"))?;
+        Ok(())
+    }
+
+    /// The last `limit` reports of `profile`, oldest first (as the CLI's
+    /// `history.jsonl` reads). Reports that do not parse are skipped with
+    /// a warning.
+    pub async fn history(&self, profile: ProfileId, limit: usize) -> Result<Vec<RunReport>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = format!("SELECT id, report FROM {HISTORY} WHERE profile = $1 ORDER BY id DESC LIMIT $2");
+        let rows: Vec<(i64, String)> = on_db!(&self.db, p => sqlx::query_as(&sql)
+            .bind(profile.to_string())
+            .bind(limit)
+            .fetch_all(p)
+            .await)
+        .map_err(|e| SqlError::from(e).into_core("history"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, json) in rows.into_iter().rev() {
+            match serde_json::from_str(&json) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::warn!(%profile, id, error = %e, "skipping a history row"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes the lease of `profile` for `worker` for `ttl`, or `None` when
+    /// another worker holds an unexpired lease (or is taking it right now).
+    /// A worker that already holds the lease gets it again, with a new
+    /// generation. See [the type's documentation](SqlStateStore#leases).
+    pub async fn try_lease(&self, profile: ProfileId, worker: &str, ttl: Duration) -> Result<Option<Lease>> {
+        self.try_lease_inner(profile, worker, ttl)
+            .await
+            .map_err(|e| e.into_core("lease"))
+    }
+
+    async fn try_lease_inner(
+        &self,
+        profile: ProfileId,
+        worker: &str,
+        ttl: Duration,
+    ) -> std::result::Result<Option<Lease>, SqlError> {
+        let now = now_ms(self.db.dialect());
+        let key = profile.to_string();
+        let ttl = ms(ttl);
+        let take = format!(
+            "UPDATE {LEASES} SET worker = $2, generation = generation + 1, expires_unix_ms = {now} + $3 \
+             WHERE profile = $1 RETURNING generation, expires_unix_ms"
+        );
+        let lease = |(generation, expires_unix_ms): (i64, i64)| Lease {
+            profile,
+            worker: worker.to_owned(),
+            generation,
+            expires_unix_ms,
+        };
+        match &self.db {
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                let row: Option<(String, i64, i64)> = sqlx::query_as(&format!(
+                    "SELECT worker, expires_unix_ms, {now} FROM {LEASES} WHERE profile = $1 FOR UPDATE SKIP LOCKED"
+                ))
+                .bind(key.clone())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let got = match row {
+                    Some((holder, expires, now)) if expires > now && holder != worker => None,
+                    Some(_) => Some(
+                        sqlx::query_as(&take)
+                            .bind(key)
+                            .bind(worker.to_owned())
+                            .bind(ttl)
+                            .fetch_one(&mut *tx)
+                            .await?,
+                    ),
+                    // Missing, or locked by another taker: insert, and the
+                    // conflict (row exists, maybe locked) means held.
+                    None => {
+                        sqlx::query_as(&format!(
+                            "INSERT INTO {LEASES} (profile, worker, generation, expires_unix_ms) \
+                             VALUES ($1, $2, 1, {now} + $3) ON CONFLICT (profile) DO NOTHING \
+                             RETURNING generation, expires_unix_ms"
+                        ))
+                        .bind(key)
+                        .bind(worker.to_owned())
+                        .bind(ttl)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    }
+                };
+                tx.commit().await?;
+                Ok(got.map(lease))
+            }
+            Db::Sqlite(p) => {
+                let mut conn = p.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let body = async {
+                    let row: Option<(String, i64, i64)> = sqlx::query_as(&format!(
+                        "SELECT worker, expires_unix_ms, {now} FROM {LEASES} WHERE profile = $1"
+                    ))
+                    .bind(key.clone())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let got: Option<(i64, i64)> = match row {
+                        Some((holder, expires, now)) if expires > now && holder != worker => None,
+                        Some(_) => Some(
+                            sqlx::query_as(&take)
+                                .bind(key.clone())
+                                .bind(worker.to_owned())
+                                .bind(ttl)
+                                .fetch_one(&mut *conn)
+                                .await?,
+                        ),
+                        None => Some(
+                            sqlx::query_as(&format!(
+                                "INSERT INTO {LEASES} (profile, worker, generation, expires_unix_ms) \
+                                 VALUES ($1, $2, 1, {now} + $3) RETURNING generation, expires_unix_ms"
+                            ))
+                            .bind(key.clone())
+                            .bind(worker.to_owned())
+                            .bind(ttl)
+                            .fetch_one(&mut *conn)
+                            .await?,
+                        ),
+                    };
+                    Ok::<_, sqlx::Error>(got)
+                }
+                .await;
+                match body {
+                    Ok(got) => {
+                        sqlx::query("COMMIT").execute(&mut *conn).await?;
+                        Ok(got.map(lease))
+                    }
+                    Err(e) => {
+                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                        Err(e.into())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Extends `lease` to `ttl` from now, or `None` when it was lost
+    /// (expired and taken over, or released).
+    pub async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Option<Lease>> {
+        let now = now_ms(self.db.dialect());
+        let sql = format!(
+            "UPDATE {LEASES} SET expires_unix_ms = {now} + $4 WHERE profile = $1 AND worker = $2 \
+             AND generation = $3 AND expires_unix_ms > {now} RETURNING expires_unix_ms"
+        );
+        let expires: Option<i64> = on_db!(&self.db, p => sqlx::query_scalar(&sql)
+            .bind(lease.profile.to_string())
+            .bind(lease.worker.clone())
+            .bind(lease.generation)
+            .bind(ms(ttl))
+            .fetch_optional(p)
+            .await)
+        .map_err(|e| SqlError::from(e).into_core("renew"))?;
+        Ok(expires.map(|expires_unix_ms| Lease {
+            expires_unix_ms,
+            ..lease.clone()
+        }))
+    }
+
+    /// Gives `lease` up so another worker may take the profile at once.
+    /// False when it had already been lost.
+    pub async fn release(&self, lease: &Lease) -> Result<bool> {
+        let sql = format!(
+            "UPDATE {LEASES} SET expires_unix_ms = 0 WHERE profile = $1 AND worker = $2 AND generation = $3"
+        );
+        let n = on_db!(&self.db, p => sqlx::query(&sql)
+            .bind(lease.profile.to_string())
+            .bind(lease.worker.clone())
+            .bind(lease.generation)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| SqlError::from(e).into_core("release"))?;
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl StateStore for SqlStateStore {
+    async fn load(&self, profile: ProfileId) -> Result<ProfileState> {
+        let sql = format!("SELECT state FROM {STATE} WHERE profile = $1");
+        let json: Option<String> = on_db!(&self.db, p => sqlx::query_scalar(&sql)
+            .bind(profile.to_string())
+            .fetch_optional(p)
+            .await)
+        .map_err(|e| SqlError::from(e).into_core("load state"))?;
+        match json {
+            None => Ok(ProfileState::default()),
+            Some(j) => serde_json::from_str(&j).map_err(|e| {
+                SqlError::InvalidData {
+                    what: "state",
+                    message: e.to_string(),
+                }
+                .into_core("load state")
+                .object(profile)
+            }),
+        }
+    }
+
+    async fn save(&self, profile: ProfileId, state: &ProfileState) -> Result<()> {
+        let json = serde_json::to_string(state)
+            .map_err(|e| idsync_core::Error::new(idsync_core::ErrorKind::Internal, e.to_string()).backend(crate::NAME))?;
+        let now = now_ms(self.db.dialect());
+        let sql = format!(
+            "INSERT INTO {STATE} (profile, state, updated_unix_ms) VALUES ($1, $2, {now}) \
+             ON CONFLICT (profile) DO UPDATE SET state = excluded.state, updated_unix_ms = excluded.updated_unix_ms"
+        );
+        on_db!(&self.db, p => sqlx::query(&sql)
+            .bind(profile.to_string())
+            .bind(json)
+            .execute(p)
+            .await
+            .map(drop))
+        .map_err(|e| SqlError::from(e).into_core("save state"))?;
+        Ok(())
+    }
+}

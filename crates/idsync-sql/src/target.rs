@@ -1,0 +1,717 @@
+//! [`SqlTarget`]: an application's own tables as an idsync target.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt};
+use idsync_core::{
+    Applied, ExternalId, FieldChange, Fields, Link, Lookup, ObjectKind, ProfileId, Result, Target, TargetAccount,
+    TargetCapabilities, TargetId, TargetOp,
+};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::config::{IdType, SqlTargetConfig, TableConfig};
+use crate::db::{Db, Dialect, on_db, quote};
+use crate::error::{SqlError, classify};
+
+/// One account table, with its identifiers quoted and its SELECT prepared.
+#[derive(Debug)]
+struct Tbl {
+    kind: ObjectKind,
+    table: String,
+    id: String,
+    id_type: IdType,
+    /// Field → quoted column, in field order (the SELECT's order).
+    columns: BTreeMap<String, String>,
+    enabled: Option<String>,
+    /// `SELECT id, columns…, enabled, l.profile, l.external_id FROM t LEFT JOIN links l …`
+    select: String,
+}
+
+fn kind_name(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::User => "user",
+        ObjectKind::Group => "group",
+    }
+}
+
+impl Tbl {
+    fn new(kind: ObjectKind, cfg: &TableConfig, links: &str) -> Tbl {
+        let id = quote(&cfg.id_column);
+        let columns: BTreeMap<String, String> = cfg.columns.iter().map(|(f, c)| (f.clone(), quote(c))).collect();
+        let enabled = cfg.enabled_column.as_deref().map(quote);
+        let mut select = format!("SELECT CAST(t.{id} AS TEXT)");
+        for c in columns.values() {
+            select.push_str(&format!(", CAST(t.{c} AS TEXT)"));
+        }
+        match &enabled {
+            Some(e) => select.push_str(&format!(", CAST(CASE WHEN t.{e} THEN 1 ELSE 0 END AS BIGINT)")),
+            None => select.push_str(", CAST(1 AS BIGINT)"),
+        }
+        select.push_str(&format!(
+            ", l.profile, l.external_id FROM {} t LEFT JOIN {links} l ON l.kind = '{}' AND l.row_id = CAST(t.{id} AS TEXT)",
+            quote(&cfg.table),
+            kind_name(kind)
+        ));
+        Tbl {
+            kind,
+            table: quote(&cfg.table),
+            id,
+            id_type: cfg.id_type,
+            columns,
+            enabled,
+            select,
+        }
+    }
+
+    /// `CAST($n AS <id type>)`: ids are always bound as text.
+    fn param(&self, n: usize) -> String {
+        format!("CAST(${n} AS {})", self.id_type.sql())
+    }
+
+    /// The id in its canonical text form, or `NotFound` when it cannot be
+    /// one of this table's ids.
+    fn canonical(&self, id: &TargetId) -> Result<String, SqlError> {
+        match self.id_type {
+            IdType::Text => Ok(id.0.clone()),
+            IdType::Integer => id
+                .0
+                .trim()
+                .parse::<i64>()
+                .map(|n| n.to_string())
+                .map_err(|_| SqlError::NotFound {
+                    kind: kind_name(self.kind),
+                    id: id.0.clone(),
+                }),
+        }
+    }
+
+    fn column(&self, field: &str) -> Result<&str, SqlError> {
+        self.columns.get(field).map(String::as_str).ok_or_else(|| {
+            SqlError::config(
+                format!("{}s.columns.{field}", kind_name(self.kind)),
+                format!("target field {field:?} is not mapped to a column"),
+            )
+        })
+    }
+
+    fn not_found(&self, id: &str) -> SqlError {
+        SqlError::NotFound {
+            kind: kind_name(self.kind),
+            id: id.to_owned(),
+        }
+    }
+}
+
+/// An account row as read: id, mapped values, enabled, link.
+struct Raw {
+    id: String,
+    values: Vec<Option<String>>,
+    enabled: i64,
+    profile: Option<String>,
+    external: Option<String>,
+}
+
+fn raw<R>(row: &R, n: usize) -> std::result::Result<Raw, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut values = Vec::with_capacity(n);
+    for i in 0..n {
+        values.push(row.try_get::<Option<String>, _>(1 + i)?);
+    }
+    Ok(Raw {
+        id: row.try_get(0)?,
+        values,
+        enabled: row.try_get(1 + n)?,
+        profile: row.try_get(2 + n)?,
+        external: row.try_get(3 + n)?,
+    })
+}
+
+/// An application's accounts in SQL tables (SQLite or PostgreSQL), with
+/// idsync's links in a table beside them.
+///
+/// Reads and writes only the configured columns, each as text; the enabled
+/// column is a boolean. Members of groups are users (nested groups are not
+/// supported: a member id is always a row of the users table).
+///
+/// ```no_run
+/// # async fn demo() -> idsync_core::Result<()> {
+/// use idsync_sql::{SqlTarget, SqlTargetConfig};
+/// let target = SqlTarget::connect("sqlite://app.db?mode=rwc", SqlTargetConfig::default()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct SqlTarget {
+    db: Db,
+    config: SqlTargetConfig,
+    users: Tbl,
+    groups: Option<Tbl>,
+    /// (quoted table, group column, member column)
+    members: Option<(String, String, String)>,
+    links: String,
+}
+
+impl SqlTarget {
+    /// Validates `config`, connects, creates whatever tables are missing
+    /// ([`SqlTarget::create_schema`]) and checks that every configured
+    /// table and column exists ([`SqlTarget::verify`]).
+    ///
+    /// `url` is `sqlite://path?mode=rwc` (creates the file),
+    /// `sqlite::memory:` or `postgres://user@host:port/db`.
+    pub async fn connect(url: &str, config: SqlTargetConfig) -> Result<SqlTarget> {
+        let t = SqlTarget::open(url, config).await?;
+        t.create_schema().await?;
+        t.verify().await?;
+        Ok(t)
+    }
+
+    /// Validates `config` and connects, creating and checking nothing.
+    pub async fn open(url: &str, config: SqlTargetConfig) -> Result<SqlTarget> {
+        config.validate().map_err(|e| e.into_core("connect"))?;
+        let db = Db::connect(url).await.map_err(|e| e.into_core("connect"))?;
+        let links = quote(&config.links_table);
+        let users = Tbl::new(ObjectKind::User, &config.users, &links);
+        let groups = config.groups.as_ref().map(|g| Tbl::new(ObjectKind::Group, g, &links));
+        let members = match (&config.groups, &config.membership) {
+            (Some(_), Some(m)) => Some((quote(&m.table), quote(&m.group_column), quote(&m.member_column))),
+            _ => None,
+        };
+        Ok(SqlTarget {
+            db,
+            config,
+            users,
+            groups,
+            members,
+            links,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SqlTargetConfig {
+        &self.config
+    }
+
+    /// Which database this is.
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    /// Creates the configured tables that do not exist yet (`CREATE TABLE
+    /// IF NOT EXISTS`): users and groups with their id, one text column per
+    /// mapped field and a boolean enabled column (default true), the
+    /// membership table and the links table. Existing tables are left
+    /// alone.
+    pub async fn create_schema(&self) -> Result<()> {
+        let d = self.db.dialect();
+        let key = |t: &Tbl| match t.id_type {
+            IdType::Integer => d.integer_key(),
+            IdType::Text => "TEXT PRIMARY KEY",
+        };
+        let table_ddl = |t: &Tbl| {
+            let mut cols = vec![format!("{} {}", t.id, key(t))];
+            cols.extend(t.columns.values().map(|c| format!("{c} TEXT")));
+            if let Some(e) = &t.enabled {
+                cols.push(format!("{e} BOOLEAN NOT NULL DEFAULT TRUE"));
+            }
+            format!("CREATE TABLE IF NOT EXISTS {} ({})", t.table, cols.join(", "))
+        };
+        let mut ddl = vec![table_ddl(&self.users)];
+        if let (Some(g), Some((m, gc, mc))) = (&self.groups, &self.members) {
+            ddl.push(table_ddl(g));
+            ddl.push(format!(
+                "CREATE TABLE IF NOT EXISTS {m} ({gc} {} NOT NULL REFERENCES {}({}) ON DELETE CASCADE, \
+                 {mc} {} NOT NULL REFERENCES {}({}) ON DELETE CASCADE, PRIMARY KEY ({gc}, {mc}))",
+                g.id_type.sql(),
+                g.table,
+                g.id,
+                self.users.id_type.sql(),
+                self.users.table,
+                self.users.id,
+            ));
+        }
+        ddl.push(format!(
+            "CREATE TABLE IF NOT EXISTS {} (profile TEXT NOT NULL, external_id TEXT NOT NULL, kind TEXT NOT NULL, \
+             row_id TEXT NOT NULL, PRIMARY KEY (profile, external_id), UNIQUE (kind, row_id))",
+            self.links
+        ));
+        self.db.run_ddl(&ddl).await.map_err(|e| e.into_core("create schema"))
+    }
+
+    /// Checks that every configured table and column can be read. An error
+    /// names the configuration field (`users.columns.email`, …).
+    pub async fn verify(&self) -> Result<()> {
+        let mut probes: Vec<(String, String)> = Vec::new();
+        let mut table = |at: &str, t: &Tbl, cfg: &TableConfig| {
+            probes.push((format!("{at}.table"), format!("SELECT 1 FROM {} WHERE 1 = 0", t.table)));
+            probes.push((
+                format!("{at}.id_column"),
+                format!("SELECT {} FROM {} WHERE 1 = 0", t.id, t.table),
+            ));
+            if let Some(e) = &t.enabled {
+                probes.push((
+                    format!("{at}.enabled_column"),
+                    format!("SELECT {e} FROM {} WHERE 1 = 0", t.table),
+                ));
+            }
+            for (field, c) in &t.columns {
+                let _ = cfg;
+                probes.push((
+                    format!("{at}.columns.{field}"),
+                    format!("SELECT {c} FROM {} WHERE 1 = 0", t.table),
+                ));
+            }
+        };
+        table("users", &self.users, &self.config.users);
+        if let (Some(g), Some(cfg)) = (&self.groups, &self.config.groups) {
+            table("groups", g, cfg);
+        }
+        if let Some((m, gc, mc)) = &self.members {
+            probes.push(("membership.table".into(), format!("SELECT 1 FROM {m} WHERE 1 = 0")));
+            probes.push((
+                "membership.group_column".into(),
+                format!("SELECT {gc} FROM {m} WHERE 1 = 0"),
+            ));
+            probes.push((
+                "membership.member_column".into(),
+                format!("SELECT {mc} FROM {m} WHERE 1 = 0"),
+            ));
+        }
+        probes.push((
+            "links_table".into(),
+            format!(
+                "SELECT profile, external_id, kind, row_id FROM {} WHERE 1 = 0",
+                self.links
+            ),
+        ));
+        for (field, sql) in probes {
+            let r = on_db!(&self.db, p => sqlx::query(&sql).fetch_optional(p).await.map(drop));
+            if let Err(e) = r {
+                let err = if classify(&e).0 == idsync_core::ErrorKind::Config {
+                    SqlError::config(field, format!("cannot be read: {e}"))
+                } else {
+                    SqlError::Database(e)
+                };
+                return Err(err.into_core("verify"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        self.db.close().await
+    }
+
+    fn table(&self, kind: ObjectKind) -> Result<&Tbl, SqlError> {
+        match kind {
+            ObjectKind::User => Ok(&self.users),
+            ObjectKind::Group => self.groups.as_ref().ok_or(SqlError::Unsupported("groups")),
+        }
+    }
+
+    fn account(&self, t: &Tbl, r: Raw) -> Result<TargetAccount, SqlError> {
+        let link = match (r.profile, r.external) {
+            (Some(p), Some(x)) => Some(Link {
+                profile: ProfileId(uuid::Uuid::parse_str(&p).map_err(|e| SqlError::InvalidData {
+                    what: "link profile",
+                    message: format!("{p:?}: {e}"),
+                })?),
+                external: ExternalId(x),
+            }),
+            _ => None,
+        };
+        let fields: Fields = t
+            .columns
+            .keys()
+            .zip(r.values)
+            .filter_map(|(f, v)| v.map(|v| (f.clone(), v)))
+            .collect();
+        Ok(TargetAccount {
+            id: TargetId(r.id),
+            link,
+            kind: t.kind,
+            fields,
+            enabled: r.enabled != 0,
+            members: Vec::new(),
+        })
+    }
+
+    /// Accounts of `t` matching `sql_where` (with `$1` = `param`).
+    async fn select(&self, t: &Tbl, sql_where: &str, param: &str) -> Result<Vec<TargetAccount>, SqlError> {
+        let sql = format!("{} WHERE {sql_where}", t.select);
+        let n = t.columns.len();
+        let raws = on_db!(&self.db, p => {
+            let rows = sqlx::query(&sql).bind(param.to_owned()).fetch_all(p).await?;
+            rows.iter().map(|r| raw(r, n)).collect::<std::result::Result<Vec<_>, _>>()?
+        });
+        raws.into_iter().map(|r| self.account(t, r)).collect()
+    }
+
+    /// Fills in the members of groups.
+    async fn with_members(&self, mut groups: Vec<TargetAccount>, profile: Option<&str>) -> Result<Vec<TargetAccount>, SqlError> {
+        let Some((m, gc, mc)) = &self.members else {
+            return Ok(groups);
+        };
+        if groups.is_empty() {
+            return Ok(groups);
+        }
+        let mut by_group: BTreeMap<String, Vec<TargetId>> = BTreeMap::new();
+        let pairs: Vec<(String, String)> = match profile {
+            Some(profile) => {
+                let sql = format!(
+                    "SELECT CAST(m.{gc} AS TEXT), CAST(m.{mc} AS TEXT) FROM {m} m JOIN {} l ON l.kind = 'group' \
+                     AND l.row_id = CAST(m.{gc} AS TEXT) WHERE l.profile = $1 ORDER BY 1, 2",
+                    self.links
+                );
+                on_db!(&self.db, p => sqlx::query_as(&sql).bind(profile.to_owned()).fetch_all(p).await?)
+            }
+            None => {
+                let g = self.groups.as_ref().ok_or(SqlError::Unsupported("groups"))?;
+                let sql = format!(
+                    "SELECT CAST(m.{gc} AS TEXT), CAST(m.{mc} AS TEXT) FROM {m} m WHERE m.{gc} = {} ORDER BY 2",
+                    g.param(1)
+                );
+                let mut all = Vec::new();
+                for group in &groups {
+                    let id = g.canonical(&group.id)?;
+                    let rows: Vec<(String, String)> =
+                        on_db!(&self.db, p => sqlx::query_as(&sql).bind(id).fetch_all(p).await?);
+                    all.extend(rows);
+                }
+                all
+            }
+        };
+        for (g, member) in pairs {
+            by_group.entry(g).or_default().push(TargetId(member));
+        }
+        for g in &mut groups {
+            g.members = by_group.remove(&g.id.0).unwrap_or_default();
+        }
+        Ok(groups)
+    }
+
+    async fn exists(&self, t: &Tbl, id: &str) -> Result<bool, SqlError> {
+        let sql = format!("SELECT 1 FROM {} WHERE {} = {}", t.table, t.id, t.param(1));
+        let found = on_db!(&self.db, p => sqlx::query(&sql).bind(id.to_owned()).fetch_optional(p).await?.is_some());
+        Ok(found)
+    }
+
+    async fn create(&self, kind: ObjectKind, link: &Link, fields: &Fields) -> Result<Applied, SqlError> {
+        let t = self.table(kind)?;
+        let mut names = Vec::new();
+        let mut values = Vec::new();
+        for field in fields.keys() {
+            names.push(t.column(field)?.to_owned());
+            values.push(format!("${}", values.len() + 1));
+        }
+        let mut binds: Vec<String> = fields.values().cloned().collect();
+        if t.id_type == IdType::Text {
+            names.push(t.id.clone());
+            values.push(format!("${}", values.len() + 1));
+            binds.push(uuid::Uuid::new_v4().to_string());
+        }
+        if let Some(e) = &t.enabled {
+            names.push(e.clone());
+            values.push("TRUE".into());
+        }
+        let insert = if names.is_empty() {
+            format!("INSERT INTO {} DEFAULT VALUES RETURNING CAST({} AS TEXT)", t.table, t.id)
+        } else {
+            format!(
+                "INSERT INTO {} ({}) VALUES ({}) RETURNING CAST({} AS TEXT)",
+                t.table,
+                names.join(", "),
+                values.join(", "),
+                t.id
+            )
+        };
+        let find = format!(
+            "SELECT kind, row_id FROM {} WHERE profile = $1 AND external_id = $2",
+            self.links
+        );
+        let add_link = format!(
+            "INSERT INTO {} (profile, external_id, kind, row_id) VALUES ($1, $2, $3, $4)",
+            self.links
+        );
+        let profile = link.profile.to_string();
+        let external = link.external.0.clone();
+        on_db!(&self.db, p => {
+            let mut tx = p.begin().await?;
+            let existing: Option<(String, String)> = sqlx::query_as(&find)
+                .bind(profile.clone())
+                .bind(external.clone())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some((k, id)) = existing {
+                if k != kind_name(kind) {
+                    return Err(SqlError::InvalidData {
+                        what: "link",
+                        message: format!("{link} is already linked to {k} {id}"),
+                    });
+                }
+                return Ok(Applied {
+                    target: Some(TargetId(id)),
+                    note: Some("already existed".into()),
+                });
+            }
+            let mut q = sqlx::query_scalar::<_, String>(&insert);
+            for b in binds {
+                q = q.bind(b);
+            }
+            let id = q.fetch_one(&mut *tx).await?;
+            sqlx::query(&add_link)
+                .bind(profile)
+                .bind(external)
+                .bind(kind_name(kind))
+                .bind(id.clone())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Applied {
+                target: Some(TargetId(id)),
+                note: None,
+            })
+        })
+    }
+
+    async fn set_link(&self, target: &TargetId, kind: ObjectKind, link: &Link) -> Result<(), SqlError> {
+        let t = self.table(kind)?;
+        let id = t.canonical(target)?;
+        if !self.exists(t, &id).await? {
+            return Err(t.not_found(&target.0));
+        }
+        let drop_old = format!("DELETE FROM {} WHERE kind = $1 AND row_id = $2", self.links);
+        let add = format!(
+            "INSERT INTO {} (profile, external_id, kind, row_id) VALUES ($1, $2, $3, $4)",
+            self.links
+        );
+        on_db!(&self.db, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(&drop_old).bind(kind_name(kind)).bind(id.clone()).execute(&mut *tx).await?;
+            sqlx::query(&add)
+                .bind(link.profile.to_string())
+                .bind(link.external.0.clone())
+                .bind(kind_name(kind))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn update(&self, target: &TargetId, kind: ObjectKind, changes: &[FieldChange]) -> Result<(), SqlError> {
+        let t = self.table(kind)?;
+        let id = t.canonical(target)?;
+        if changes.is_empty() {
+            return if self.exists(t, &id).await? { Ok(()) } else { Err(t.not_found(&target.0)) };
+        }
+        let mut sets = Vec::new();
+        for (i, c) in changes.iter().enumerate() {
+            sets.push(format!("{} = ${}", t.column(&c.field)?, i + 1));
+        }
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {} = {}",
+            t.table,
+            sets.join(", "),
+            t.id,
+            t.param(changes.len() + 1)
+        );
+        let n = on_db!(&self.db, p => {
+            let mut q = sqlx::query(&sql);
+            for c in changes {
+                q = q.bind(c.new.clone());
+            }
+            q.bind(id).execute(p).await?.rows_affected()
+        });
+        if n == 0 { Err(t.not_found(&target.0)) } else { Ok(()) }
+    }
+
+    async fn set_enabled(&self, target: &TargetId, kind: ObjectKind, enabled: bool) -> Result<(), SqlError> {
+        let t = self.table(kind)?;
+        let Some(e) = &t.enabled else {
+            return Err(SqlError::Unsupported("disabling (no enabled_column)"));
+        };
+        let id = t.canonical(target)?;
+        let sql = format!("UPDATE {} SET {e} = $1 WHERE {} = {}", t.table, t.id, t.param(2));
+        let n = on_db!(&self.db, p => sqlx::query(&sql).bind(enabled).bind(id).execute(p).await?.rows_affected());
+        if n == 0 { Err(t.not_found(&target.0)) } else { Ok(()) }
+    }
+
+    async fn delete(&self, target: &TargetId, kind: ObjectKind) -> Result<(), SqlError> {
+        if !self.config.allow_delete {
+            return Err(SqlError::Unsupported("delete (allow_delete is false)"));
+        }
+        let t = self.table(kind)?;
+        let Ok(id) = t.canonical(target) else {
+            return Ok(());
+        };
+        let mut statements = Vec::new();
+        if let Some((m, gc, mc)) = &self.members {
+            let col = if kind == ObjectKind::Group { gc } else { mc };
+            statements.push(format!("DELETE FROM {m} WHERE {col} = {}", t.param(1)));
+        }
+        statements.push(format!(
+            "DELETE FROM {} WHERE kind = '{}' AND row_id = $1",
+            self.links,
+            kind_name(kind)
+        ));
+        statements.push(format!("DELETE FROM {} WHERE {} = {}", t.table, t.id, t.param(1)));
+        on_db!(&self.db, p => {
+            let mut tx = p.begin().await?;
+            for s in &statements {
+                sqlx::query(s).bind(id.clone()).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn membership(&self, group: &TargetId, member: &TargetId, add: bool) -> Result<(), SqlError> {
+        let g = self.table(ObjectKind::Group)?;
+        let Some((m, gc, mc)) = &self.members else {
+            return Err(SqlError::Unsupported("membership (no membership table)"));
+        };
+        let u = &self.users;
+        let gid = g.canonical(group)?;
+        let uid = match u.canonical(member) {
+            Ok(id) => id,
+            Err(e) if add => return Err(e),
+            Err(_) => return Ok(()),
+        };
+        if add {
+            if !self.exists(g, &gid).await? {
+                return Err(g.not_found(&group.0));
+            }
+            if !self.exists(u, &uid).await? {
+                return Err(u.not_found(&member.0));
+            }
+            let sql = format!(
+                "INSERT INTO {m} ({gc}, {mc}) SELECT {gp}, {up} WHERE NOT EXISTS \
+                 (SELECT 1 FROM {m} WHERE {gc} = {gp} AND {mc} = {up})",
+                gp = g.param(1),
+                up = u.param(2)
+            );
+            on_db!(&self.db, p => sqlx::query(&sql).bind(gid).bind(uid).execute(p).await.map(drop)?);
+        } else {
+            let sql = format!(
+                "DELETE FROM {m} WHERE {gc} = {} AND {mc} = {}",
+                g.param(1),
+                u.param(2)
+            );
+            on_db!(&self.db, p => sqlx::query(&sql).bind(gid).bind(uid).execute(p).await.map(drop)?);
+        }
+        Ok(())
+    }
+
+    async fn linked_groups(&self, profile: String) -> Result<Vec<TargetAccount>, SqlError> {
+        let Some(g) = &self.groups else {
+            return Ok(Vec::new());
+        };
+        let groups = self.select(g, "l.profile = $1", &profile).await?;
+        self.with_members(groups, Some(&profile)).await
+    }
+}
+
+#[async_trait]
+impl Target for SqlTarget {
+    fn backend(&self) -> &'static str {
+        crate::NAME
+    }
+
+    fn capabilities(&self) -> TargetCapabilities {
+        TargetCapabilities {
+            groups: self.groups.is_some() && self.members.is_some(),
+            disable: self.users.enabled.is_some(),
+            disable_groups: self.groups.as_ref().is_some_and(|g| g.enabled.is_some()),
+            delete: self.config.allow_delete,
+            veto: false,
+        }
+    }
+
+    /// Users stream from the database; then the profile's groups, read
+    /// with their members in two queries.
+    async fn linked(&self, profile: ProfileId) -> Result<BoxStream<'_, Result<TargetAccount>>> {
+        let profile = profile.to_string();
+        let t = &self.users;
+        let n = t.columns.len();
+        let sql = format!("{} WHERE l.profile = $1", t.select);
+        let users: BoxStream<'_, Result<TargetAccount>> = on_db!(&self.db, p => {
+            let rows: Vec<_> = sqlx::query(&sql).bind(profile.clone()).fetch_all(p).await
+                .map_err(|e| SqlError::from(e).into_core("linked"))?;
+            stream::iter(rows.into_iter().map(move |row| {
+                raw(&row, n)
+                    .map_err(SqlError::from)
+                    .and_then(|r| self.account(t, r))
+                    .map_err(|e| e.into_core("linked"))
+            }))
+            .boxed()
+        });
+        let groups = stream::once(async move { self.linked_groups(profile).await }).flat_map(|r| {
+            stream::iter(match r {
+                Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e.into_core("linked"))],
+            })
+        });
+        Ok(users.chain(groups).boxed())
+    }
+
+    async fn lookup(&self, lookups: &[Lookup]) -> Result<Vec<TargetAccount>> {
+        let mut seen = BTreeSet::new();
+        let mut users = Vec::new();
+        let mut groups = Vec::new();
+        for l in lookups {
+            let (kind, found) = match l {
+                Lookup::Field { kind, field, value } => {
+                    let t = self.table(*kind).map_err(|e| e.into_core("lookup"))?;
+                    let c = t.column(field).map_err(|e| e.into_core("lookup"))?;
+                    let w = format!("LOWER(TRIM(CAST(t.{c} AS TEXT))) = $1");
+                    (*kind, self.select(t, &w, &value.trim().to_lowercase()).await)
+                }
+                Lookup::External { kind, external } => {
+                    let t = self.table(*kind).map_err(|e| e.into_core("lookup"))?;
+                    (*kind, self.select(t, "l.external_id = $1", &external.0).await)
+                }
+            };
+            for a in found.map_err(|e| e.into_core("lookup"))? {
+                if seen.insert((kind, a.id.clone())) {
+                    match kind {
+                        ObjectKind::User => users.push(a),
+                        ObjectKind::Group => groups.push(a),
+                    }
+                }
+            }
+        }
+        let groups = self.with_members(groups, None).await.map_err(|e| e.into_core("lookup"))?;
+        users.extend(groups);
+        Ok(users)
+    }
+
+    async fn apply(&self, op: &TargetOp) -> Result<Applied> {
+        let done = |id: &TargetId| Applied {
+            target: Some(id.clone()),
+            note: None,
+        };
+        let r = match op {
+            TargetOp::Create { kind, link, fields } => self.create(*kind, link, fields).await,
+            TargetOp::SetLink { target, kind, link } => self.set_link(target, *kind, link).await.map(|()| done(target)),
+            TargetOp::Update { target, kind, changes } => {
+                self.update(target, *kind, changes).await.map(|()| done(target))
+            }
+            TargetOp::SetEnabled { target, kind, enabled } => {
+                self.set_enabled(target, *kind, *enabled).await.map(|()| done(target))
+            }
+            TargetOp::Delete { target, kind } => self.delete(target, *kind).await.map(|()| done(target)),
+            TargetOp::AddMember { group, member } => self.membership(group, member, true).await.map(|()| done(group)),
+            TargetOp::RemoveMember { group, member } => {
+                self.membership(group, member, false).await.map(|()| done(group))
+            }
+        };
+        r.map_err(|e| e.into_core("apply"))
+    }
+}
