@@ -1,0 +1,150 @@
+//! `RestSource`: any JSON API as the authoritative directory.
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt};
+use idsync_core::model::{ExternalId, ObjectKind, SourceObject};
+use idsync_core::{
+    Completeness, Cursor, DeltaItem, Error, ErrorKind, ReadItem, Result, Scope, Source, SourceCapabilities,
+};
+use serde_json::Value;
+
+use crate::NAME;
+use crate::client::RestClient;
+use crate::config::RestConfig;
+use crate::error::RestError;
+use crate::map;
+
+/// Reads users (and groups, with members) of a REST API as configured by
+/// [`RestConfig`]. Attributes are the configured `fields` plus every
+/// top-level scalar of an object; groups name their members by the ids
+/// found at `members`/`member_id`.
+#[derive(Debug, Clone)]
+pub struct RestSource {
+    client: RestClient,
+}
+
+impl RestSource {
+    /// Builds the source; does no I/O.
+    pub fn new(config: RestConfig) -> Result<Self> {
+        Ok(RestSource {
+            client: RestClient::new(config).map_err(|e| e.into_core("new"))?,
+        })
+    }
+
+    fn object(&self, kind: ObjectKind, v: &Value) -> Option<SourceObject> {
+        map::to_source(v, kind, self.client.resource(kind).ok()?)
+    }
+}
+
+fn wants(scope: &Scope, kind: ObjectKind) -> bool {
+    scope.kinds.is_empty() || scope.kinds.contains(&kind)
+}
+
+struct State<'a> {
+    inner: BoxStream<'a, (ObjectKind, std::result::Result<Value, RestError>)>,
+    partial: Option<String>,
+    ended: bool,
+}
+
+#[async_trait]
+impl Source for RestSource {
+    fn backend(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities {
+            delta: false,
+            read_one: true,
+            groups: self.client.config().groups.is_some(),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = NAME))]
+    async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {
+        let scope = scope.clone();
+        let mut parts: Vec<BoxStream<'_, (ObjectKind, std::result::Result<Value, RestError>)>> = Vec::new();
+        for kind in [ObjectKind::User, ObjectKind::Group] {
+            if wants(&scope, kind) && self.client.config().resource(kind).is_some() {
+                parts.push(self.client.list(kind).map(move |r| (kind, r)).boxed());
+            }
+        }
+        let state = State {
+            inner: stream::iter(parts).flatten().boxed(),
+            partial: None,
+            ended: false,
+        };
+        let s = stream::unfold(state, move |mut st| {
+            let scope = scope.clone();
+            async move {
+                if st.ended {
+                    return None;
+                }
+                loop {
+                    match st.inner.next().await {
+                        Some((kind, Ok(v))) => match self.object(kind, &v) {
+                            Some(o) if scope.admits(&o) => return Some((Ok(ReadItem::Object(o)), st)),
+                            Some(_) => {}
+                            None => st.partial = Some(format!("a {kind} without an id at the configured pointer")),
+                        },
+                        Some((kind, Err(e))) => {
+                            let e = e.into_core("read_full");
+                            st.ended = true;
+                            if e.stops_run() {
+                                return Some((Err(e), st));
+                            }
+                            tracing::warn!(backend = NAME, %kind, error = %e, "listing broke off: the read is partial");
+                            let end = ReadItem::End {
+                                completeness: Completeness::Partial { reason: e.to_string() },
+                                cursor: None,
+                            };
+                            return Some((Ok(end), st));
+                        }
+                        None => {
+                            st.ended = true;
+                            let completeness = match st.partial.take() {
+                                Some(reason) => Completeness::Partial { reason },
+                                None => Completeness::Complete,
+                            };
+                            return Some((
+                                Ok(ReadItem::End {
+                                    completeness,
+                                    cursor: None,
+                                }),
+                                st,
+                            ));
+                        }
+                    }
+                }
+            }
+        });
+        Ok(s.boxed())
+    }
+
+    async fn read_delta(&self, _scope: &Scope, _from: &Cursor) -> Result<BoxStream<'_, Result<DeltaItem>>> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "the generic REST source has no change feed; use full reads",
+        )
+        .backend(NAME)
+        .op("read_delta"))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = NAME))]
+    async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
+        for kind in [ObjectKind::User, ObjectKind::Group] {
+            if self.client.config().resource(kind).is_none() {
+                continue;
+            }
+            let found = self
+                .client
+                .get(kind, id.as_str())
+                .await
+                .map_err(|e| e.into_core("read_one"))?;
+            if let Some(v) = found {
+                return Ok(self.object(kind, &v));
+            }
+        }
+        Ok(None)
+    }
+}
