@@ -127,7 +127,10 @@ mod tests {
     fn codes_map_to_kinds() {
         assert_eq!(classify_code("23505", ""), (ErrorKind::AlreadyExists, false));
         assert_eq!(classify_code("40P01", ""), (ErrorKind::Unavailable, true));
-        assert_eq!(classify_code("42703", "column x does not exist"), (ErrorKind::Config, false));
+        assert_eq!(
+            classify_code("42703", "column x does not exist"),
+            (ErrorKind::Config, false)
+        );
         assert_eq!(classify_code("5", "database is locked"), (ErrorKind::Unavailable, true));
         assert_eq!(classify_code("1", "no such column: x"), (ErrorKind::Config, false));
         assert_eq!(classify(&sqlx::Error::PoolTimedOut), (ErrorKind::Unavailable, true));

@@ -106,8 +106,9 @@ impl SqlStateStore {
 
     /// Appends a run report to the profile's history.
     pub async fn record(&self, report: &RunReport) -> Result<()> {
-        let json = serde_json::to_string(report)
-            .map_err(|e| idsync_core::Error::new(idsync_core::ErrorKind::Internal, e.to_string()).backend(crate::NAME))?;
+        let json = serde_json::to_string(report).map_err(|e| {
+            idsync_core::Error::new(idsync_core::ErrorKind::Internal, e.to_string()).backend(crate::NAME)
+        })?;
         let sql = format!("INSERT INTO {HISTORY} (profile, started_at, report) VALUES ($1, $2, $3)");
         on_db!(&self.db, p => sqlx::query(&sql)
             .bind(report.profile.to_string())
@@ -282,9 +283,8 @@ impl SqlStateStore {
     /// Gives `lease` up so another worker may take the profile at once.
     /// False when it had already been lost.
     pub async fn release(&self, lease: &Lease) -> Result<bool> {
-        let sql = format!(
-            "UPDATE {LEASES} SET expires_unix_ms = 0 WHERE profile = $1 AND worker = $2 AND generation = $3"
-        );
+        let sql =
+            format!("UPDATE {LEASES} SET expires_unix_ms = 0 WHERE profile = $1 AND worker = $2 AND generation = $3");
         let n = on_db!(&self.db, p => sqlx::query(&sql)
             .bind(lease.profile.to_string())
             .bind(lease.worker.clone())
@@ -320,8 +320,9 @@ impl StateStore for SqlStateStore {
     }
 
     async fn save(&self, profile: ProfileId, state: &ProfileState) -> Result<()> {
-        let json = serde_json::to_string(state)
-            .map_err(|e| idsync_core::Error::new(idsync_core::ErrorKind::Internal, e.to_string()).backend(crate::NAME))?;
+        let json = serde_json::to_string(state).map_err(|e| {
+            idsync_core::Error::new(idsync_core::ErrorKind::Internal, e.to_string()).backend(crate::NAME)
+        })?;
         let now = now_ms(self.db.dialect());
         let sql = format!(
             "INSERT INTO {STATE} (profile, state, updated_unix_ms) VALUES ($1, $2, {now}) \

@@ -74,15 +74,15 @@ impl Tbl {
     fn canonical(&self, id: &TargetId) -> Result<String, SqlError> {
         match self.id_type {
             IdType::Text => Ok(id.0.clone()),
-            IdType::Integer => id
-                .0
-                .trim()
-                .parse::<i64>()
-                .map(|n| n.to_string())
-                .map_err(|_| SqlError::NotFound {
-                    kind: kind_name(self.kind),
-                    id: id.0.clone(),
-                }),
+            IdType::Integer => {
+                id.0.trim()
+                    .parse::<i64>()
+                    .map(|n| n.to_string())
+                    .map_err(|_| SqlError::NotFound {
+                        kind: kind_name(self.kind),
+                        id: id.0.clone(),
+                    })
+            }
         }
     }
 
@@ -250,19 +250,19 @@ impl SqlTarget {
             probes.push((format!("{at}.table"), format!("SELECT 1 FROM {} WHERE 1 = 0", t.table)));
             probes.push((
                 format!("{at}.id_column"),
-                format!("SELECT {} FROM {} WHERE 1 = 0", t.id, t.table),
+                format!("SELECT t.{} FROM {} t WHERE 1 = 0", t.id, t.table),
             ));
             if let Some(e) = &t.enabled {
                 probes.push((
                     format!("{at}.enabled_column"),
-                    format!("SELECT {e} FROM {} WHERE 1 = 0", t.table),
+                    format!("SELECT t.{e} FROM {} t WHERE 1 = 0", t.table),
                 ));
             }
             for (field, c) in &t.columns {
                 let _ = cfg;
                 probes.push((
                     format!("{at}.columns.{field}"),
-                    format!("SELECT {c} FROM {} WHERE 1 = 0", t.table),
+                    format!("SELECT t.{c} FROM {} t WHERE 1 = 0", t.table),
                 ));
             }
         };
@@ -274,17 +274,17 @@ impl SqlTarget {
             probes.push(("membership.table".into(), format!("SELECT 1 FROM {m} WHERE 1 = 0")));
             probes.push((
                 "membership.group_column".into(),
-                format!("SELECT {gc} FROM {m} WHERE 1 = 0"),
+                format!("SELECT t.{gc} FROM {m} t WHERE 1 = 0"),
             ));
             probes.push((
                 "membership.member_column".into(),
-                format!("SELECT {mc} FROM {m} WHERE 1 = 0"),
+                format!("SELECT t.{mc} FROM {m} t WHERE 1 = 0"),
             ));
         }
         probes.push((
             "links_table".into(),
             format!(
-                "SELECT profile, external_id, kind, row_id FROM {} WHERE 1 = 0",
+                "SELECT t.profile, t.external_id, t.kind, t.row_id FROM {} t WHERE 1 = 0",
                 self.links
             ),
         ));
@@ -353,7 +353,11 @@ impl SqlTarget {
     }
 
     /// Fills in the members of groups.
-    async fn with_members(&self, mut groups: Vec<TargetAccount>, profile: Option<&str>) -> Result<Vec<TargetAccount>, SqlError> {
+    async fn with_members(
+        &self,
+        mut groups: Vec<TargetAccount>,
+        profile: Option<&str>,
+    ) -> Result<Vec<TargetAccount>, SqlError> {
         let Some((m, gc, mc)) = &self.members else {
             return Ok(groups);
         };
@@ -396,7 +400,7 @@ impl SqlTarget {
     }
 
     async fn exists(&self, t: &Tbl, id: &str) -> Result<bool, SqlError> {
-        let sql = format!("SELECT 1 FROM {} WHERE {} = {}", t.table, t.id, t.param(1));
+        let sql = format!("SELECT 1 FROM {} t WHERE t.{} = {}", t.table, t.id, t.param(1));
         let found = on_db!(&self.db, p => sqlx::query(&sql).bind(id.to_owned()).fetch_optional(p).await?.is_some());
         Ok(found)
     }
@@ -420,7 +424,10 @@ impl SqlTarget {
             values.push("TRUE".into());
         }
         let insert = if names.is_empty() {
-            format!("INSERT INTO {} DEFAULT VALUES RETURNING CAST({} AS TEXT)", t.table, t.id)
+            format!(
+                "INSERT INTO {} DEFAULT VALUES RETURNING CAST({} AS TEXT)",
+                t.table, t.id
+            )
         } else {
             format!(
                 "INSERT INTO {} ({}) VALUES ({}) RETURNING CAST({} AS TEXT)",
@@ -509,16 +516,21 @@ impl SqlTarget {
         let t = self.table(kind)?;
         let id = t.canonical(target)?;
         if changes.is_empty() {
-            return if self.exists(t, &id).await? { Ok(()) } else { Err(t.not_found(&target.0)) };
+            return if self.exists(t, &id).await? {
+                Ok(())
+            } else {
+                Err(t.not_found(&target.0))
+            };
         }
         let mut sets = Vec::new();
         for (i, c) in changes.iter().enumerate() {
             sets.push(format!("{} = ${}", t.column(&c.field)?, i + 1));
         }
         let sql = format!(
-            "UPDATE {} SET {} WHERE {} = {}",
+            "UPDATE {} SET {} WHERE {}.{} = {}",
             t.table,
             sets.join(", "),
+            t.table,
             t.id,
             t.param(changes.len() + 1)
         );
@@ -538,7 +550,13 @@ impl SqlTarget {
             return Err(SqlError::Unsupported("disabling (no enabled_column)"));
         };
         let id = t.canonical(target)?;
-        let sql = format!("UPDATE {} SET {e} = $1 WHERE {} = {}", t.table, t.id, t.param(2));
+        let sql = format!(
+            "UPDATE {} SET {e} = $1 WHERE {}.{} = {}",
+            t.table,
+            t.table,
+            t.id,
+            t.param(2)
+        );
         let n = on_db!(&self.db, p => sqlx::query(&sql).bind(enabled).bind(id).execute(p).await?.rows_affected());
         if n == 0 { Err(t.not_found(&target.0)) } else { Ok(()) }
     }
@@ -554,14 +572,20 @@ impl SqlTarget {
         let mut statements = Vec::new();
         if let Some((m, gc, mc)) = &self.members {
             let col = if kind == ObjectKind::Group { gc } else { mc };
-            statements.push(format!("DELETE FROM {m} WHERE {col} = {}", t.param(1)));
+            statements.push(format!("DELETE FROM {m} WHERE {m}.{col} = {}", t.param(1)));
         }
         statements.push(format!(
             "DELETE FROM {} WHERE kind = '{}' AND row_id = $1",
             self.links,
             kind_name(kind)
         ));
-        statements.push(format!("DELETE FROM {} WHERE {} = {}", t.table, t.id, t.param(1)));
+        statements.push(format!(
+            "DELETE FROM {} WHERE {}.{} = {}",
+            t.table,
+            t.table,
+            t.id,
+            t.param(1)
+        ));
         on_db!(&self.db, p => {
             let mut tx = p.begin().await?;
             for s in &statements {
@@ -593,14 +617,14 @@ impl SqlTarget {
             }
             let sql = format!(
                 "INSERT INTO {m} ({gc}, {mc}) SELECT {gp}, {up} WHERE NOT EXISTS \
-                 (SELECT 1 FROM {m} WHERE {gc} = {gp} AND {mc} = {up})",
+                 (SELECT 1 FROM {m} x WHERE x.{gc} = {gp} AND x.{mc} = {up})",
                 gp = g.param(1),
                 up = u.param(2)
             );
             on_db!(&self.db, p => sqlx::query(&sql).bind(gid).bind(uid).execute(p).await.map(drop)?);
         } else {
             let sql = format!(
-                "DELETE FROM {m} WHERE {gc} = {} AND {mc} = {}",
+                "DELETE FROM {m} WHERE {m}.{gc} = {} AND {m}.{mc} = {}",
                 g.param(1),
                 u.param(2)
             );
@@ -634,8 +658,8 @@ impl Target for SqlTarget {
         }
     }
 
-    /// Users stream from the database; then the profile's groups, read
-    /// with their members in two queries.
+    /// The profile's users (one query), then its groups with their
+    /// members (two queries).
     async fn linked(&self, profile: ProfileId) -> Result<BoxStream<'_, Result<TargetAccount>>> {
         let profile = profile.to_string();
         let t = &self.users;
@@ -666,6 +690,13 @@ impl Target for SqlTarget {
         let mut users = Vec::new();
         let mut groups = Vec::new();
         for l in lookups {
+            let kind = match l {
+                Lookup::Field { kind, .. } | Lookup::External { kind, .. } => *kind,
+            };
+            if kind == ObjectKind::Group && self.groups.is_none() {
+                // No groups table: no groups to find.
+                continue;
+            }
             let (kind, found) = match l {
                 Lookup::Field { kind, field, value } => {
                     let t = self.table(*kind).map_err(|e| e.into_core("lookup"))?;
@@ -687,7 +718,10 @@ impl Target for SqlTarget {
                 }
             }
         }
-        let groups = self.with_members(groups, None).await.map_err(|e| e.into_core("lookup"))?;
+        let groups = self
+            .with_members(groups, None)
+            .await
+            .map_err(|e| e.into_core("lookup"))?;
         users.extend(groups);
         Ok(users)
     }

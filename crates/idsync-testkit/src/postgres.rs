@@ -96,7 +96,11 @@ impl Postgres {
             server.port = free_port()?;
             let opts = format!("-k {d} -h 127.0.0.1 -p {} -c fsync=off", server.port);
             let log = format!("{d}/pg.log");
-            match as_postgres(&server.bin.join("pg_ctl"), &["-D", &data, "-l", &log, "-w", "-o", &opts, "start"]).await
+            match as_postgres(
+                &server.bin.join("pg_ctl"),
+                &["-D", &data, "-l", &log, "-w", "-o", &opts, "start"],
+            )
+            .await
             {
                 Ok(()) => {
                     server.running = true;

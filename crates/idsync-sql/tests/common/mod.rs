@@ -1,0 +1,315 @@
+//! Checks shared by the SQLite and PostgreSQL tests, each given a URL.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use idsync_core::memory::{MemorySource, MemoryTarget};
+use idsync_core::{
+    Cursor, Engine, ErrorKind, ExternalId, Fields, MemoryStateStore, ObjectKind, Profile, ProfileId, ProfileState,
+    RunOptions, SourceObject, StateStore,
+};
+use idsync_sql::{SqlStateStore, SqlTarget, SqlTargetConfig};
+use idsync_testkit::behaviour::target;
+
+pub fn user_fields(prefix: &str, n: u32) -> Fields {
+    [
+        ("userName", format!("{prefix}-user{n}")),
+        ("email", format!("{prefix}-user{n}@acme.test")),
+        ("givenName", "Tëst".into()),
+        ("familyName", format!("User{n}")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+pub fn group_fields(prefix: &str, n: u32) -> Fields {
+    [("name".to_owned(), format!("{prefix} group{n}"))]
+        .into_iter()
+        .collect()
+}
+
+pub fn target_profile() -> Profile {
+    serde_json::from_value(serde_json::json!({
+        "id": "a1a1a1a1-0000-4000-8000-000000000003", "name": "to sql",
+        "mapping": {"users": [{"field": "userName", "attribute": "uid"},
+                              {"field": "displayName", "template": "{givenName} {sn}"},
+                              {"field": "familyName", "attribute": "sn"},
+                              {"field": "givenName", "attribute": "givenName"},
+                              {"field": "email", "attribute": "mail"}],
+                    "groups": [{"field": "name", "attribute": "cn"}]}
+    }))
+    .expect("profile")
+}
+
+pub fn fixture(prefix: &str) -> target::Fixture {
+    target::Fixture {
+        prefix: prefix.into(),
+        user_fields,
+        group_fields,
+        correlation_field: "email".into(),
+        updatable_field: "familyName".into(),
+        profile: target_profile(),
+    }
+}
+
+/// The behaviour suite with the default configuration.
+pub async fn behaviour(url: &str) {
+    let t = SqlTarget::connect(url, SqlTargetConfig::default())
+        .await
+        .expect("connect");
+    target::run(Arc::new(t), &fixture("bt")).await.assert_ok();
+}
+
+/// The behaviour suite on custom tables: text ids, other names, no groups.
+pub async fn behaviour_custom(url: &str) {
+    let config: SqlTargetConfig = serde_json::from_value(serde_json::json!({
+        "users": {"table": "app_accounts", "id_column": "account_id", "id_type": "text",
+                  "columns": {"userName": "login", "email": "mail", "givenName": "first", "familyName": "last",
+                              "displayName": "shown"},
+                  "enabled_column": "active"},
+        "links_table": "app_idsync_links",
+        "allow_delete": false
+    }))
+    .expect("config");
+    let t = SqlTarget::connect(url, config).await.expect("connect");
+    let caps = idsync_core::Target::capabilities(&t);
+    assert!(!caps.groups && caps.disable && !caps.delete);
+    let report = target::run(Arc::new(t), &fixture("ct")).await;
+    report.assert_ok();
+    assert_eq!(report.skipped.len(), 2, "{report}");
+}
+
+/// Unknown columns and bad identifiers are clear errors naming the field.
+pub async fn bad_config(url: &str) {
+    // A table made by hand without the email column.
+    let mut config = SqlTargetConfig::default();
+    config.users.table = "handmade_users".into();
+    config.groups = None;
+    let t = SqlTarget::open(url, config.clone()).await.expect("open");
+    let _ = idsync_core::Target::backend(&t);
+    t.create_schema().await.expect("schema");
+    let mut wrong = config.clone();
+    wrong.users.columns.insert("phone".into(), "phone_number".into());
+    let e = SqlTarget::open(url, wrong)
+        .await
+        .expect("open")
+        .verify()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert_eq!(e.field_name(), Some("users.columns.phone"), "{e}");
+    assert!(e.to_string().contains("users.columns.phone"), "{e}");
+
+    let mut missing = config.clone();
+    missing.users.table = "no_such_table".into();
+    let e = SqlTarget::open(url, missing)
+        .await
+        .expect("open")
+        .verify()
+        .await
+        .unwrap_err();
+    assert_eq!(e.field_name(), Some("users.table"), "{e}");
+
+    for (field, mutate) in [
+        (
+            "users.table",
+            (|c: &mut SqlTargetConfig| c.users.table = "users; drop table x".into()) as fn(&mut _),
+        ),
+        ("users.columns.email", |c| {
+            c.users.columns.insert("email".into(), "e\"mail".into());
+        }),
+        ("users.enabled_column", |c| c.users.enabled_column = Some("1abc".into())),
+        ("links_table", |c| c.links_table = "a.b.c".into()),
+    ] {
+        let mut bad = config.clone();
+        mutate(&mut bad);
+        let e = SqlTarget::connect(url, bad).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert_eq!(e.field_name(), Some(field), "{e}");
+        assert!(e.to_string().contains(field), "{e}");
+    }
+    let e: Result<SqlTargetConfig, _> =
+        serde_json::from_value(serde_json::json!({"users": {"table": "u", "columns": {}, "colour": 1}}));
+    assert!(e.unwrap_err().to_string().contains("colour"));
+    // A field the configuration does not map.
+    let t = SqlTarget::connect(url, config).await.expect("connect");
+    let e = idsync_core::Target::apply(
+        &t,
+        &idsync_core::TargetOp::Create {
+            kind: ObjectKind::User,
+            link: idsync_core::Link {
+                profile: ProfileId::new_random(),
+                external: ExternalId::from("x"),
+            },
+            fields: [("shoeSize".to_owned(), "44".to_owned())].into_iter().collect(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("shoeSize"), "{e}");
+    // Values are bound, never spliced: a hostile value is just a value.
+    let hostile = "x'); DROP TABLE handmade_users; --";
+    let found = idsync_core::Target::lookup(
+        &t,
+        &[idsync_core::Lookup::Field {
+            kind: ObjectKind::User,
+            field: "email".into(),
+            value: hostile.into(),
+        }],
+    )
+    .await
+    .expect("lookup");
+    assert!(found.is_empty());
+    t.verify().await.expect("the table is still there");
+}
+
+pub async fn state_round_trip(url: &str) {
+    let store = SqlStateStore::connect(url).await.expect("connect");
+    let profile = ProfileId::new_random();
+    assert_eq!(store.load(profile).await.expect("load"), ProfileState::default());
+    let mut state = ProfileState {
+        cursor: Some(Cursor("c1".into())),
+        last_full_unix: Some(42),
+        retry: [ExternalId::from("u1")].into_iter().collect(),
+    };
+    store.save(profile, &state).await.expect("save");
+    assert_eq!(store.load(profile).await.expect("load"), state);
+    state.cursor = Some(Cursor("c2 ünïcode".into()));
+    state.retry.clear();
+    store.save(profile, &state).await.expect("save again");
+    assert_eq!(store.load(profile).await.expect("load"), state);
+    // Another store on the same database sees it; other profiles are apart.
+    let again = SqlStateStore::connect(url).await.expect("connect again");
+    assert_eq!(again.load(profile).await.expect("load"), state);
+    assert_eq!(
+        again.load(ProfileId::new_random()).await.expect("load"),
+        ProfileState::default()
+    );
+}
+
+pub async fn history(url: &str) {
+    let store = SqlStateStore::connect(url).await.expect("connect");
+    let profile: Profile = {
+        let mut p = target_profile();
+        p.id = ProfileId::new_random();
+        p
+    };
+    let source = MemorySource::with_objects(vec![
+        SourceObject::new("h1", ObjectKind::User)
+            .with("uid", "h1")
+            .with("mail", "h1@acme.test"),
+    ]);
+    let engine = Engine::new(
+        profile.clone(),
+        Arc::new(source.clone()),
+        Arc::new(MemoryTarget::new()),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let mut reports = Vec::new();
+    for n in 0..3 {
+        source.upsert(SourceObject::new(format!("h{}", n + 2), ObjectKind::User).with("uid", format!("h{}", n + 2)));
+        let r = engine.run(&RunOptions::default()).await.expect("run");
+        store.record(&r).await.expect("record");
+        reports.push(r);
+    }
+    let other = ProfileId::new_random();
+    assert!(store.history(other, 10).await.expect("history").is_empty());
+    let all = store.history(profile.id, 10).await.expect("history");
+    assert_eq!(all.len(), 3);
+    let json = |r: &idsync_core::RunReport| serde_json::to_value(r).expect("json");
+    assert_eq!(
+        all.iter().map(json).collect::<Vec<_>>(),
+        reports.iter().map(json).collect::<Vec<_>>()
+    );
+    let last2 = store.history(profile.id, 2).await.expect("history");
+    assert_eq!(
+        last2.iter().map(json).collect::<Vec<_>>(),
+        reports[1..].iter().map(json).collect::<Vec<_>>()
+    );
+}
+
+/// Two stores (separate pools) loop taking the leases of a few profiles;
+/// the intervals in which each held a profile never overlap, and both got
+/// work. Then an expired lease is taken over and cannot be renewed.
+pub async fn two_workers_never_overlap(url: &str, rounds: usize) {
+    let a = SqlStateStore::connect(url).await.expect("connect a");
+    let b = SqlStateStore::connect(url).await.expect("connect b");
+    let profiles: Vec<ProfileId> = (0..3).map(|_| ProfileId::new_random()).collect();
+    let ttl = Duration::from_secs(30);
+    let worker = |store: SqlStateStore, name: &'static str, profiles: Vec<ProfileId>| {
+        tokio::spawn(async move {
+            let mut held: Vec<(ProfileId, i64, Instant, Instant)> = Vec::new();
+            for i in 0..rounds {
+                let p = profiles[i % profiles.len()];
+                if let Some(lease) = store.try_lease(p, name, ttl).await.expect("try_lease") {
+                    let start = Instant::now();
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    let lease = store.renew(&lease, ttl).await.expect("renew").expect("still held");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let end = Instant::now();
+                    assert!(store.release(&lease).await.expect("release"));
+                    held.push((p, lease.generation, start, end));
+                } else {
+                    tokio::task::yield_now().await;
+                }
+            }
+            held
+        })
+    };
+    let ha = worker(a.clone(), "worker-a", profiles.clone());
+    let hb = worker(b.clone(), "worker-b", profiles.clone());
+    let (ra, rb) = (ha.await.expect("worker a"), hb.await.expect("worker b"));
+    assert!(
+        !ra.is_empty() && !rb.is_empty(),
+        "a got {}, b got {}",
+        ra.len(),
+        rb.len()
+    );
+    let mut by_profile: BTreeMap<ProfileId, Vec<(i64, Instant, Instant, &str)>> = BTreeMap::new();
+    for (p, g, s, e) in &ra {
+        by_profile.entry(*p).or_default().push((*g, *s, *e, "a"));
+    }
+    for (p, g, s, e) in &rb {
+        by_profile.entry(*p).or_default().push((*g, *s, *e, "b"));
+    }
+    for (p, mut spans) in by_profile {
+        spans.sort_by_key(|s| s.1);
+        for w in spans.windows(2) {
+            assert!(w[0].2 <= w[1].1, "{p}: {:?} overlaps {:?}", w[0], w[1]);
+            assert!(
+                w[0].0 < w[1].0,
+                "{p}: generations do not grow: {:?} then {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+
+    // Expiry: a holds with a short ttl; b cannot take it until it expires.
+    let p = ProfileId::new_random();
+    let la = a
+        .try_lease(p, "worker-a", Duration::from_millis(300))
+        .await
+        .expect("lease")
+        .expect("free");
+    assert!(b.try_lease(p, "worker-b", ttl).await.expect("lease").is_none());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let lb = b
+        .try_lease(p, "worker-b", ttl)
+        .await
+        .expect("lease")
+        .expect("expired, so b takes over");
+    assert!(lb.generation > la.generation);
+    assert!(a.renew(&la, ttl).await.expect("renew").is_none(), "a lost its lease");
+    assert!(
+        !a.release(&la).await.expect("release"),
+        "a's release does not free b's lease"
+    );
+    assert!(a.try_lease(p, "worker-a", ttl).await.expect("lease").is_none());
+    assert!(b.release(&lb).await.expect("release"));
+    assert!(a.try_lease(p, "worker-a", ttl).await.expect("lease").is_some());
+}

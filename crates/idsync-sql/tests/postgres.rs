@@ -1,0 +1,39 @@
+//! SqlTarget, SqlStateStore and leases on a real, throwaway PostgreSQL.
+
+use idsync_testkit::postgres::postgres;
+
+mod common;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_target_passes_the_behaviour_suite() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::behaviour(&pg.url()).await;
+    common::behaviour_custom(&pg.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_configuration_names_the_field() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::bad_config(&pg.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_and_history_round_trip() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::state_round_trip(&pg.url()).await;
+    common::history(&pg.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_never_hold_the_same_profile() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::two_workers_never_overlap(&pg.url(), 300).await;
+}

@@ -1,0 +1,55 @@
+//! SqlTarget and SqlStateStore on SQLite files.
+
+mod common;
+
+fn url(dir: &tempfile::TempDir, name: &str) -> String {
+    format!("sqlite://{}?mode=rwc", dir.path().join(name).display())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_target_passes_the_behaviour_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    common::behaviour(&url(&dir, "app.db")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_target_passes_on_in_memory_sqlite() {
+    common::behaviour("sqlite::memory:").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_tables_pass_the_behaviour_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    common::behaviour_custom(&url(&dir, "app.db")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_configuration_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    common::bad_config(&url(&dir, "app.db")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    common::state_round_trip(&url(&dir, "state.db")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_reads_back_the_last_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    common::history(&url(&dir, "state.db")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leases_never_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    common::two_workers_never_overlap(&url(&dir, "state.db"), 200).await;
+}
+
+#[tokio::test]
+async fn a_bad_url_is_a_config_error() {
+    let e = idsync_sql::SqlStateStore::connect("mysql://x").await.unwrap_err();
+    assert_eq!(e.kind(), idsync_core::ErrorKind::Config);
+    assert_eq!(e.field_name(), Some("url"));
+}
