@@ -53,7 +53,23 @@ pub(crate) enum Db {
 
 /// Runs `$body` with `$p` bound to the concrete pool (compiled once per
 /// database, so every query and decode is native to it).
+/// With `$begin`, also binds the statement that starts a write
+/// transaction: `BEGIN IMMEDIATE` on SQLite (take the write lock first, so
+/// two writers wait for each other instead of failing to upgrade), `BEGIN`
+/// on PostgreSQL.
 macro_rules! on_db {
+    ($db:expr, $p:ident, $begin:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($p) => {
+                let $begin = "BEGIN IMMEDIATE";
+                $body
+            }
+            $crate::db::Db::Postgres($p) => {
+                let $begin = "BEGIN";
+                $body
+            }
+        }
+    };
     ($db:expr, $p:ident => $body:expr) => {
         match $db {
             $crate::db::Db::Sqlite($p) => $body,
@@ -110,7 +126,7 @@ impl Db {
     pub(crate) async fn run_ddl(&self, statements: &[String]) -> Result<(), SqlError> {
         match self {
             Db::Sqlite(p) => {
-                let mut tx = p.begin().await?;
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
                 for s in statements {
                     sqlx::query(s).execute(&mut *tx).await?;
                 }

@@ -210,50 +210,40 @@ impl SqlStateStore {
                 Ok(got.map(lease))
             }
             Db::Sqlite(p) => {
-                let mut conn = p.acquire().await?;
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                let body = async {
-                    let row: Option<(String, i64, i64)> = sqlx::query_as(&format!(
-                        "SELECT worker, expires_unix_ms, {now} FROM {LEASES} WHERE profile = $1"
-                    ))
-                    .bind(key.clone())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    let got: Option<(i64, i64)> = match row {
-                        Some((holder, expires, now)) if expires > now && holder != worker => None,
-                        Some(_) => Some(
-                            sqlx::query_as(&take)
-                                .bind(key.clone())
-                                .bind(worker.to_owned())
-                                .bind(ttl)
-                                .fetch_one(&mut *conn)
-                                .await?,
-                        ),
-                        None => Some(
-                            sqlx::query_as(&format!(
-                                "INSERT INTO {LEASES} (profile, worker, generation, expires_unix_ms) \
-                                 VALUES ($1, $2, 1, {now} + $3) RETURNING generation, expires_unix_ms"
-                            ))
-                            .bind(key.clone())
+                // BEGIN IMMEDIATE takes SQLite's write lock before the read,
+                // so no other taker can slip in between; a dropped future
+                // rolls the transaction back.
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                let row: Option<(String, i64, i64)> = sqlx::query_as(&format!(
+                    "SELECT worker, expires_unix_ms, {now} FROM {LEASES} WHERE profile = $1"
+                ))
+                .bind(key.clone())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let got: Option<(i64, i64)> = match row {
+                    Some((holder, expires, now)) if expires > now && holder != worker => None,
+                    Some(_) => Some(
+                        sqlx::query_as(&take)
+                            .bind(key)
                             .bind(worker.to_owned())
                             .bind(ttl)
-                            .fetch_one(&mut *conn)
+                            .fetch_one(&mut *tx)
                             .await?,
-                        ),
-                    };
-                    Ok::<_, sqlx::Error>(got)
-                }
-                .await;
-                match body {
-                    Ok(got) => {
-                        sqlx::query("COMMIT").execute(&mut *conn).await?;
-                        Ok(got.map(lease))
-                    }
-                    Err(e) => {
-                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                        Err(e.into())
-                    }
-                }
+                    ),
+                    None => Some(
+                        sqlx::query_as(&format!(
+                            "INSERT INTO {LEASES} (profile, worker, generation, expires_unix_ms) \
+                             VALUES ($1, $2, 1, {now} + $3) RETURNING generation, expires_unix_ms"
+                        ))
+                        .bind(key)
+                        .bind(worker.to_owned())
+                        .bind(ttl)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                    ),
+                };
+                tx.commit().await?;
+                Ok(got.map(lease))
             }
         }
     }

@@ -405,7 +405,34 @@ impl SqlTarget {
         Ok(found)
     }
 
+    /// Creates the account and its link in one transaction. When another
+    /// writer created the same link meanwhile (the links table's key
+    /// refuses the second), answers with that writer's account.
     async fn create(&self, kind: ObjectKind, link: &Link, fields: &Fields) -> Result<Applied, SqlError> {
+        match self.try_create(kind, link, fields).await {
+            Err(SqlError::Database(e)) if classify(&e).0 == idsync_core::ErrorKind::AlreadyExists => {
+                let find = format!(
+                    "SELECT kind, row_id FROM {} WHERE profile = $1 AND external_id = $2",
+                    self.links
+                );
+                let existing: Option<(String, String)> = on_db!(&self.db, p => sqlx::query_as(&find)
+                    .bind(link.profile.to_string())
+                    .bind(link.external.0.clone())
+                    .fetch_optional(p)
+                    .await?);
+                match existing {
+                    Some((k, id)) if k == kind_name(kind) => Ok(Applied {
+                        target: Some(TargetId(id)),
+                        note: Some("already existed".into()),
+                    }),
+                    _ => Err(SqlError::Database(e)),
+                }
+            }
+            r => r,
+        }
+    }
+
+    async fn try_create(&self, kind: ObjectKind, link: &Link, fields: &Fields) -> Result<Applied, SqlError> {
         let t = self.table(kind)?;
         let mut names = Vec::new();
         let mut values = Vec::new();
@@ -447,8 +474,8 @@ impl SqlTarget {
         );
         let profile = link.profile.to_string();
         let external = link.external.0.clone();
-        on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
+        on_db!(&self.db, p, begin => {
+            let mut tx = p.begin_with(begin).await?;
             let existing: Option<(String, String)> = sqlx::query_as(&find)
                 .bind(profile.clone())
                 .bind(external.clone())
@@ -497,8 +524,8 @@ impl SqlTarget {
             "INSERT INTO {} (profile, external_id, kind, row_id) VALUES ($1, $2, $3, $4)",
             self.links
         );
-        on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
+        on_db!(&self.db, p, begin => {
+            let mut tx = p.begin_with(begin).await?;
             sqlx::query(&drop_old).bind(kind_name(kind)).bind(id.clone()).execute(&mut *tx).await?;
             sqlx::query(&add)
                 .bind(link.profile.to_string())
@@ -586,8 +613,8 @@ impl SqlTarget {
             t.id,
             t.param(1)
         ));
-        on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
+        on_db!(&self.db, p, begin => {
+            let mut tx = p.begin_with(begin).await?;
             for s in &statements {
                 sqlx::query(s).bind(id.clone()).execute(&mut *tx).await?;
             }

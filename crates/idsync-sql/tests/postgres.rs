@@ -37,3 +37,11 @@ async fn two_workers_never_hold_the_same_profile() {
     };
     common::two_workers_never_overlap(&pg.url(), 300).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_creates_link_once() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::concurrent_creates_link_once(&pg.url()).await;
+}

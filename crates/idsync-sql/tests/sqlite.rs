@@ -53,3 +53,9 @@ async fn a_bad_url_is_a_config_error() {
     assert_eq!(e.kind(), idsync_core::ErrorKind::Config);
     assert_eq!(e.field_name(), Some("url"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_creates_link_once() {
+    let dir = tempfile::tempdir().unwrap();
+    common::concurrent_creates_link_once(&url(&dir, "app.db")).await;
+}

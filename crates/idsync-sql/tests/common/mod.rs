@@ -313,3 +313,42 @@ pub async fn two_workers_never_overlap(url: &str, rounds: usize) {
     assert!(b.release(&lb).await.expect("release"));
     assert!(a.try_lease(p, "worker-a", ttl).await.expect("lease").is_some());
 }
+
+/// Two targets (separate pools) create the same links at once: each link
+/// ends with one account, and both creators are told its id.
+pub async fn concurrent_creates_link_once(url: &str) {
+    let a = Arc::new(
+        SqlTarget::connect(url, SqlTargetConfig::default())
+            .await
+            .expect("connect a"),
+    );
+    let b = Arc::new(
+        SqlTarget::connect(url, SqlTargetConfig::default())
+            .await
+            .expect("connect b"),
+    );
+    let profile = ProfileId::new_random();
+    let op = |n: u32| idsync_core::TargetOp::Create {
+        kind: ObjectKind::User,
+        link: idsync_core::Link {
+            profile,
+            external: ExternalId(format!("race-{n}")),
+        },
+        fields: user_fields("race", n),
+    };
+    for n in 0..20 {
+        let (ta, tb) = (a.clone(), b.clone());
+        let (oa, ob) = (op(n), op(n));
+        let ja = tokio::spawn(async move { idsync_core::Target::apply(ta.as_ref(), &oa).await });
+        let jb = tokio::spawn(async move { idsync_core::Target::apply(tb.as_ref(), &ob).await });
+        let ra = ja.await.expect("join").expect("create a");
+        let rb = jb.await.expect("join").expect("create b");
+        assert_eq!(ra.target, rb.target, "link race-{n}");
+    }
+    let listed: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(
+        idsync_core::Target::linked(a.as_ref(), profile).await.expect("linked"),
+    )
+    .await
+    .expect("linked");
+    assert_eq!(listed.len(), 20);
+}
