@@ -59,6 +59,11 @@ pub struct ResourceConfig {
     /// numbers are both accepted.
     #[serde(default = "default_id")]
     pub id: String,
+    /// Source: put before every id read from this resource, to keep user
+    /// and group ids apart where both count 1, 2, … (e.g. `"group:"`).
+    /// Group members are named with the users' prefix. Targets ignore it.
+    #[serde(default)]
+    pub id_prefix: String,
     /// Write the id into bodies as a JSON number (APIs with integer ids).
     #[serde(default)]
     pub numeric_id: bool,

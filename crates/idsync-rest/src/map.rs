@@ -110,8 +110,13 @@ pub(crate) fn to_account(v: &Value, kind: ObjectKind, resource: &ResourceConfig)
 
 /// An API object as a source object; `None` without an id. Attributes
 /// are the configured fields plus every top-level scalar of the object.
-pub(crate) fn to_source(v: &Value, kind: ObjectKind, resource: &ResourceConfig) -> Option<SourceObject> {
-    let id = id_of(v, resource)?;
+pub(crate) fn to_source(
+    v: &Value,
+    kind: ObjectKind,
+    resource: &ResourceConfig,
+    member_prefix: &str,
+) -> Option<SourceObject> {
+    let id = format!("{}{}", resource.id_prefix, id_of(v, resource)?);
     let mut o = SourceObject::new(id, kind).enabled(enabled_of(v, resource));
     if let Some(obj) = v.as_object() {
         for (k, val) in obj {
@@ -128,7 +133,10 @@ pub(crate) fn to_source(v: &Value, kind: ObjectKind, resource: &ResourceConfig) 
     if let Some(c) = resource.container.as_ref().and_then(|p| at(v, p)).and_then(text) {
         o = o.in_container(c);
     }
-    o.members = members_of(v, resource).into_iter().map(ExternalId).collect();
+    o.members = members_of(v, resource)
+        .into_iter()
+        .map(|m| ExternalId(format!("{member_prefix}{m}")))
+        .collect();
     Some(o)
 }
 

@@ -32,7 +32,8 @@ impl RestSource {
     }
 
     fn object(&self, kind: ObjectKind, v: &Value) -> Option<SourceObject> {
-        map::to_source(v, kind, self.client.resource(kind).ok()?)
+        let users = &self.client.config().users.id_prefix;
+        map::to_source(v, kind, self.client.resource(kind).ok()?, users)
     }
 }
 
@@ -133,14 +134,13 @@ impl Source for RestSource {
     #[tracing::instrument(level = "debug", skip(self), fields(backend = NAME))]
     async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
         for kind in [ObjectKind::User, ObjectKind::Group] {
-            if self.client.config().resource(kind).is_none() {
+            let Some(resource) = self.client.config().resource(kind) else {
                 continue;
-            }
-            let found = self
-                .client
-                .get(kind, id.as_str())
-                .await
-                .map_err(|e| e.into_core("read_one"))?;
+            };
+            let Some(raw) = id.as_str().strip_prefix(resource.id_prefix.as_str()) else {
+                continue;
+            };
+            let found = self.client.get(kind, raw).await.map_err(|e| e.into_core("read_one"))?;
             if let Some(v) = found {
                 return Ok(self.object(kind, &v));
             }
