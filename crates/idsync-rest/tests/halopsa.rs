@@ -125,12 +125,16 @@ async fn the_memory_directory_syncs_into_halopsa_and_the_ticket_veto_holds() {
     // Changed in the directory: updated (POST of the array with the id).
     source.upsert({
         let mut p = person(2, "York");
-        p.attributes.insert("givenName".into(), vec![idsync_core::AttrValue::Text("Renamed".into())]);
+        p.attributes
+            .insert("givenName".into(), vec![idsync_core::AttrValue::Text("Renamed".into())]);
         p
     });
     // Two leavers: user 4 has an open ticket, user 5 has none.
     let u4 = server.find("/Users", "login", "user4").unwrap();
-    server.insert("/Tickets", json!({"user_id": u4["id"].to_string(), "summary": "printer on fire"}));
+    server.insert(
+        "/Tickets",
+        json!({"user_id": u4["id"].to_string(), "summary": "printer on fire"}),
+    );
     source.delete("guid-4");
     source.delete("guid-5");
     let second = engine.run(&RunOptions::default()).await.unwrap();
@@ -149,7 +153,11 @@ async fn the_memory_directory_syncs_into_halopsa_and_the_ticket_veto_holds() {
         .find(|f| f.kind == FindingKind::Vetoed)
         .expect("a veto finding");
     assert_eq!(veto.objects, vec!["guid-4".to_owned()]);
-    assert!(veto.message.contains("1 open tickets exist for this user"), "{}", veto.message);
+    assert!(
+        veto.message.contains("1 open tickets exist for this user"),
+        "{}",
+        veto.message
+    );
 
     // Converged: a third run changes nothing.
     let third = engine.run(&RunOptions::default()).await.unwrap();
@@ -162,7 +170,13 @@ async fn slapd_users_sync_into_halopsa() {
         return;
     };
     let server = RestServer::start(shape(oauth2())).await.unwrap();
-    let ldap = LdapConfig::new(&s.url(), &s.admin_dn(), s.admin_password(), s.base_dn(), Flavor::Generic);
+    let ldap = LdapConfig::new(
+        &s.url(),
+        &s.admin_dn(),
+        s.admin_password(),
+        s.base_dn(),
+        Flavor::Generic,
+    );
     let p = profile(json!([
         {"field": "name", "attribute": "cn"},
         {"field": "emailaddress", "attribute": "mail"},
@@ -185,13 +199,23 @@ async fn slapd_users_sync_into_halopsa() {
     // A leaver with a ticket is kept, the report says why.
     let id = u["id"].to_string();
     server.insert("/Tickets", json!({"user_id": id, "summary": "laptop"}));
-    s.ldapdelete(&format!("uid={},{}", user_uid(3), s.people_dn())).await.unwrap();
-    s.ldapdelete(&format!("uid={},{}", user_uid(4), s.people_dn())).await.unwrap();
+    s.ldapdelete(&format!("uid={},{}", user_uid(3), s.people_dn()))
+        .await
+        .unwrap();
+    s.ldapdelete(&format!("uid={},{}", user_uid(4), s.people_dn()))
+        .await
+        .unwrap();
     let report = engine.run(&RunOptions::default()).await.unwrap();
     assert!(report.failures().next().is_none(), "{}", report.to_json());
     assert_ne!(server.find("/Users", "login", &user_uid(3)).unwrap()["inactive"], true);
     assert_eq!(server.find("/Users", "login", &user_uid(4)).unwrap()["inactive"], true);
-    assert!(report.plan.findings.iter().any(|f| f.kind == FindingKind::Vetoed && f.message.contains("open tickets")));
+    assert!(
+        report
+            .plan
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Vetoed && f.message.contains("open tickets"))
+    );
 }
 
 #[tokio::test]
