@@ -19,6 +19,10 @@ pub use idsync_file as file;
 #[cfg_attr(docsrs, doc(cfg(feature = "jumpcloud")))]
 pub use idsync_jumpcloud as jumpcloud;
 
+#[cfg(feature = "rest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rest")))]
+pub use idsync_rest as rest;
+
 #[cfg(feature = "scim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "scim")))]
 pub use idsync_scim as scim;
