@@ -49,7 +49,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         SourceObject::new(id, ObjectKind::User)
             .with("givenName", given)
             .with("sn", sn)
-            .with("mail", format!("{}.{}@example.test", given.to_lowercase(), sn.to_lowercase()))
+            .with(
+                "mail",
+                format!("{}.{}@example.test", given.to_lowercase(), sn.to_lowercase()),
+            )
     };
     let directory = MemorySource::with_objects([
         person("e1", "Ann", "Archer"),
@@ -73,7 +76,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let report = engine.run(&RunOptions::default()).await?;
     println!("{}", report.plan);
-    println!("{} operations applied, {} failed", report.applied(), report.failures().count());
+    println!(
+        "{} operations applied, {} failed",
+        report.applied(),
+        report.failures().count()
+    );
     if let Some(server) = server {
         for contact in server.items("/contacts") {
             println!("{contact}");

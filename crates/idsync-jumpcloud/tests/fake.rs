@@ -287,7 +287,11 @@ async fn an_unreachable_jumpcloud_fails_the_read_instead_of_reading_nothing() {
     );
     config.retry.base_ms = 1;
     let s = JumpCloudSource::new(config).unwrap();
-    let err = s.read_full(&Scope::default()).await.err().expect("an error, not a stream");
+    let err = s
+        .read_full(&Scope::default())
+        .await
+        .err()
+        .expect("an error, not a stream");
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("read_full"), "{err}");
 }
@@ -304,9 +308,24 @@ async fn a_multi_tenant_key_needs_the_right_x_org_id() {
     assert!(err.stops_run());
     config.org_id = Some("0123456789abcdef01234567".into());
     let other = read_result(&JumpCloudSource::new(config.clone()).unwrap()).await;
-    assert!(other.expect_err("404 for another organization").to_string().contains("404"));
+    assert!(
+        other
+            .expect_err("404 for another organization")
+            .to_string()
+            .contains("404")
+    );
     config.org_id = Some(idsync_testkit::jumpcloud::ORG_ID.into());
     let items = read_result(&JumpCloudSource::new(config).unwrap()).await.unwrap();
-    assert!(items.iter().any(|i| matches!(i, ReadItem::Object(o) if o.first_text("username") == Some("ann"))));
-    assert!(matches!(items.last(), Some(ReadItem::End { completeness: Completeness::Complete, .. })));
+    assert!(
+        items
+            .iter()
+            .any(|i| matches!(i, ReadItem::Object(o) if o.first_text("username") == Some("ann")))
+    );
+    assert!(matches!(
+        items.last(),
+        Some(ReadItem::End {
+            completeness: Completeness::Complete,
+            ..
+        })
+    ));
 }
