@@ -11,6 +11,7 @@ mod gate;
 pub mod jumpcloud;
 pub mod ldif_cli;
 pub mod postgres;
+pub mod proxy;
 pub mod rest;
 pub mod samba;
 pub mod scim2;

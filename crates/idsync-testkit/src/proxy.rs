@@ -1,0 +1,418 @@
+//! A fault-injecting TCP proxy on 127.0.0.1, in front of any server
+//! (slapd, Samba AD DC, scim2-server), for reliability tests below the
+//! protocol: slow links, refused connections, connections reset in the
+//! middle of an answer, and links that go silent.
+//!
+//! Every knob can be turned while connections are open; [`TcpProxy::stats`]
+//! counts connections, bytes and the faults injected. The proxy and every
+//! connection through it stop when it is dropped.
+//!
+//! For HTTP status faults (429 with `Retry-After`, 5xx) use
+//! [`crate::scim2::FaultProxy`], which can sit in front of this one
+//! (`FaultProxy::start(tcp_proxy.port())`).
+//!
+//! ```no_run
+//! # async fn example() -> std::io::Result<()> {
+//! use idsync_testkit::proxy::TcpProxy;
+//! let proxy = TcpProxy::start(389).await?;
+//! // Reset the connection that carries the 100 000th byte from the server,
+//! // and the next two connections as soon as the server answers them.
+//! proxy.reset_after(100_000, 3);
+//! assert_eq!(proxy.stats().resets, 0);
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Counters of a [`TcpProxy`] since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Connections accepted (dropped ones included).
+    pub connections: u64,
+    /// Connections closed at once because [`TcpProxy::drop_new`] was on.
+    pub dropped: u64,
+    /// Connections reset by [`TcpProxy::reset_after`].
+    pub resets: u64,
+    /// Chunks held back while [`TcpProxy::stall`] was on.
+    pub stalled: u64,
+    /// Chunks delayed by [`TcpProxy::set_delay`].
+    pub delayed: u64,
+    /// Bytes forwarded from clients to the server.
+    pub bytes_up: u64,
+    /// Bytes forwarded from the server to clients.
+    pub bytes_down: u64,
+}
+
+impl ProxyStats {
+    /// Faults injected: drops, resets, stalled and delayed chunks.
+    pub fn faults(&self) -> u64 {
+        self.dropped + self.resets + self.stalled + self.delayed
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Knobs {
+    delay: Duration,
+    drop_new: bool,
+    stall: bool,
+}
+
+/// Resets still to do: after `budget` more bytes from upstream, `left` connections.
+#[derive(Debug)]
+struct ResetPlan {
+    budget: u64,
+    left: usize,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    connections: AtomicU64,
+    dropped: AtomicU64,
+    resets: AtomicU64,
+    stalled: AtomicU64,
+    delayed: AtomicU64,
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    upstream: SocketAddr,
+    knobs: watch::Sender<Knobs>,
+    reset: Mutex<Option<ResetPlan>>,
+    counters: Counters,
+}
+
+impl Shared {
+    /// For a chunk of `n` bytes from upstream: `Some(k)` when the connection
+    /// must be reset after its first `k` bytes.
+    fn take_reset(&self, n: usize) -> Option<usize> {
+        let mut plan = self.reset.lock().unwrap_or_else(|p| p.into_inner());
+        let p = plan.as_mut()?;
+        let n = n as u64;
+        if p.budget >= n {
+            p.budget -= n;
+            return None;
+        }
+        let keep = p.budget as usize;
+        p.budget = 0;
+        p.left = p.left.saturating_sub(1);
+        if p.left == 0 {
+            *plan = None;
+        }
+        Some(keep)
+    }
+}
+
+/// A TCP proxy on a free port of 127.0.0.1 forwarding to one upstream port
+/// of 127.0.0.1, with fault knobs. Stopped (with its connections) on drop.
+#[derive(Debug)]
+pub struct TcpProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        // The accept task owns the connections' JoinSet: aborting it aborts them.
+        self.task.abort();
+    }
+}
+
+impl TcpProxy {
+    /// Starts a proxy forwarding to `127.0.0.1:upstream`.
+    pub async fn start(upstream: u16) -> std::io::Result<TcpProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            upstream: SocketAddr::from(([127, 0, 0, 1], upstream)),
+            knobs: watch::Sender::new(Knobs::default()),
+            reset: Mutex::new(None),
+            counters: Counters::default(),
+        });
+        let task = tokio::spawn(accept(listener, shared.clone()));
+        tracing::debug!(%addr, upstream, "tcp fault proxy started");
+        Ok(TcpProxy { addr, shared, task })
+    }
+
+    /// The proxy's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The proxy's port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Waits this long before forwarding each chunk, both ways (zero: off).
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.knobs.send_modify(|k| k.delay = delay);
+    }
+
+    /// While on, new connections are accepted and closed at once; open
+    /// ones go on.
+    pub fn drop_new(&self, on: bool) {
+        self.shared.knobs.send_modify(|k| k.drop_new = on);
+    }
+
+    /// After `bytes` more bytes from the server (counted over every
+    /// connection), resets (RST, `SO_LINGER` 0) the connection carrying the
+    /// next byte in the middle of its answer, and then the next
+    /// `connections - 1` connections as soon as the server sends them
+    /// anything. `usize::MAX` keeps resetting until [`TcpProxy::heal`];
+    /// 0 cancels.
+    pub fn reset_after(&self, bytes: u64, connections: usize) {
+        let plan = (connections > 0).then_some(ResetPlan {
+            budget: bytes,
+            left: connections,
+        });
+        *self.shared.reset.lock().unwrap_or_else(|p| p.into_inner()) = plan;
+    }
+
+    /// While on, nothing is forwarded either way and nothing is closed: the
+    /// link goes silent, as behind a dead router. Off forwards what was held.
+    pub fn stall(&self, on: bool) {
+        self.shared.knobs.send_modify(|k| k.stall = on);
+    }
+
+    /// Turns every fault off (held chunks go on).
+    pub fn heal(&self) {
+        self.reset_after(0, 0);
+        self.shared.knobs.send_modify(|k| *k = Knobs::default());
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ProxyStats {
+        let c = &self.shared.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ProxyStats {
+            connections: get(&c.connections),
+            dropped: get(&c.dropped),
+            resets: get(&c.resets),
+            stalled: get(&c.stalled),
+            delayed: get(&c.delayed),
+            bytes_up: get(&c.bytes_up),
+            bytes_down: get(&c.bytes_down),
+        }
+    }
+}
+
+async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((client, _)) => {
+                    connections.spawn(serve(client, shared.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!("tcp fault proxy: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    Up,
+    Down,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// The reading side closed; the writing side was shut down.
+    Eof,
+    /// A reset was injected.
+    Reset,
+    /// Either side failed.
+    Failed,
+}
+
+async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
+    shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+    if shared.knobs.borrow().drop_new {
+        shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let mut upstream = match TcpStream::connect(shared.upstream).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(upstream = %shared.upstream, "tcp fault proxy: upstream refused: {e}");
+            return;
+        }
+    };
+    let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
+    let end = {
+        let (client_read, client_write) = client.split();
+        let (upstream_read, upstream_write) = upstream.split();
+        let up = pump(client_read, upstream_write, Direction::Up, &shared);
+        let down = pump(upstream_read, client_write, Direction::Down, &shared);
+        tokio::pin!(up, down);
+        let (mut up_done, mut down_done) = (false, false);
+        loop {
+            let end = tokio::select! {
+                end = &mut up, if !up_done => { up_done = true; end }
+                end = &mut down, if !down_done => { down_done = true; end }
+            };
+            if end != End::Eof {
+                break end;
+            }
+            if up_done && down_done {
+                break End::Eof;
+            }
+        }
+    };
+    if end == End::Reset {
+        shared.counters.resets.fetch_add(1, Ordering::Relaxed);
+        // Dropped with a zero linger, both sockets send RST instead of FIN.
+        let _ = (client.set_zero_linger(), upstream.set_zero_linger());
+    }
+}
+
+/// Forwards one direction until EOF, an error or an injected reset.
+async fn pump<R, W>(mut from: R, mut to: W, direction: Direction, shared: &Shared) -> End
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut knobs = shared.knobs.subscribe();
+    let mut buf = vec![0u8; 16 * 1024];
+    let c = &shared.counters;
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) => {
+                let _ = to.shutdown().await;
+                return End::Eof;
+            }
+            Ok(n) => n,
+            Err(_) => return End::Failed,
+        };
+        if knobs.borrow_and_update().stall {
+            c.stalled.fetch_add(1, Ordering::Relaxed);
+            if knobs.wait_for(|k| !k.stall).await.is_err() {
+                return End::Failed;
+            }
+        }
+        let delay = knobs.borrow().delay;
+        if !delay.is_zero() {
+            c.delayed.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+        }
+        let cut = match direction {
+            Direction::Down => shared.take_reset(n),
+            Direction::Up => None,
+        };
+        let chunk = &buf[..cut.unwrap_or(n)];
+        if to.write_all(chunk).await.is_err() {
+            return End::Failed;
+        }
+        let counter = match direction {
+            Direction::Up => &c.bytes_up,
+            Direction::Down => &c.bytes_down,
+        };
+        counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        if cut.is_some() {
+            let _ = to.flush().await;
+            return End::Reset;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An echo-ish upstream: answers each connection with `size` bytes, then
+    /// keeps it open until the client closes.
+    async fn upstream(size: usize) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut line = [0u8; 1];
+                    if s.read_exact(&mut line).await.is_ok() {
+                        let _ = s.write_all(&vec![b'x'; size]).await;
+                        let _ = s.shutdown().await;
+                    }
+                    let mut rest = Vec::new();
+                    let _ = s.read_to_end(&mut rest).await;
+                });
+            }
+        });
+        port
+    }
+
+    async fn fetch(port: u16) -> std::io::Result<Vec<u8>> {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+        s.write_all(b"?").await?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await?;
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn forwards_and_counts() {
+        let proxy = TcpProxy::start(upstream(100_000).await).await.unwrap();
+        assert_eq!(fetch(proxy.port()).await.unwrap().len(), 100_000);
+        let s = proxy.stats();
+        assert_eq!((s.connections, s.bytes_up, s.bytes_down, s.faults()), (1, 1, 100_000, 0));
+    }
+
+    #[tokio::test]
+    async fn resets_mid_stream_with_rst_then_heals() {
+        let proxy = TcpProxy::start(upstream(100_000).await).await.unwrap();
+        proxy.reset_after(30_000, 2);
+        let e = fetch(proxy.port()).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+        assert_eq!(proxy.stats().bytes_down, 30_000);
+        // The second reset comes with the first byte of the next answer.
+        let e = fetch(proxy.port()).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+        assert_eq!(fetch(proxy.port()).await.unwrap().len(), 100_000);
+        assert_eq!(proxy.stats().resets, 2);
+    }
+
+    #[tokio::test]
+    async fn drops_new_connections_and_stalls_without_closing() {
+        let proxy = TcpProxy::start(upstream(10).await).await.unwrap();
+        proxy.drop_new(true);
+        assert_eq!(fetch(proxy.port()).await.map(|b| b.len()).unwrap_or(0), 0);
+        assert_eq!(proxy.stats().dropped, 1);
+        proxy.drop_new(false);
+        proxy.stall(true);
+        let port = proxy.port();
+        let pending = tokio::spawn(fetch(port));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!pending.is_finished(), "a stalled link neither answers nor closes");
+        proxy.heal();
+        assert_eq!(pending.await.unwrap().unwrap().len(), 10);
+        assert!(proxy.stats().stalled >= 1);
+        proxy.set_delay(Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        assert_eq!(fetch(port).await.unwrap().len(), 10);
+        assert!(started.elapsed() >= Duration::from_millis(400), "delayed both ways");
+    }
+
+    #[tokio::test]
+    async fn stops_on_drop() {
+        let proxy = TcpProxy::start(upstream(10).await).await.unwrap();
+        let port = proxy.port();
+        drop(proxy);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    }
+}
