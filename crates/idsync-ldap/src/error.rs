@@ -61,15 +61,33 @@ impl LdapError {
                 let (k, t) = classify(result.rc);
                 (k, t, None)
             }
+            // Retrying cannot make an untrusted certificate trusted: the
+            // server failed to authenticate itself, which stops the run.
+            LdapError::Client(ldap3::LdapError::NativeTLS { source }) if certificate_refused(source) => {
+                (ErrorKind::Auth, false, None)
+            }
             LdapError::Client(_) => (ErrorKind::Unavailable, true, None),
         };
-        let mut e = Error::new(kind, self.to_string()).backend(crate::NAME).op(op);
+        let text = match &self {
+            LdapError::Client(ldap3::LdapError::NativeTLS { source }) if certificate_refused(source) => format!(
+                "the directory's TLS certificate was refused (is ca_file its CA, and does the url name the host it was issued for?): {self}"
+            ),
+            _ => self.to_string(),
+        };
+        let mut e = Error::new(kind, text).backend(crate::NAME).op(op);
         if let Some(o) = object {
             e = e.object(o);
         }
         e = if transient { e.transient() } else { e.permanent() };
         e.source(self)
     }
+}
+
+/// True when TLS failed because the server's certificate did not verify
+/// (unknown CA, wrong host name, expired). native-tls exposes no kinds, so
+/// this reads OpenSSL's reason.
+fn certificate_refused(e: &native_tls::Error) -> bool {
+    e.to_string().contains("certificate verify failed")
 }
 
 /// `Err` unless `rc` is 0 (or one of `ok`), naming `dn`.

@@ -10,11 +10,13 @@ pub mod behaviour;
 mod gate;
 pub mod jumpcloud;
 pub mod ldif_cli;
+pub mod logs;
 pub mod postgres;
 pub mod proxy;
 pub mod rest;
 pub mod samba;
 pub mod scim2;
 pub mod slapd;
+pub mod tls;
 
 pub use gate::{StartError, gate, require_servers};
