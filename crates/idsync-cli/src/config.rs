@@ -28,6 +28,9 @@ pub struct Config {
     /// How runs are applied.
     #[serde(default)]
     pub engine: EngineConfig,
+    /// The folder of the profile file: relative paths start there.
+    #[serde(skip)]
+    pub base: PathBuf,
 }
 
 /// The source, by type.
@@ -42,6 +45,10 @@ pub enum SourceConfig {
     Scim(Box<idsync_scim::ScimConfig>),
     /// Active Directory or LDAP.
     Ldap(Box<idsync_ldap::LdapConfig>),
+    /// JumpCloud (HR-driven, seed 003).
+    Jumpcloud(Box<idsync_jumpcloud::JumpCloudConfig>),
+    /// Any REST/JSON API described by configuration.
+    Rest(Box<idsync_rest::RestConfig>),
 }
 
 /// The target, by type.
@@ -52,6 +59,55 @@ pub enum TargetConfig {
     Scim(Box<idsync_scim::ScimConfig>),
     /// Active Directory or LDAP (HR-driven provisioning, seed 003).
     Ldap(Box<idsync_ldap::LdapConfig>),
+    /// Tables in SQLite or PostgreSQL: the application's own user store.
+    Sql(Box<SqlTarget>),
+    /// JumpCloud system users and user groups.
+    Jumpcloud(Box<idsync_jumpcloud::JumpCloudConfig>),
+    /// Any REST/JSON API described by configuration.
+    Rest(Box<idsync_rest::RestConfig>),
+}
+
+/// A SQL target: where the database is and how its tables are laid out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlTarget {
+    /// `sqlite://app.db` (a relative path is relative to the profile file;
+    /// the file is created if missing) or `postgres://user:${PASSWORD}@host/db`.
+    pub url: SqlUrl,
+    /// Tables and columns (`[target.tables.users]` …; default: the
+    /// `idsync_users`, `idsync_groups`, `idsync_members` schema, created if
+    /// missing).
+    #[serde(default)]
+    pub tables: idsync_sql::SqlTargetConfig,
+}
+
+/// A database URL; it may hold a password, so it is never printed.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct SqlUrl(pub secrecy::SecretString);
+
+impl std::fmt::Debug for SqlUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqlUrl(..)")
+    }
+}
+
+impl SqlUrl {
+    /// The URL, with a relative SQLite path made relative to `base`.
+    pub fn resolved(&self, base: &Path) -> String {
+        use secrecy::ExposeSecret as _;
+        let url = self.0.expose_secret();
+        match url.strip_prefix("sqlite://") {
+            Some(rest) if !rest.starts_with('/') && !rest.starts_with(':') => {
+                let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+                let mut out = format!("sqlite://{}", base.join(path).display());
+                out.push('?');
+                out.push_str(query.unwrap_or("mode=rwc"));
+                out
+            }
+            _ => url.to_owned(),
+        }
+    }
 }
 
 /// Where state is kept.
@@ -62,6 +118,13 @@ pub enum StateConfig {
     Json {
         /// The folder.
         path: PathBuf,
+    },
+    /// Tables in SQLite or PostgreSQL (`idsync_state`, `idsync_history`,
+    /// `idsync_leases`). On PostgreSQL several `idsync` processes on
+    /// several machines share profiles safely: each run holds a lease.
+    Sql {
+        /// As for the SQL target; it may be the same database.
+        url: SqlUrl,
     },
 }
 
@@ -128,13 +191,14 @@ pub fn load(path: &Path) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let text = substitute_env(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut config: Config = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    config.resolve_paths(base);
+    config.base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    config.resolve_paths();
     Ok(config)
 }
 
 impl Config {
-    fn resolve_paths(&mut self, base: &Path) {
+    fn resolve_paths(&mut self) {
+        let base = self.base.clone();
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -143,18 +207,23 @@ impl Config {
         match &mut self.source {
             SourceConfig::Ldif(c) => fix(&mut c.path),
             SourceConfig::Csv(c) => fix(&mut c.path),
-            SourceConfig::Scim(_) | SourceConfig::Ldap(_) => {}
+            SourceConfig::Scim(_) | SourceConfig::Ldap(_) | SourceConfig::Jumpcloud(_) | SourceConfig::Rest(_) => {}
         }
-        match &mut self.state {
-            StateConfig::Json { path } => fix(path),
+        if let StateConfig::Json { path } = &mut self.state {
+            fix(path);
         }
     }
 }
 
-/// Replaces `${NAME}` by the environment variable NAME (`$$` is a `$`).
+/// Replaces `${NAME}` by the environment variable NAME (`$$` is a `$`),
+/// except on comment lines.
 fn substitute_env(text: &str) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line); // comments keep their `${…}` as written
+            continue;
+        }
         let mut rest = line;
         while let Some(i) = rest.find('$') {
             out.push_str(&rest[..i]);
@@ -198,6 +267,10 @@ mod tests {
         assert_eq!(
             substitute_env("token = \"${IDSYNC_TEST_TOKEN_SUBST}\" # $$5\n").unwrap(),
             "token = \"s3cr\\\"t\" # $5\n"
+        );
+        assert_eq!(
+            substitute_env("  # password = \"${IDSYNC_SURELY_UNSET_VAR}\"\n").unwrap(),
+            "  # password = \"${IDSYNC_SURELY_UNSET_VAR}\"\n"
         );
         let e = substitute_env("a = 1\nb = \"${IDSYNC_SURELY_UNSET_VAR}\"\n").unwrap_err();
         assert_eq!(

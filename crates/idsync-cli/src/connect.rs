@@ -1,10 +1,10 @@
-//! Builds the source, target and state store a profile file names.
+//! Builds the source and target a profile file names.
 
 use std::sync::Arc;
 
-use idsync_core::{JsonFileStateStore, Result, Source, StateStore, Target};
+use idsync_core::{Result, Source, Target};
 
-use crate::config::{Config, SourceConfig, StateConfig, TargetConfig};
+use crate::config::{Config, SourceConfig, TargetConfig};
 
 /// The source, connected.
 pub async fn source(config: &Config) -> Result<Arc<dyn Source>> {
@@ -13,6 +13,8 @@ pub async fn source(config: &Config) -> Result<Arc<dyn Source>> {
         SourceConfig::Csv(c) => Arc::new(idsync_file::CsvSource::new(c.clone())),
         SourceConfig::Scim(c) => Arc::new(idsync_scim::ScimSource::connect((**c).clone()).await?),
         SourceConfig::Ldap(c) => Arc::new(idsync_ldap::LdapSource::connect((**c).clone()).await?),
+        SourceConfig::Jumpcloud(c) => Arc::new(idsync_jumpcloud::JumpCloudSource::new((**c).clone())?),
+        SourceConfig::Rest(c) => Arc::new(idsync_rest::RestSource::new((**c).clone())?),
     })
 }
 
@@ -21,12 +23,10 @@ pub async fn target(config: &Config) -> Result<Arc<dyn Target>> {
     Ok(match &config.target {
         TargetConfig::Scim(c) => Arc::new(idsync_scim::ScimTarget::connect((**c).clone()).await?),
         TargetConfig::Ldap(c) => Arc::new(idsync_ldap::LdapTarget::connect((**c).clone()).await?),
-    })
-}
-
-/// The state store.
-pub fn state(config: &Config) -> Result<Arc<dyn StateStore>> {
-    Ok(match &config.state {
-        StateConfig::Json { path } => Arc::new(JsonFileStateStore::new(path)?),
+        TargetConfig::Sql(c) => {
+            Arc::new(idsync_sql::SqlTarget::connect(&c.url.resolved(&config.base), c.tables.clone()).await?)
+        }
+        TargetConfig::Jumpcloud(c) => Arc::new(idsync_jumpcloud::JumpCloudTarget::new((**c).clone())?),
+        TargetConfig::Rest(c) => Arc::new(idsync_rest::RestTarget::new((**c).clone())?),
     })
 }

@@ -8,9 +8,9 @@
 
 mod config;
 mod connect;
-mod history;
 mod notify;
 mod output;
+mod state;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use idsync_core::report::RunOutcome;
 use idsync_core::{Engine, ExternalId, Plan, Prepared, RunOptions, RunReport};
 
-use crate::config::{Config, StateConfig};
+use crate::config::Config;
+use crate::state::State;
 
 /// Keep an application's users and groups in step with a directory.
 #[derive(Parser)]
@@ -187,40 +188,39 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
                 full: *full,
                 dry_run: false,
             };
+            let state = open_state(&config).await?;
             let report = match plan {
-                Some(path) => apply_saved(&config, path, only).await?,
-                None => run_once(&config, &options).await?,
+                Some(path) => apply_saved(&config, &state, path, only).await?,
+                None => run_once(&config, &state, &options).await?,
             };
-            Ok(finish(&config, &report, *json).await)
+            Ok(finish(&config, &state, &report, *json).await)
         }
         Command::Run { every, runs } => schedule(&config, every, *runs).await,
         Command::Status => status(&config).await,
-        Command::History { object, limit } => show_history(&config, object.as_deref(), *limit),
+        Command::History { object, limit } => show_history(&config, object.as_deref(), *limit).await,
         Command::Jit { id } => {
-            let engine = engine(&config).await?;
+            let state = open_state(&config).await?;
+            let engine = engine(&config, &state).await?;
             let report = engine
                 .sync_one(&ExternalId(id.clone()), &RunOptions::default())
                 .await
                 .map_err(Failure::unavailable)?;
-            Ok(finish(&config, &report, false).await)
+            Ok(finish(&config, &state, &report, false).await)
         }
     }
 }
 
-async fn engine(config: &Config) -> Result<Engine, Failure> {
-    let source = connect::source(config).await.map_err(Failure::unavailable)?;
-    let target = connect::target(config).await.map_err(Failure::unavailable)?;
-    let state = connect::state(config).map_err(Failure::unavailable)?;
-    let options = config.engine.options().map_err(Failure::config)?;
-    Ok(Engine::new(config.profile.clone(), source, target, state)
-        .with_options(options)
-        .observe(Arc::new(output::Progress::new())))
+async fn open_state(config: &Config) -> Result<State, Failure> {
+    State::open(config).await.map_err(Failure::unavailable)
 }
 
-fn state_dir(config: &Config) -> &Path {
-    match &config.state {
-        StateConfig::Json { path } => path,
-    }
+async fn engine(config: &Config, state: &State) -> Result<Engine, Failure> {
+    let source = connect::source(config).await.map_err(Failure::unavailable)?;
+    let target = connect::target(config).await.map_err(Failure::unavailable)?;
+    let options = config.engine.options().map_err(Failure::config)?;
+    Ok(Engine::new(config.profile.clone(), source, target, state.store())
+        .with_options(options)
+        .observe(Arc::new(output::Progress::new())))
 }
 
 async fn validate(config: &Config) -> Result<u8, Failure> {
@@ -251,13 +251,14 @@ async fn validate(config: &Config) -> Result<u8, Failure> {
         target.backend(),
         target.capabilities()
     ));
-    connect::state(config).map_err(Failure::unavailable)?;
-    out.ok(&format!("state in {}", state_dir(config).display()));
+    let state = open_state(config).await?;
+    out.ok(&format!("state {}", state.describe()));
     Ok(0)
 }
 
 async fn plan(config: &Config, json: bool, out: Option<&Path>, full: bool) -> Result<u8, Failure> {
-    let engine = engine(config).await?;
+    let state = open_state(config).await?;
+    let engine = engine(config, &state).await?;
     let prepared = engine
         .prepare(&RunOptions {
             dry_run: true,
@@ -278,9 +279,15 @@ async fn plan(config: &Config, json: bool, out: Option<&Path>, full: bool) -> Re
     Ok(0)
 }
 
-async fn run_once(config: &Config, options: &RunOptions) -> Result<RunReport, Failure> {
-    let _lock = lock(config)?;
-    let engine = engine(config).await?;
+async fn run_once(config: &Config, state: &State, options: &RunOptions) -> Result<RunReport, Failure> {
+    let lock = lock(state, config).await?;
+    let result = run_locked(config, state, options).await;
+    lock.release().await;
+    result
+}
+
+async fn run_locked(config: &Config, state: &State, options: &RunOptions) -> Result<RunReport, Failure> {
+    let engine = engine(config, state).await?;
     match engine.run(options).await {
         Ok(report) => Ok(report),
         Err(e) => {
@@ -290,7 +297,7 @@ async fn run_once(config: &Config, options: &RunOptions) -> Result<RunReport, Fa
     }
 }
 
-async fn apply_saved(config: &Config, path: &Path, only: &[u32]) -> Result<RunReport, Failure> {
+async fn apply_saved(config: &Config, state: &State, path: &Path, only: &[u32]) -> Result<RunReport, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| Failure::config(format!("{}: {e}", path.display())))?;
     let plan: Plan = serde_json::from_str(&text)
         .map_err(|e| Failure::config(format!("{}: not a saved plan: {e}", path.display())))?;
@@ -302,7 +309,6 @@ async fn apply_saved(config: &Config, path: &Path, only: &[u32]) -> Result<RunRe
             config.profile.id
         )));
     }
-    let _lock = lock(config)?;
     let mut prepared = Prepared::reviewed(plan);
     if !only.is_empty() {
         let ids: BTreeSet<u32> = only.iter().copied().collect();
@@ -314,41 +320,32 @@ async fn apply_saved(config: &Config, path: &Path, only: &[u32]) -> Result<RunRe
         }
         prepared = prepared.select(&ids);
     }
-    engine(config)
-        .await?
-        .apply(prepared)
-        .await
-        .map_err(Failure::unavailable)
+    let lock = lock(state, config).await?;
+    let result = match engine(config, state).await {
+        Ok(engine) => engine.apply(prepared).await.map_err(Failure::unavailable),
+        Err(f) => Err(f),
+    };
+    lock.release().await;
+    result
 }
 
-/// One run at a time per profile: an exclusive lock on a file in the state folder.
-fn lock(config: &Config) -> Result<std::fs::File, Failure> {
-    let dir = state_dir(config);
-    std::fs::create_dir_all(dir).map_err(|e| Failure::config(format!("{}: {e}", dir.display())))?;
-    let path = dir.join(format!("{}.lock", config.profile.id));
-    let file = std::fs::File::create(&path).map_err(|e| Failure::config(format!("{}: {e}", path.display())))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(_) => Err(Failure {
-            code: 3,
-            message: format!(
-                "profile {} is already running (lock {})",
-                config.profile.id,
-                path.display()
-            ),
-        }),
-    }
+/// One run at a time per profile (exit code 3 when another run holds it).
+async fn lock(state: &State, config: &Config) -> Result<state::RunLock, Failure> {
+    state
+        .lock(config.profile.id)
+        .await
+        .map_err(|message| Failure { code: 3, message })
 }
 
 /// Prints the report, records it in the history, notifies on failure, and
 /// gives the exit code.
-async fn finish(config: &Config, report: &RunReport, json: bool) -> u8 {
+async fn finish(config: &Config, state: &State, report: &RunReport, json: bool) -> u8 {
     if json {
         println!("{}", report.to_json());
     } else {
         output::Out::new().report(report);
     }
-    if let Err(e) = history::record(state_dir(config), report) {
+    if let Err(e) = state.record(report).await {
         tracing::warn!(error = %e, "the run could not be recorded in the history");
     }
     let code = match &report.outcome {
@@ -366,11 +363,12 @@ async fn finish(config: &Config, report: &RunReport, json: bool) -> u8 {
 
 async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8, Failure> {
     let interval = config::parse_duration("--every", every).map_err(Failure::config)?;
+    let state = open_state(config).await?;
     let mut failures = 0u32;
     let mut done = 0u32;
     loop {
-        let code = match run_once(config, &RunOptions::default()).await {
-            Ok(report) => finish(config, &report, false).await,
+        let code = match run_once(config, &state, &RunOptions::default()).await {
+            Ok(report) => finish(config, &state, &report, false).await,
             Err(f) => {
                 eprintln!("idsync: {}", f.message);
                 f.code
@@ -394,8 +392,12 @@ async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8,
 }
 
 async fn status(config: &Config) -> Result<u8, Failure> {
-    let state = connect::state(config).map_err(Failure::unavailable)?;
-    let s = state.load(config.profile.id).await.map_err(Failure::unavailable)?;
+    let state = open_state(config).await?;
+    let s = state
+        .store()
+        .load(config.profile.id)
+        .await
+        .map_err(Failure::unavailable)?;
     let mut out = output::Out::new();
     out.line(&format!("profile   {} ({})", config.profile.name, config.profile.id));
     out.line(&format!(
@@ -411,7 +413,7 @@ async fn status(config: &Config) -> Result<u8, Failure> {
         .map(|t| humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string());
     out.line(&format!("full read {}", last_full.as_deref().unwrap_or("never")));
     out.line(&format!("retry     {} object(s) held for the next run", s.retry.len()));
-    let reports = history::read(state_dir(config), config.profile.id).map_err(Failure::config)?;
+    let reports = state.history(config.profile.id, 1).await.map_err(Failure::config)?;
     match reports.last() {
         Some(r) => out.line(&format!(
             "last run  {} {:?}, {} applied, {} failed",
@@ -425,10 +427,11 @@ async fn status(config: &Config) -> Result<u8, Failure> {
     Ok(0)
 }
 
-fn show_history(config: &Config, object: Option<&str>, limit: usize) -> Result<u8, Failure> {
-    let reports = history::read(state_dir(config), config.profile.id).map_err(Failure::config)?;
+async fn show_history(config: &Config, object: Option<&str>, limit: usize) -> Result<u8, Failure> {
+    let state = open_state(config).await?;
+    let reports = state.history(config.profile.id, limit).await.map_err(Failure::config)?;
     let mut out = output::Out::new();
-    for r in reports.iter().rev().take(limit).rev() {
+    for r in &reports {
         match object {
             None => out.line(&format!(
                 "{}  {:<28} {} applied, {} failed, {} findings",

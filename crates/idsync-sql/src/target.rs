@@ -28,6 +28,9 @@ struct Tbl {
     select: String,
 }
 
+/// The prefix of group target ids.
+const GROUP_PREFIX: &str = "group:";
+
 fn kind_name(kind: ObjectKind) -> &'static str {
     match kind {
         ObjectKind::User => "user",
@@ -69,20 +72,33 @@ impl Tbl {
         format!("CAST(${n} AS {})", self.id_type.sql())
     }
 
-    /// The id in its canonical text form, or `NotFound` when it cannot be
-    /// one of this table's ids.
+    /// The target id of a row. Group ids carry the prefix `group:` so that
+    /// they never equal a user's id (both tables may count from 1).
+    fn target_id(&self, row: String) -> TargetId {
+        match self.kind {
+            ObjectKind::User => TargetId(row),
+            ObjectKind::Group => TargetId(format!("{GROUP_PREFIX}{row}")),
+        }
+    }
+
+    /// The row id of a target id in its canonical text form, or `NotFound`
+    /// when it cannot be one of this table's ids.
     fn canonical(&self, id: &TargetId) -> Result<String, SqlError> {
+        let row = match self.kind {
+            ObjectKind::User => Some(id.0.as_str()),
+            ObjectKind::Group => id.0.strip_prefix(GROUP_PREFIX),
+        };
+        let row = row.ok_or_else(|| self.not_found(&id.0))?;
         match self.id_type {
-            IdType::Text => Ok(id.0.clone()),
-            IdType::Integer => {
-                id.0.trim()
-                    .parse::<i64>()
-                    .map(|n| n.to_string())
-                    .map_err(|_| SqlError::NotFound {
-                        kind: kind_name(self.kind),
-                        id: id.0.clone(),
-                    })
-            }
+            IdType::Text => Ok(row.to_owned()),
+            IdType::Integer => row
+                .trim()
+                .parse::<i64>()
+                .map(|n| n.to_string())
+                .map_err(|_| SqlError::NotFound {
+                    kind: kind_name(self.kind),
+                    id: id.0.clone(),
+                }),
         }
     }
 
@@ -332,7 +348,7 @@ impl SqlTarget {
             .filter_map(|(f, v)| v.map(|v| (f.clone(), v)))
             .collect();
         Ok(TargetAccount {
-            id: TargetId(r.id),
+            id: t.target_id(r.id),
             link,
             kind: t.kind,
             fields,
@@ -393,8 +409,9 @@ impl SqlTarget {
         for (g, member) in pairs {
             by_group.entry(g).or_default().push(TargetId(member));
         }
+        let table = self.groups.as_ref().ok_or(SqlError::Unsupported("groups"))?;
         for g in &mut groups {
-            g.members = by_group.remove(&g.id.0).unwrap_or_default();
+            g.members = by_group.remove(&table.canonical(&g.id)?).unwrap_or_default();
         }
         Ok(groups)
     }
@@ -422,7 +439,7 @@ impl SqlTarget {
                     .await?);
                 match existing {
                     Some((k, id)) if k == kind_name(kind) => Ok(Applied {
-                        target: Some(TargetId(id)),
+                        target: Some(self.table(kind)?.target_id(id)),
                         note: Some("already existed".into()),
                     }),
                     _ => Err(SqlError::Database(e)),
@@ -489,7 +506,7 @@ impl SqlTarget {
                     });
                 }
                 return Ok(Applied {
-                    target: Some(TargetId(id)),
+                    target: Some(t.target_id(id)),
                     note: Some("already existed".into()),
                 });
             }
@@ -507,7 +524,7 @@ impl SqlTarget {
                 .await?;
             tx.commit().await?;
             Ok(Applied {
-                target: Some(TargetId(id)),
+                target: Some(t.target_id(id)),
                 note: None,
             })
         })

@@ -14,6 +14,14 @@ async fn the_target_passes_the_behaviour_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn overlapping_user_and_group_row_ids_converge() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::overlapping_row_ids_converge(&pg.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_configuration_names_the_field() {
     let Some(pg) = postgres().await else {
         return;

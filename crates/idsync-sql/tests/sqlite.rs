@@ -59,3 +59,9 @@ async fn concurrent_creates_link_once() {
     let dir = tempfile::tempdir().unwrap();
     common::concurrent_creates_link_once(&url(&dir, "app.db")).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overlapping_user_and_group_row_ids_converge() {
+    let dir = tempfile::tempdir().unwrap();
+    common::overlapping_row_ids_converge(&url(&dir, "app.db")).await;
+}

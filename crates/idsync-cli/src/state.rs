@@ -1,0 +1,198 @@
+//! Where a profile's state, history and run lock live: JSON files in a
+//! folder, or tables in SQLite or PostgreSQL.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use idsync_core::{JsonFileStateStore, ProfileId, RunReport, StateStore};
+use idsync_sql::{Lease, SqlStateStore};
+
+use crate::config::{Config, StateConfig};
+
+/// How long a lease lasts without renewal; it is renewed every third of it
+/// while the run goes on, so a worker that dies frees its profile this soon.
+const LEASE_TTL: Duration = Duration::from_secs(120);
+
+/// A profile's state, opened.
+pub enum State {
+    /// JSON files: the state, `<profile>.history.jsonl` and `<profile>.lock`.
+    Json {
+        /// The folder.
+        dir: PathBuf,
+        /// The store.
+        store: Arc<JsonFileStateStore>,
+    },
+    /// Tables in a database.
+    Sql(Arc<SqlStateStore>),
+}
+
+/// One run at a time per profile: a file lock, or a database lease kept
+/// alive while held.
+pub enum RunLock {
+    /// An exclusive lock on a file (released when the file is closed).
+    File(#[allow(dead_code)] std::fs::File),
+    /// A lease, renewed in the background.
+    Lease {
+        /// The store that granted it.
+        store: Arc<SqlStateStore>,
+        /// The lease as last renewed.
+        lease: Lease,
+        /// The renewing task.
+        renewer: tokio::task::JoinHandle<()>,
+    },
+}
+
+impl State {
+    /// Opens the state the profile file names.
+    pub async fn open(config: &Config) -> idsync_core::Result<State> {
+        Ok(match &config.state {
+            StateConfig::Json { path } => State::Json {
+                dir: path.clone(),
+                store: Arc::new(JsonFileStateStore::new(path)?),
+            },
+            StateConfig::Sql { url } => {
+                State::Sql(Arc::new(SqlStateStore::connect(&url.resolved(&config.base)).await?))
+            }
+        })
+    }
+
+    /// The store the engine uses.
+    pub fn store(&self) -> Arc<dyn StateStore> {
+        match self {
+            State::Json { store, .. } => store.clone(),
+            State::Sql(store) => store.clone(),
+        }
+    }
+
+    /// Where it is, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            State::Json { dir, .. } => format!("in {}", dir.display()),
+            State::Sql(store) => format!("in a {:?} database", store.dialect()),
+        }
+    }
+
+    /// Appends a report to the history.
+    pub async fn record(&self, report: &RunReport) -> Result<(), String> {
+        match self {
+            State::Json { dir, .. } => record_json(dir, report),
+            State::Sql(store) => store.record(report).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The last `limit` reports, oldest first.
+    pub async fn history(&self, profile: ProfileId, limit: usize) -> Result<Vec<RunReport>, String> {
+        match self {
+            State::Json { dir, .. } => {
+                let mut all = read_json(dir, profile)?;
+                let skip = all.len().saturating_sub(limit);
+                Ok(all.split_off(skip))
+            }
+            State::Sql(store) => store.history(profile, limit).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Takes the profile's run lock, or says who holds it.
+    pub async fn lock(&self, profile: ProfileId) -> Result<RunLock, String> {
+        match self {
+            State::Json { dir, .. } => {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let path = dir.join(format!("{profile}.lock"));
+                let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                match file.try_lock() {
+                    Ok(()) => Ok(RunLock::File(file)),
+                    Err(_) => Err(format!(
+                        "profile {profile} is already running (lock {})",
+                        path.display()
+                    )),
+                }
+            }
+            State::Sql(store) => {
+                let worker = worker_name();
+                let lease = store
+                    .try_lease(profile, &worker, LEASE_TTL)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("profile {profile} is already running (another worker holds its lease)"))?;
+                let renewer = tokio::spawn(renew(store.clone(), lease.clone()));
+                Ok(RunLock::Lease {
+                    store: store.clone(),
+                    lease,
+                    renewer,
+                })
+            }
+        }
+    }
+}
+
+impl RunLock {
+    /// Gives the lock up at once (a lease would otherwise expire).
+    pub async fn release(self) {
+        if let RunLock::Lease { store, lease, renewer } = self {
+            renewer.abort();
+            if let Err(e) = store.release(&lease).await {
+                tracing::warn!(error = %e, "the lease could not be released; it expires by itself");
+            }
+        }
+    }
+}
+
+/// Keeps a lease alive; stops when it is lost.
+async fn renew(store: Arc<SqlStateStore>, mut lease: Lease) {
+    loop {
+        tokio::time::sleep(LEASE_TTL / 3).await;
+        match store.renew(&lease, LEASE_TTL).await {
+            Ok(Some(l)) => lease = l,
+            Ok(None) => {
+                tracing::error!(profile = %lease.profile, "the lease was lost: another worker may run this profile");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "the lease could not be renewed; trying again"),
+        }
+    }
+}
+
+/// This process, as named in leases: host and process id.
+fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".into());
+    format!("{host}:{}", std::process::id())
+}
+
+fn history_path(dir: &Path, profile: ProfileId) -> PathBuf {
+    dir.join(format!("{profile}.history.jsonl"))
+}
+
+/// Appends a report as one JSON line.
+fn record_json(dir: &Path, report: &RunReport) -> Result<(), String> {
+    let path = history_path(dir, report.profile);
+    let line = serde_json::to_string(report).map_err(|e| e.to_string())?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    writeln!(f, "{line}").map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The reports, oldest first. Lines that do not parse are skipped with a warning.
+fn read_json(dir: &Path, profile: ProfileId) -> Result<Vec<RunReport>, String> {
+    let path = history_path(dir, profile);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let mut out = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
+        match serde_json::from_str(&line) {
+            Ok(r) => out.push(r),
+            Err(e) => tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping a history line"),
+        }
+    }
+    Ok(out)
+}
