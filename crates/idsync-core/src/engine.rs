@@ -248,12 +248,26 @@ impl Engine {
         if options.full || !self.source.capabilities().delta || self.profile.scope.needs_full_view() {
             return None;
         }
+        if state.scope_digest.as_ref().is_some_and(|d| *d != self.scope_digest()) {
+            info!("the scope or mapping changed since the last full read: reading in full");
+            return None;
+        }
         let due = match (self.options.full_every, state.last_full_unix) {
             (Some(every), Some(last)) => unix_now().saturating_sub(last) >= every.as_secs(),
             (_, None) => true,
             (None, Some(_)) => false,
         };
         if due { None } else { state.cursor.as_ref() }
+    }
+
+    /// The digest saved as [`ProfileState::scope_digest`]: FNV-1a over the
+    /// JSON of the scope and mapping (stable: no hash maps in either).
+    fn scope_digest(&self) -> String {
+        let json = serde_json::to_string(&(&self.profile.scope, &self.profile.mapping)).unwrap_or_default();
+        let hash = json.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{hash:016x}")
     }
 
     async fn read_full(&self) -> Result<SourceRead> {
@@ -480,6 +494,7 @@ impl Engine {
             }
             if prepared.complete_full && stopped.is_none() {
                 state.last_full_unix = Some(unix_now());
+                state.scope_digest = Some(self.scope_digest());
             }
             self.state.save(self.profile.id, &state).await?;
             let outcome = match (&stopped, failed + skipped) {

@@ -23,6 +23,12 @@ pub struct ProfileState {
     /// Objects whose operations failed: re-read and planned again next run,
     /// so that a delta cursor can move on without losing them.
     pub retry: BTreeSet<ExternalId>,
+    /// A digest of the scope and mapping the last complete full read was
+    /// planned with. When the profile's differ, the next run reads in full:
+    /// a delta shows neither the objects that left the scope nor the
+    /// fields a new mapping changes. `None` (a state saved before this
+    /// existed) forces nothing.
+    pub scope_digest: Option<String>,
 }
 
 /// Where profile states are kept: in memory, a JSON file, a database.
@@ -150,6 +156,7 @@ mod tests {
             cursor: Some(Cursor("c1".into())),
             last_full_unix: Some(42),
             retry: [ExternalId::from("u1")].into_iter().collect(),
+            scope_digest: Some("d1".into()),
         };
         futures::executor::block_on(store.save(profile, &state)).unwrap();
         assert_eq!(futures::executor::block_on(store.load(profile)).unwrap(), state);

@@ -513,3 +513,50 @@ async fn a_plan_saved_as_json_is_applied_later_exactly_as_reviewed() {
         "a reviewed plan never moves the cursor"
     );
 }
+
+#[tokio::test]
+async fn a_changed_scope_or_mapping_reads_in_full_not_a_delta() {
+    let s = setup();
+    run(&s).await;
+    assert_eq!(run(&s).await.plan.mode, ReadMode::Delta);
+    // The same profile, narrowed to Sales: the delta would show nothing.
+    let mut narrowed = profile();
+    narrowed.scope = serde_json::from_value(serde_json::json!({
+        "attributes": [{"attribute": "department", "any_of": ["Sales"]}]
+    }))
+    .unwrap();
+    let engine = Engine::new(
+        narrowed.clone(),
+        Arc::new(s.source.clone()),
+        Arc::new(s.target.clone()),
+        s.state.clone(),
+    );
+    let prepared = engine.prepare(&RunOptions::default()).await.unwrap();
+    assert_eq!(prepared.plan.mode, ReadMode::Full, "{}", prepared.plan);
+    assert_eq!(prepared.plan.counts.disable, 1, "{}", prepared.plan);
+    engine.apply(prepared).await.unwrap();
+    assert!(!s.target.linked_to(profile().id, "u3").unwrap().enabled);
+    let again = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(again.plan.mode, ReadMode::Delta, "{}", again.plan);
+    assert!(again.plan.is_empty(), "{}", again.plan);
+
+    // A new mapped field: every account gets it, which only a full read shows.
+    let mut remapped = narrowed;
+    remapped
+        .mapping
+        .users
+        .push(serde_json::from_value(serde_json::json!({"field": "first", "attribute": "givenName"})).unwrap());
+    let engine = Engine::new(
+        remapped,
+        Arc::new(s.source.clone()),
+        Arc::new(s.target.clone()),
+        s.state.clone(),
+    );
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(
+        (report.plan.mode, report.plan.counts.update),
+        (ReadMode::Full, 2),
+        "{}",
+        report.plan
+    );
+}

@@ -369,7 +369,10 @@ mod tests {
         let proxy = TcpProxy::start(upstream(100_000).await).await.unwrap();
         assert_eq!(fetch(proxy.port()).await.unwrap().len(), 100_000);
         let s = proxy.stats();
-        assert_eq!((s.connections, s.bytes_up, s.bytes_down, s.faults()), (1, 1, 100_000, 0));
+        assert_eq!(
+            (s.connections, s.bytes_up, s.bytes_down, s.faults()),
+            (1, 1, 100_000, 0)
+        );
     }
 
     #[tokio::test]
