@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::client::certificate_refused;
 use crate::config::{AuthConfig, ClientAuthMethod};
 use crate::error::HttpError;
 use crate::redact::redact_url;
@@ -123,15 +124,26 @@ impl Authenticator {
         };
         let url = redact_url(token_url);
         let started = Instant::now();
-        let response = request.body(form).send().await.map_err(|e| HttpError::Token {
-            url: url.clone(),
-            message: if e.is_timeout() {
-                "timed out".into()
-            } else {
-                "connection failed".into()
-            },
-            status: None,
-        })?;
+        let response = request
+            .body(form)
+            .send()
+            .await
+            .map_err(|e| match certificate_refused(&e) {
+                Some(reason) => HttpError::Certificate {
+                    method: reqwest::Method::POST,
+                    url: url.clone(),
+                    reason,
+                },
+                None => HttpError::Token {
+                    url: url.clone(),
+                    message: if e.is_timeout() {
+                        "timed out".into()
+                    } else {
+                        "connection failed".into()
+                    },
+                    status: None,
+                },
+            })?;
         let status = response.status();
         let body = response.bytes().await.unwrap_or_default();
         tracing::debug!(url = %url, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "oauth2 token request");

@@ -319,6 +319,14 @@ impl HttpClient {
                     });
                 }
                 Err(e) => {
+                    if let Some(reason) = certificate_refused(&e) {
+                        tracing::debug!(method = %request.method, url = %redacted, %reason, "TLS certificate refused");
+                        return Err(HttpError::Certificate {
+                            method: request.method,
+                            url: redacted,
+                            reason,
+                        });
+                    }
                     let what = if e.is_connect() {
                         "connection failed"
                     } else if e.is_timeout() {
@@ -391,6 +399,24 @@ impl HttpClient {
         .try_flatten()
         .boxed()
     }
+}
+
+/// OpenSSL's reason when the server's certificate did not verify (unknown
+/// CA, another host name, expired), found in the error's sources (reqwest
+/// and native-tls expose no kinds for it). Only the TLS library's message is
+/// kept, never reqwest's own text, which holds the URL with its query.
+pub(crate) fn certificate_refused(e: &reqwest::Error) -> Option<String> {
+    // The outermost match is native-tls's, which adds the verify result
+    // ("self-signed certificate", "IP address mismatch") to OpenSSL's text.
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if text.contains("certificate verify failed") {
+            return Some(text);
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// What [`HttpClient::paginate`]'s `extract` finds in one page.

@@ -42,6 +42,19 @@ pub enum HttpError {
         #[source]
         source: reqwest::Error,
     },
+    /// The server's TLS certificate did not verify: an unknown CA, another
+    /// host name, expired. Never retried; stops the run like a failed login.
+    #[error(
+        "{method} {url}: the server's TLS certificate was refused (is tls.ca_file its CA, and does the URL name the host it was issued for?): {reason}"
+    )]
+    Certificate {
+        /// The request method.
+        method: Method,
+        /// The URL, secrets redacted.
+        url: String,
+        /// The TLS library's reason.
+        reason: String,
+    },
     /// The client could not be built or a request not formed (bad CA file,
     /// bad proxy, bad header name).
     #[error("{0}")]
@@ -86,7 +99,8 @@ pub fn classify(status: StatusCode) -> (ErrorKind, bool) {
         404 | 410 => (NotFound, false),
         409 => (AlreadyExists, false),
         412 => (Conflict, false),
-        400 | 422 => (InvalidData, false),
+        // 413: this object's payload is too large for the server.
+        400 | 413 | 422 => (InvalidData, false),
         405 | 501 => (Unsupported, false),
         429 => (RateLimited, true),
         408 | 500..=599 => (Unavailable, true),
@@ -117,6 +131,8 @@ impl HttpError {
         match self {
             HttpError::Status { status, .. } => classify(*status),
             HttpError::Transport { .. } => (ErrorKind::Unavailable, true),
+            // The server failed to authenticate itself; retrying cannot help.
+            HttpError::Certificate { .. } => (ErrorKind::Auth, false),
             HttpError::Config(_) => (ErrorKind::Config, false),
             HttpError::Token { status, .. } => match status {
                 Some(s) if s.is_server_error() => (ErrorKind::Unavailable, true),
@@ -185,6 +201,7 @@ mod tests {
         assert_eq!(c(412), (ErrorKind::Conflict, false));
         assert_eq!(c(400), (ErrorKind::InvalidData, false));
         assert_eq!(c(422), (ErrorKind::InvalidData, false));
+        assert_eq!(c(413), (ErrorKind::InvalidData, false));
         assert_eq!(c(429), (ErrorKind::RateLimited, true));
         assert_eq!(c(408), (ErrorKind::Unavailable, true));
         assert_eq!(c(500), (ErrorKind::Unavailable, true));

@@ -14,6 +14,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
@@ -189,6 +191,7 @@ impl ServerCert {
 struct TlsListener {
     tcp: TcpListener,
     acceptor: tokio_native_tls::TlsAcceptor,
+    connections: Arc<AtomicU64>,
 }
 
 impl axum::serve::Listener for TlsListener {
@@ -205,6 +208,7 @@ impl axum::serve::Listener for TlsListener {
                     continue;
                 }
             };
+            self.connections.fetch_add(1, Ordering::SeqCst);
             match tokio::time::timeout(Duration::from_secs(10), self.acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => return (tls, addr),
                 Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
@@ -224,6 +228,7 @@ impl axum::serve::Listener for TlsListener {
 pub struct HttpsServer {
     addr: SocketAddr,
     ca: TestCa,
+    connections: Arc<AtomicU64>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -245,9 +250,11 @@ impl HttpsServer {
             .map_err(|e| StartError(format!("cannot build a TLS acceptor: {e}")))?;
         let tcp = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = tcp.local_addr()?;
+        let connections = Arc::new(AtomicU64::new(0));
         let listener = TlsListener {
             tcp,
             acceptor: acceptor.into(),
+            connections: connections.clone(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -261,6 +268,7 @@ impl HttpsServer {
         Ok(HttpsServer {
             addr,
             ca,
+            connections,
             shutdown: Some(tx),
             task,
         })
@@ -279,6 +287,12 @@ impl HttpsServer {
     /// The CA certificate (PEM) that issued the server's certificate.
     pub fn ca_file(&self) -> PathBuf {
         self.ca.ca_file()
+    }
+
+    /// TCP connections accepted so far, whether or not their TLS handshake
+    /// succeeded (a client that refuses the certificate counts too).
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
