@@ -38,6 +38,18 @@ impl Logs {
     }
 }
 
+/// Panics unless `secret` is absent from every channel, naming the
+/// channel and the line: `channels` pairs a name ("report JSON", "error
+/// Debug") with the text that channel produced.
+pub fn assert_no_secret(secret: &str, channels: &[(&str, String)]) {
+    assert!(!secret.is_empty(), "an empty secret proves nothing");
+    for (channel, text) in channels {
+        if let Some(line) = text.lines().find(|l| l.contains(secret)) {
+            panic!("the secret leaks into the {channel}: {line}");
+        }
+    }
+}
+
 impl io::Write for Logs {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf
