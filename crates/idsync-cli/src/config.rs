@@ -93,12 +93,13 @@ impl std::fmt::Debug for SqlUrl {
 }
 
 impl SqlUrl {
-    /// The URL, with a relative SQLite path made relative to `base`.
+    /// The URL, with a relative SQLite path made relative to `base` and a
+    /// SQLite file created when missing (unless the URL says otherwise).
     pub fn resolved(&self, base: &Path) -> String {
         use secrecy::ExposeSecret as _;
         let url = self.0.expose_secret();
         match url.strip_prefix("sqlite://") {
-            Some(rest) if !rest.starts_with('/') && !rest.starts_with(':') => {
+            Some(rest) if !rest.starts_with(':') => {
                 let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
                 let mut out = format!("sqlite://{}", base.join(path).display());
                 out.push('?');
