@@ -50,7 +50,11 @@ pub(crate) fn id_of(config: &LdapConfig, e: &SearchEntry) -> Result<ExternalId, 
             let bytes = raw(e, "objectGUID").into_iter().next().ok_or_else(bad)?;
             idsync_core::ad::guid_to_string(bytes).map(ExternalId).ok_or_else(bad)
         }
-        Flavor::Generic => text(e, "entryUUID").map(|s| ExternalId(s.to_owned())).ok_or_else(bad),
+        Flavor::Generic => text(e, "entryUUID")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| ExternalId(s.to_owned()))
+            .ok_or_else(bad),
     }
 }
 
@@ -136,4 +140,63 @@ pub(crate) fn to_object(config: &LdapConfig, e: SearchEntry) -> Result<(SourceOb
     }
     object.attributes.insert("dn".into(), vec![AttrValue::Text(dn)]);
     Ok((object, members))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn entry(attrs: &[(&str, &str)], bin: &[(&str, &[u8])]) -> SearchEntry {
+        let mut a: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in attrs {
+            a.entry((*k).to_owned()).or_default().push((*v).to_owned());
+        }
+        let mut b: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+        for (k, v) in bin {
+            b.entry((*k).to_owned()).or_default().push(v.to_vec());
+        }
+        SearchEntry {
+            dn: "cn=x,dc=acme,dc=test".into(),
+            attrs: a,
+            bin_attrs: b,
+        }
+    }
+
+    fn config(flavor: Flavor) -> LdapConfig {
+        LdapConfig::new("ldap://127.0.0.1", "cn=admin", "", "dc=acme,dc=test", flavor)
+    }
+
+    /// Found by the `ad_ids` fuzz target: an empty entryUUID made an object
+    /// with an empty external id.
+    #[test]
+    fn an_empty_entry_uuid_is_a_bad_id_naming_the_entry() {
+        for value in ["", "  "] {
+            let e = to_object(&config(Flavor::Generic), entry(&[("entryUUID", value)], &[])).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "entryUUID of cn=x,dc=acme,dc=test is missing or malformed"
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_guid_or_a_bad_sid_is_a_bad_id_naming_the_entry_and_attribute() {
+        let guid = [7u8; 16];
+        let e = to_object(&config(Flavor::Ad), entry(&[], &[("objectGUID", &guid[..15])])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "objectGUID of cn=x,dc=acme,dc=test is missing or malformed"
+        );
+        let e = to_object(
+            &config(Flavor::Ad),
+            entry(&[], &[("objectGUID", &guid), ("objectSid", &[1, 5, 0])]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "objectSid of cn=x,dc=acme,dc=test is missing or malformed"
+        );
+    }
 }

@@ -7,6 +7,9 @@ mod conn;
 mod dirsync;
 mod entry;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod source;
 mod syncrepl;
 mod target;
