@@ -189,7 +189,8 @@ pub enum FindingKind {
     /// Several unlinked accounts match one source object.
     Ambiguous,
     /// Several source objects share a correlation key, or a new object's key
-    /// matches an account linked to another id.
+    /// matches an account linked to another id, or the source has several
+    /// different objects with one external id.
     DuplicateIdentity,
     /// The object is already managed by another profile on this target.
     CrossProfileOverlap,

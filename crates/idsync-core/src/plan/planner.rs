@@ -116,14 +116,34 @@ impl<'a> Planner<'a> {
             ReadMode::Full => profile.scope.assigned(input.objects),
             ReadMode::Delta => None,
         };
-        let mut by_id = Map::with_capacity_and_hasher(input.objects.len(), Default::default());
+        let mut by_id: Map<&'a ExternalId, (&'a SourceObject, bool)> =
+            Map::with_capacity_and_hasher(input.objects.len(), Default::default());
         let mut in_scope = Vec::with_capacity(input.objects.len());
+        // One id read more than once: identical copies count once; copies
+        // that differ are held (not created, updated or deprovisioned) and
+        // reported, as the source does not say which one is right.
+        let mut conflicting: Vec<&'a ExternalId> = Vec::new();
         for o in input.objects {
+            if let Some((first, _)) = by_id.get(&o.id) {
+                if *first != o {
+                    conflicting.push(&o.id);
+                }
+                continue;
+            }
             let inside = profile.scope.admits(o) && assigned.as_ref().is_none_or(|a| a.contains(&o.id));
             if inside {
                 in_scope.push(o);
             }
             by_id.insert(&o.id, (o, inside));
+        }
+        if !conflicting.is_empty() {
+            let held: Set<&ExternalId> = conflicting.iter().copied().collect();
+            in_scope.retain(|o| !held.contains(&o.id));
+            for id in &held {
+                if let Some(entry) = by_id.get_mut(id) {
+                    entry.1 = true;
+                }
+            }
         }
         let mut planner = Planner {
             input,
@@ -158,6 +178,14 @@ impl<'a> Planner<'a> {
                     planner.linked.insert(&link.external, account);
                 }
             }
+        }
+        for id in conflicting {
+            planner.note(
+                FindingKind::DuplicateIdentity,
+                "the source has several different objects with this external id; none of them is synced, and its account is left as it is",
+                "fix the source so that one object carries each id",
+                id,
+            );
         }
         let corr = profile.rules.correlation.as_ref();
         for account in input.candidates {
