@@ -231,7 +231,9 @@ async fn read(
 ) {
     let mut partial: Vec<String> = Vec::new();
     let mut ids: HashMap<String, ExternalId> = HashMap::new();
-    let mut groups: Vec<(SourceObject, Vec<String>)> = Vec::new();
+    // Groups wait for the end, when their member DNs can be turned into
+    // ids; `false` marks a group whose ranged members were not all read.
+    let mut groups: Vec<(SourceObject, Vec<String>, bool)> = Vec::new();
     for base in &bases {
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(config.page_size.max(1)))];
         let mut stream = match ldap
@@ -252,17 +254,19 @@ async fn read(
                     let entry = SearchEntry::construct(re);
                     let key = dn_key(&entry.dn);
                     let mut ranged = Vec::new();
+                    let mut whole = true;
                     if is_group(&entry)
                         && let Err(e) = all_members(stream.ldap_handle(), &entry, &mut ranged).await
                     {
                         partial.push(format!("the members of {} were not all read: {e}", entry.dn));
+                        whole = false;
                     }
                     let item = match to_object(&config, entry) {
                         Ok((object, mut members)) => {
                             ids.insert(key, object.id.clone());
                             if object.kind == idsync_core::ObjectKind::Group {
                                 members.extend(ranged);
-                                groups.push((object, members));
+                                groups.push((object, members, whole));
                                 continue;
                             }
                             Ok(ReadItem::Object(object))
@@ -289,11 +293,27 @@ async fn read(
             rc => partial.push(format!("the read under {base} ended with rc={rc} ({})", result.text)),
         }
     }
-    for (mut group, members) in groups {
+    // On a read cut short, a member DN under a base that did not resolve may
+    // be an entry the read never reached: its group would look as if it had
+    // left, so such groups are left out (not read, so nothing is removed).
+    let cut_short = !partial.is_empty();
+    let mut left_out = 0;
+    for (mut group, members, whole) in groups {
+        let unread =
+            |dn: &String| !ids.contains_key(&dn_key(dn)) && bases.iter().any(|b| idsync_core::dn::within(dn, b));
+        if cut_short && (!whole || members.iter().any(unread)) {
+            left_out += 1;
+            continue;
+        }
         group.members = members.iter().filter_map(|dn| ids.get(&dn_key(dn)).cloned()).collect();
         if tx.send(Ok(ReadItem::Object(group))).await.is_err() {
             return;
         }
+    }
+    if left_out > 0 {
+        partial.push(format!(
+            "{left_out} group(s) left out: some of their members were not read"
+        ));
     }
     let completeness = if partial.is_empty() {
         Completeness::Complete
