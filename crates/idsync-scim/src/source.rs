@@ -112,7 +112,11 @@ impl ScimSource {
                             Err(e) => {
                                 let e = http_to_core(e, op, &format!("listing {endpoint}"), None);
                                 let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
-                                t.partial = Some(e.to_string());
+                                // every listing cut short is named, not only the last
+                                t.partial = Some(match t.partial.take() {
+                                    Some(earlier) => format!("{earlier}; {e}"),
+                                    None => e.to_string(),
+                                });
                                 t.kind = Some(e.kind());
                                 // an error that stops the run is passed on; others make the read Partial
                                 e.stops_run().then_some(Err(e))
