@@ -568,7 +568,9 @@ fn authorized(shared: &Shared, headers: &HeaderMap, query: &[(String, String)]) 
     }
 }
 
-fn basic(user: &str, password: &str) -> String {
+/// The `Authorization` header value of HTTP Basic for these credentials
+/// (tests use it to check that it is never logged).
+pub fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
 }
 
