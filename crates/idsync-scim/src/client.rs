@@ -268,15 +268,10 @@ impl ScimClient {
         };
         self.http
             .paginate(self.request(Method::GET, url), Pagination::scim(count), |page| {
-                let v: Value = page.json()?;
-                let items = match v.get("Resources") {
-                    Some(Value::Array(items)) => items.clone(),
-                    None | Some(Value::Null) => Vec::new(),
-                    Some(_) => return Err(page.decode_error("Resources is not a list")),
-                };
+                let (items, total) = list_page(page.json()?).map_err(|what| page.decode_error(what))?;
                 Ok(Extracted {
                     items,
-                    total: v["totalResults"].as_u64(),
+                    total,
                     next_cursor: None,
                 })
             })
@@ -325,6 +320,24 @@ impl ScimClient {
             .json(&body, &self.content_type)?;
         self.http.send(req).await
     }
+}
+
+/// The resources and `totalResults` of one page of a list response
+/// (RFC 7644 §3.4.2), or what is wrong with it.
+pub(crate) fn list_page(v: Value) -> Result<(Vec<Value>, Option<u64>), &'static str> {
+    let Value::Object(mut page) = v else {
+        return Err("a list response is not a JSON object");
+    };
+    let total = page.get("totalResults").and_then(Value::as_u64);
+    let items = match page.remove("Resources") {
+        Some(Value::Array(items)) => items,
+        // Resources may be left out when nothing matched (RFC 7644 §3.4.2);
+        // without totalResults 0 saying so, the page is not an empty list.
+        None | Some(Value::Null) if total == Some(0) => Vec::new(),
+        None | Some(Value::Null) => return Err("neither Resources nor totalResults 0"),
+        Some(_) => return Err("Resources is not a list"),
+    };
+    Ok((items, total))
 }
 
 /// The ETag of a write's answer: the `ETag` header, else `meta.version`.

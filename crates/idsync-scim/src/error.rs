@@ -25,33 +25,61 @@ pub enum ScimError {
     BadResponse(String),
 }
 
-#[derive(serde::Deserialize)]
-struct ErrorBody {
-    #[serde(rename = "scimType")]
-    scim_type: Option<String>,
-    detail: Option<String>,
-}
+/// The longest server `detail` kept in a message, in characters.
+const MAX_DETAIL: usize = 500;
 
 /// The SCIM error in a failed request's body, if it holds one.
 pub(crate) fn parse_error(e: &HttpError) -> Option<ScimError> {
-    let status = e.status()?.as_u16();
-    let body: ErrorBody = serde_json::from_slice(e.body()).ok()?;
-    if body.scim_type.is_none() && body.detail.is_none() {
+    parse_error_body(e.status()?.as_u16(), e.body())
+}
+
+/// The SCIM error (RFC 7644 §3.12) in an error `body` answered with
+/// `status`, if it holds one. Lenient about types (a numeric `detail` is
+/// kept as text); the detail is cut to 500 characters and control
+/// characters are blanked, so a server cannot forge log lines.
+pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> Option<ScimError> {
+    let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let text = |key: &str| match body.get(key)? {
+        serde_json::Value::String(s) => Some(clean(s)),
+        serde_json::Value::Null => None,
+        other => Some(clean(&other.to_string())),
+    };
+    let scim_type = text("scimType").filter(|t| !t.is_empty());
+    let detail = text("detail");
+    if scim_type.is_none() && detail.is_none() {
         return None;
     }
     Some(ScimError::Scim {
         status,
-        scim_type: body.scim_type,
-        detail: body.detail.unwrap_or_default(),
+        scim_type,
+        detail: detail.unwrap_or_default(),
     })
 }
 
-/// The kind for a `scimType`, refining the status classification.
-fn kind_for(scim_type: Option<&str>, status_kind: ErrorKind) -> ErrorKind {
-    match scim_type {
-        Some("uniqueness") => ErrorKind::AlreadyExists,
-        Some("mutability" | "invalidSyntax" | "invalidPath" | "noTarget" | "invalidValue") => ErrorKind::InvalidData,
-        Some("invalidFilter" | "tooMany" | "invalidVers" | "sensitive") => ErrorKind::Protocol,
+/// At most [`MAX_DETAIL`] characters, control characters as spaces.
+fn clean(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(MAX_DETAIL)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.chars().nth(MAX_DETAIL).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The kind for a `scimType`, refining the status classification where RFC
+/// 7644 §3.12 puts that type (400, 409 for `uniqueness`, 403 for
+/// `sensitive`). Other statuses keep their own kind: a 401 stays an
+/// authentication failure, a 5xx stays unavailable, whatever the body says.
+fn kind_for(status: u16, scim_type: Option<&str>, status_kind: ErrorKind) -> ErrorKind {
+    match (status, scim_type) {
+        (400 | 409, Some("uniqueness")) => ErrorKind::AlreadyExists,
+        (400 | 409, Some("mutability" | "invalidSyntax" | "invalidPath" | "noTarget" | "invalidValue")) => {
+            ErrorKind::InvalidData
+        }
+        (400 | 403, Some("invalidFilter" | "tooMany" | "invalidVers" | "sensitive")) => ErrorKind::Protocol,
         _ => status_kind,
     }
 }
@@ -62,6 +90,7 @@ pub(crate) fn http_to_core(e: HttpError, op: &'static str, what: &str, object: O
     let (status_kind, _) = e.kind();
     let scim = parse_error(&e);
     let kind = kind_for(
+        e.status().map_or(0, |s| s.as_u16()),
         scim.as_ref().and_then(|s| match s {
             ScimError::Scim { scim_type, .. } => scim_type.as_deref(),
             _ => None,
@@ -97,21 +126,48 @@ mod tests {
     #[test]
     fn scim_types_refine_the_status() {
         assert_eq!(
-            kind_for(Some("uniqueness"), ErrorKind::AlreadyExists),
+            kind_for(409, Some("uniqueness"), ErrorKind::AlreadyExists),
             ErrorKind::AlreadyExists
         );
         assert_eq!(
-            kind_for(Some("uniqueness"), ErrorKind::InvalidData),
+            kind_for(400, Some("uniqueness"), ErrorKind::InvalidData),
             ErrorKind::AlreadyExists
         );
         assert_eq!(
-            kind_for(Some("noTarget"), ErrorKind::InvalidData),
+            kind_for(400, Some("noTarget"), ErrorKind::InvalidData),
             ErrorKind::InvalidData
         );
         assert_eq!(
-            kind_for(Some("invalidFilter"), ErrorKind::InvalidData),
+            kind_for(400, Some("invalidFilter"), ErrorKind::InvalidData),
             ErrorKind::Protocol
         );
-        assert_eq!(kind_for(None, ErrorKind::Conflict), ErrorKind::Conflict);
+        assert_eq!(kind_for(412, None, ErrorKind::Conflict), ErrorKind::Conflict);
+    }
+
+    #[test]
+    fn a_scim_type_does_not_hide_an_auth_failure_or_an_outage() {
+        assert_eq!(kind_for(401, Some("invalidValue"), ErrorKind::Auth), ErrorKind::Auth);
+        assert_eq!(
+            kind_for(503, Some("invalidValue"), ErrorKind::Unavailable),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(
+            kind_for(429, Some("tooMany"), ErrorKind::RateLimited),
+            ErrorKind::RateLimited
+        );
+    }
+
+    #[test]
+    fn error_bodies_are_read_leniently_and_cleaned() {
+        let e = parse_error_body(400, br#"{"scimType":"invalidValue","detail":"bad\nline\u0007"}"#).unwrap();
+        assert_eq!(e.to_string(), "HTTP 400 invalidValue: bad line ");
+        let e = parse_error_body(400, br#"{"detail":42}"#).unwrap();
+        assert_eq!(e.to_string(), "HTTP 400: 42");
+        let long = format!(r#"{{"detail":"{}"}}"#, "x".repeat(2000));
+        let e = parse_error_body(500, long.as_bytes()).unwrap().to_string();
+        assert_eq!(e.chars().count(), "HTTP 500: ".len() + 501, "{e}");
+        assert!(parse_error_body(500, b"<html>oops</html>").is_none());
+        assert!(parse_error_body(500, b"[1,2]").is_none());
+        assert!(parse_error_body(500, br#"{"scimType":null}"#).is_none());
     }
 }

@@ -5,6 +5,9 @@ mod client;
 mod config;
 mod error;
 pub mod filter;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod map;
 pub mod patch;
 #[cfg(feature = "server")]

@@ -93,7 +93,8 @@ impl ScimSource {
             let endpoint_name = endpoint.clone();
             self.client
                 .list_owned(endpoint, filter)
-                .filter_map(move |item| {
+                .enumerate()
+                .filter_map(move |(index, item)| {
                     let tracker = tracker.clone();
                     let endpoint = endpoint_name.clone();
                     async move {
@@ -107,7 +108,7 @@ impl ScimSource {
                                 {
                                     t.newest = Some(m);
                                 }
-                                Some(object.ok_or_else(|| bad_response(op, "a resource without an id", None)))
+                                Some(object.ok_or_else(|| unreadable(&v, op, &endpoint, index)))
                             }
                             Err(e) => {
                                 let e = http_to_core(e, op, &format!("listing {endpoint}"), None);
@@ -132,7 +133,7 @@ impl ScimSource {
 
 /// The source object a SCIM resource describes.
 pub(crate) fn to_object(v: &Value, kind: ObjectKind) -> Option<SourceObject> {
-    let id = v["id"].as_str()?;
+    let id = v["id"].as_str().filter(|id| !id.is_empty())?;
     let mut o = SourceObject::new(id, kind).enabled(active(v));
     for (name, value) in flatten(v) {
         o.attributes.insert(name, vec![AttrValue::Text(value)]);
@@ -144,6 +145,22 @@ pub(crate) fn to_object(v: &Value, kind: ObjectKind) -> Option<SourceObject> {
     }
     o.members = members(v).into_iter().map(ExternalId).collect();
     Some(o)
+}
+
+/// The error for a listed resource that is not an object with a string
+/// `id`: names it by `userName`, `displayName` or `externalId` when it has
+/// one, else by its place in the listing.
+fn unreadable(v: &Value, op: &'static str, endpoint: &str, index: usize) -> Error {
+    let name = ["userName", "displayName", "externalId"]
+        .iter()
+        .find_map(|k| v[*k].as_str().map(|s| format!("{k} {s:?}")))
+        .unwrap_or_else(|| format!("{endpoint} resource #{}", index + 1));
+    let what = if v.is_object() {
+        "a resource without a non-empty string id"
+    } else {
+        "a resource that is not a JSON object"
+    };
+    bad_response(op, &format!("{what} in {endpoint}"), Some(&name)).field("id")
 }
 
 /// A cursor is a `lastModified` timestamp (RFC 3339).
