@@ -1,6 +1,7 @@
 //! The CSV source: an HR feed where each row is a person.
 
 use std::fs::File;
+use std::io::Read;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -27,50 +28,68 @@ impl CsvSource {
         CsvSource { config }
     }
 
-    fn open(&self) -> std::result::Result<(csv::Reader<File>, Vec<String>), FileError> {
+    fn open(&self) -> std::result::Result<(csv::Reader<Quotes<File>>, Vec<String>), FileError> {
         let path = self.config.path.display().to_string();
-        let delimiter = u8::try_from(self.config.delimiter).map_err(|_| FileError::Csv {
-            line: 0,
-            column: None,
-            message: format!("the delimiter {:?} is not one byte", self.config.delimiter),
-        })?;
+        let builder = builder(&self.config)?;
         let file = File::open(&self.config.path).map_err(|e| FileError::Open { path, source: e })?;
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .flexible(false)
-            .from_reader(file);
-        let headers = reader.byte_headers().map_err(|e| csv_error(&e, None))?;
-        let headers: Vec<String> = headers
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                String::from_utf8(h.to_vec())
-                    .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
-                    .map_err(|_| FileError::Csv {
-                        line: 1,
-                        column: Some(format!("#{}", i + 1)),
-                        message: "the header is not valid UTF-8".into(),
-                    })
-            })
-            .collect::<std::result::Result<_, _>>()?;
-        for wanted in [
-            Some(&self.config.id_column),
-            self.config.enabled_column.as_ref(),
-            self.config.container_column.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if !headers.contains(wanted) {
-                return Err(FileError::Csv {
-                    line: 1,
-                    column: Some(wanted.clone()),
-                    message: format!("the header has no such column; it has {}", headers.join(", ")),
-                });
-            }
-        }
+        let mut reader = builder.from_reader(Quotes::new(file));
+        let headers = headers(&self.config, &mut reader)?;
         Ok((reader, headers))
     }
+}
+
+/// A CSV reader builder for the configuration (delimiter, strict row lengths).
+pub(crate) fn builder(config: &CsvConfig) -> std::result::Result<csv::ReaderBuilder, FileError> {
+    let delimiter = u8::try_from(config.delimiter).map_err(|_| FileError::Csv {
+        line: 0,
+        id: None,
+        column: None,
+        message: format!("the delimiter {:?} is not one byte", config.delimiter),
+    })?;
+    let mut builder = csv::ReaderBuilder::new();
+    // Row lengths are checked by `to_object`, which can name the row's id.
+    builder.delimiter(delimiter).flexible(true);
+    Ok(builder)
+}
+
+/// The header, checked: UTF-8, and holding every configured column.
+pub(crate) fn headers<R: Read>(
+    config: &CsvConfig,
+    reader: &mut csv::Reader<R>,
+) -> std::result::Result<Vec<String>, FileError> {
+    let headers = reader.byte_headers().map_err(|e| csv_error(&e, None))?;
+    let headers: Vec<String> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            String::from_utf8(h.to_vec())
+                .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
+                .map_err(|_| FileError::Csv {
+                    line: 1,
+                    id: None,
+                    column: Some(format!("#{}", i + 1)),
+                    message: "the header is not valid UTF-8".into(),
+                })
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    for wanted in [
+        Some(&config.id_column),
+        config.enabled_column.as_ref(),
+        config.container_column.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !headers.contains(wanted) {
+            return Err(FileError::Csv {
+                line: 1,
+                id: None,
+                column: Some(wanted.clone()),
+                message: format!("the header has no such column; it has {}", headers.join(", ")),
+            });
+        }
+    }
+    Ok(headers)
 }
 
 fn csv_error(e: &csv::Error, column: Option<String>) -> FileError {
@@ -81,7 +100,12 @@ fn csv_error(e: &csv::Error, column: Option<String>) -> FileError {
         }
         _ => e.to_string(),
     };
-    FileError::Csv { line, column, message }
+    FileError::Csv {
+        line,
+        id: None,
+        column,
+        message,
+    }
 }
 
 fn to_object(
@@ -90,24 +114,46 @@ fn to_object(
     row: &csv::ByteRecord,
 ) -> std::result::Result<SourceObject, FileError> {
     let line = row.position().map(|p| p.line()).unwrap_or(0);
-    let mut object = SourceObject::new(String::new(), ObjectKind::User);
+    // The id first, so that every other error names the object.
+    let id = headers
+        .iter()
+        .position(|h| h == &config.id_column)
+        .and_then(|i| row.get(i))
+        .and_then(|cell| std::str::from_utf8(cell).ok())
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && id.len() <= crate::MAX_VALUE_BYTES)
+        .map(str::to_owned);
+    let err = |column: &str, message: String| FileError::Csv {
+        line,
+        id: id.clone(),
+        column: Some(column.to_owned()),
+        message,
+    };
+    if row.len() != headers.len() {
+        return Err(FileError::Csv {
+            line,
+            id,
+            column: None,
+            message: format!("{} fields where the header has {}", row.len(), headers.len()),
+        });
+    }
+    let mut object = SourceObject::new(id.clone().unwrap_or_default(), ObjectKind::User);
     for (header, cell) in headers.iter().zip(row.iter()) {
+        if cell.len() > crate::MAX_VALUE_BYTES {
+            return Err(err(
+                header,
+                format!(
+                    "the value ({} bytes) is over the limit of {} bytes per value",
+                    cell.len(),
+                    crate::MAX_VALUE_BYTES
+                ),
+            ));
+        }
         let value = std::str::from_utf8(cell)
-            .map_err(|_| FileError::Csv {
-                line,
-                column: Some(header.clone()),
-                message: "not valid UTF-8".into(),
-            })?
+            .map_err(|_| err(header, "not valid UTF-8".into()))?
             .trim();
-        if header == &config.id_column {
-            if value.is_empty() {
-                return Err(FileError::Csv {
-                    line,
-                    column: Some(header.clone()),
-                    message: "the id is empty".into(),
-                });
-            }
-            object.id = ExternalId(value.to_owned());
+        if header == &config.id_column && value.is_empty() {
+            return Err(err(header, "the id is empty".into()));
         }
         if config.enabled_column.as_ref() == Some(header) {
             object.enabled = !config.inactive_values.iter().any(|v| v.eq_ignore_ascii_case(value));
@@ -122,6 +168,129 @@ fn to_object(
         }
     }
     Ok(object)
+}
+
+/// A reader that counts the `"` it passes: an odd count at the end means
+/// a quoted value never closed, and the csv crate then reads the rest of
+/// the file into that value.
+#[derive(Debug)]
+pub(crate) struct Quotes<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R> Quotes<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Quotes { inner, count: 0 }
+    }
+}
+
+impl<R: Read> Read for Quotes<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += buf[..n].iter().filter(|b| **b == b'"').count() as u64;
+        Ok(n)
+    }
+}
+
+/// A row read but not yet sent.
+struct Held {
+    item: Result<ReadItem>,
+    line: u64,
+    id: Option<String>,
+    /// A value of the row spans lines.
+    multiline: bool,
+}
+
+/// Reads every row of `reader` (its header already read), passing on one
+/// object or one error per row, then the end. A row whose id was seen
+/// before is an error, and only the first row with an id becomes an object.
+/// A quote never closed swallows the rest of the file into the last row:
+/// that row is an error instead and the read is not complete. Stops when
+/// `send` returns false (the stream was dropped).
+pub(crate) fn read_rows<R: Read>(
+    config: &CsvConfig,
+    headers: &[String],
+    mut reader: csv::Reader<Quotes<R>>,
+    scope: &Scope,
+    mut send: impl FnMut(Result<ReadItem>) -> bool,
+) {
+    let mut seen = std::collections::HashMap::new();
+    let mut row = csv::ByteRecord::new();
+    let mut complete = true;
+    // Each row is sent when the next one is read: the last row must wait
+    // for the end of the file, to know whether a quote swallowed the rest.
+    let mut held: Option<Held> = None;
+    loop {
+        let line = |row: &csv::ByteRecord| row.position().map(|p| p.line()).unwrap_or(0);
+        let item = match reader.read_byte_record(&mut row) {
+            Ok(false) => break,
+            Ok(true) => match to_object(config, headers, &row) {
+                Ok(o) => match seen.get(&o.id) {
+                    Some(first) => Err(FileError::Csv {
+                        line: line(&row),
+                        id: Some(o.id.0.clone()),
+                        column: Some(config.id_column.clone()),
+                        message: format!("the id is already on line {first}; this row is skipped"),
+                    }
+                    .into()),
+                    None => {
+                        seen.insert(o.id.clone(), line(&row));
+                        if !scope.container_in_scope(&o.container) {
+                            continue;
+                        }
+                        Ok(ReadItem::Object(o))
+                    }
+                },
+                Err(e) => Err(e.into()),
+            },
+            Err(e) if e.is_io_error() => {
+                complete = false;
+                Err(csv_error(&e, None).into())
+            }
+            Err(e) => Err(csv_error(&e, None).into()),
+        };
+        let id = match &item {
+            Ok(ReadItem::Object(o)) => Some(o.id.0.clone()),
+            _ => None,
+        };
+        let multiline = row.iter().any(|cell| cell.contains(&b'\n'));
+        if let Some(previous) = held.replace(Held {
+            item,
+            line: line(&row),
+            id,
+            multiline,
+        }) && !send(previous.item)
+        {
+            return;
+        }
+        if !complete {
+            break;
+        }
+    }
+    // An odd number of quotes and a last row spanning lines: a quote in it
+    // was never closed. (A stray quote inside an unquoted value also makes
+    // the count odd, but swallows nothing.)
+    if let Some(last) = held.as_mut()
+        && complete
+        && last.multiline
+        && reader.get_ref().count % 2 == 1
+    {
+        complete = false;
+        last.item = Err(FileError::Csv {
+            line: last.line,
+            id: last.id.clone(),
+            column: None,
+            message: "a '\"' in this row is never closed: the rest of the file reads as one value, so this row and any after it are not read".into(),
+        }
+        .into());
+    }
+    if let Some(last) = held
+        && !send(last.item)
+    {
+        return;
+    }
+    send(Ok(crate::stream::end(complete)));
 }
 
 #[async_trait]
@@ -139,44 +308,11 @@ impl Source for CsvSource {
     }
 
     async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {
-        let (mut reader, headers) = self.open().map_err(Error::from)?;
+        let (reader, headers) = self.open().map_err(Error::from)?;
         let config = self.config.clone();
         let scope = scope.clone();
         Ok(blocking_stream(move |tx: mpsc::Sender<Result<ReadItem>>| {
-            let mut seen = std::collections::HashMap::new();
-            let mut row = csv::ByteRecord::new();
-            let mut complete = true;
-            loop {
-                let item = match reader.read_byte_record(&mut row) {
-                    Ok(false) => break,
-                    Ok(true) => match to_object(&config, &headers, &row) {
-                        Ok(o) if !scope.container_in_scope(&o.container) => continue,
-                        Ok(o) => {
-                            let line = row.position().map(|p| p.line()).unwrap_or(0);
-                            match seen.insert(o.id.clone(), line) {
-                                Some(first) => Err(FileError::Csv {
-                                    line,
-                                    column: Some(config.id_column.clone()),
-                                    message: format!("id {:?} is already on line {first}; this row is skipped", o.id.0),
-                                }
-                                .into()),
-                                None => Ok(ReadItem::Object(o)),
-                            }
-                        }
-                        Err(e) => Err(e.into()),
-                    },
-                    Err(e) if e.is_io_error() => {
-                        complete = false;
-                        let _ = tx.blocking_send(Err(csv_error(&e, None).into()));
-                        break;
-                    }
-                    Err(e) => Err(csv_error(&e, None).into()),
-                };
-                if tx.blocking_send(item).is_err() {
-                    return;
-                }
-            }
-            let _ = tx.blocking_send(Ok(crate::stream::end(complete)));
+            read_rows(&config, &headers, reader, &scope, |item| tx.blocking_send(item).is_ok());
         }))
     }
 

@@ -35,10 +35,12 @@ pub enum FileError {
         message: String,
     },
     /// A malformed CSV row.
-    #[error("CSV line {line}{}: {message}", column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default())]
+    #[error("CSV line {line}{}{}: {message}", id.as_ref().map(|i| format!(", id {i}")).unwrap_or_default(), column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default())]
     Csv {
         /// The line.
         line: u64,
+        /// The row's id, when it could be read.
+        id: Option<String>,
         /// The column, when known.
         column: Option<String>,
         /// What is wrong.
@@ -59,6 +61,7 @@ impl FileError {
         match self {
             FileError::Ldif { dn: Some(dn), .. } => dn.clone(),
             FileError::Ldif { line, .. } | FileError::Io { line, .. } => format!("line {line}"),
+            FileError::Csv { id: Some(id), .. } => id.clone(),
             FileError::Csv { line, .. } => format!("line {line}"),
             FileError::Open { path, .. } => path.clone(),
         }

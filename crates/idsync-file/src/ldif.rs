@@ -8,6 +8,13 @@ use base64::Engine as _;
 
 use crate::error::FileError;
 
+pub use crate::MAX_VALUE_BYTES;
+
+/// The longest logical line kept in memory: a value of
+/// [`MAX_VALUE_BYTES`] in base64 plus room for the attribute's name.
+/// Longer lines are read to their end but not kept.
+pub const MAX_LINE_BYTES: usize = MAX_VALUE_BYTES / 3 * 4 + 4096;
+
 /// One content record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
@@ -36,7 +43,7 @@ pub struct LdifReader<R> {
     /// Lines read so far.
     line: usize,
     /// A line read ahead (the start of the next logical line).
-    pending: Option<String>,
+    pending: Option<Line>,
     done: bool,
 }
 
@@ -51,30 +58,49 @@ impl<R: BufRead> LdifReader<R> {
         }
     }
 
-    /// The next physical line without its end, `None` at the end.
-    fn physical(&mut self) -> Result<Option<String>, FileError> {
-        let mut buf = Vec::new();
-        let n = self.input.read_until(b'\n', &mut buf).map_err(|e| FileError::Io {
-            line: self.line + 1,
-            source: e,
-        })?;
-        if n == 0 {
+    /// The next physical line without its end, `None` at the end. A line
+    /// longer than [`MAX_LINE_BYTES`] is read to its end but only its start
+    /// is kept, and it comes back marked overlong.
+    fn physical(&mut self) -> Result<Option<Line>, FileError> {
+        let mut line = Line::default();
+        let mut any = false;
+        loop {
+            let chunk = match self.input.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(FileError::Io {
+                        line: self.line + 1,
+                        source: e,
+                    });
+                }
+            };
+            if chunk.is_empty() {
+                break;
+            }
+            any = true;
+            let (take, ends) = match chunk.iter().position(|b| *b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (chunk.len(), false),
+            };
+            line.push(&chunk[..take]);
+            self.input.consume(take);
+            if ends {
+                break;
+            }
+        }
+        if !any {
             return Ok(None);
         }
         self.line += 1;
-        while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            buf.pop();
+        while line.bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            line.bytes.pop();
         }
-        String::from_utf8(buf).map(Some).map_err(|_| FileError::Ldif {
-            line: self.line,
-            dn: None,
-            field: None,
-            message: "the line is not valid UTF-8 (binary values must be base64, written with '::')".into(),
-        })
+        Ok(Some(line))
     }
 
     /// The next logical line (folded lines joined), with its first line number.
-    fn logical(&mut self) -> Result<Option<(usize, String)>, FileError> {
+    fn logical(&mut self) -> Result<Option<(usize, Line)>, FileError> {
         let first = match self.pending.take() {
             Some(l) => l,
             None => match self.physical()? {
@@ -86,7 +112,10 @@ impl<R: BufRead> LdifReader<R> {
         let mut joined = first;
         loop {
             match self.physical()? {
-                Some(next) if next.starts_with(' ') => joined.push_str(&next[1..]),
+                Some(next) if next.bytes.starts_with(b" ") => {
+                    joined.overlong |= next.overlong;
+                    joined.push(&next.bytes[1..]);
+                }
                 Some(next) => {
                     self.pending = Some(next);
                     break;
@@ -100,7 +129,7 @@ impl<R: BufRead> LdifReader<R> {
     /// Skips the rest of a record after an error, so the next one reads cleanly.
     fn skip_record(&mut self) {
         while let Ok(Some((_, l))) = self.logical() {
-            if l.is_empty() {
+            if l.bytes.is_empty() {
                 break;
             }
         }
@@ -111,15 +140,16 @@ impl<R: BufRead> LdifReader<R> {
         let (line, first) = loop {
             match self.logical()? {
                 None => return Ok(None),
-                Some((_, l)) if l.is_empty() || l.starts_with('#') => continue,
-                Some((n, l)) if n == 1 || l.starts_with("version:") => {
-                    if let Some(v) = l.strip_prefix("version:") {
+                Some((_, l)) if l.bytes.is_empty() || l.bytes.starts_with(b"#") => continue,
+                Some((n, l)) if n == 1 || l.bytes.starts_with(b"version:") => {
+                    if let Some(v) = l.bytes.strip_prefix(b"version:") {
+                        let v = String::from_utf8_lossy(v);
                         if v.trim() != "1" {
                             return Err(FileError::Ldif {
                                 line: n,
                                 dn: None,
                                 field: Some("version".into()),
-                                message: format!("LDIF version {:?} is not supported (only 1)", v.trim()),
+                                message: format!("LDIF version {:?} is not supported (only 1)", truncate(v.trim())),
                             });
                         }
                         continue;
@@ -148,8 +178,8 @@ impl<R: BufRead> LdifReader<R> {
         loop {
             match self.logical()? {
                 None => break,
-                Some((_, l)) if l.is_empty() => break,
-                Some((_, l)) if l.starts_with('#') => continue,
+                Some((_, l)) if l.bytes.is_empty() => break,
+                Some((_, l)) if l.bytes.starts_with(b"#") => continue,
                 Some((n, l)) => {
                     let (name, value) = parse_line(n, &l, Some(&dn))?;
                     if name.eq_ignore_ascii_case("changetype") || name.eq_ignore_ascii_case("control") {
@@ -168,46 +198,108 @@ impl<R: BufRead> LdifReader<R> {
     }
 }
 
-/// Splits `name: value`, `name:: base64` (and refuses `name:< url`).
-fn parse_line(line: usize, text: &str, dn: Option<&str>) -> Result<(String, Vec<u8>), FileError> {
+/// A physical or logical line as read: its bytes (only the start of an
+/// overlong one) and whether it was longer than [`MAX_LINE_BYTES`].
+#[derive(Debug, Default)]
+struct Line {
+    bytes: Vec<u8>,
+    overlong: bool,
+}
+
+impl Line {
+    /// Appends `more`, keeping at most [`MAX_LINE_BYTES`] (then only the
+    /// start, enough to name the attribute in the error).
+    fn push(&mut self, more: &[u8]) {
+        if self.overlong {
+            return;
+        }
+        if self.bytes.len() + more.len() > MAX_LINE_BYTES {
+            self.overlong = true;
+            let keep = (KEPT_OF_OVERLONG).saturating_sub(self.bytes.len());
+            self.bytes.truncate(KEPT_OF_OVERLONG);
+            self.bytes.extend_from_slice(&more[..keep.min(more.len())]);
+            return;
+        }
+        self.bytes.extend_from_slice(more);
+    }
+}
+
+/// Bytes kept of an overlong line: enough for the attribute's name.
+const KEPT_OF_OVERLONG: usize = 256;
+
+/// Splits `name: value`, `name:: base64` (and refuses `name:< url`). A
+/// plain value must be UTF-8 and no value may exceed [`MAX_VALUE_BYTES`].
+fn parse_line(line: usize, text: &Line, dn: Option<&str>) -> Result<(String, Vec<u8>), FileError> {
     let err = |field: Option<&str>, message: String| FileError::Ldif {
         line,
         dn: dn.map(str::to_owned),
         field: field.map(str::to_owned),
         message,
     };
-    let Some((name, rest)) = text.split_once(':') else {
+    let Some(colon) = text.bytes.iter().position(|b| *b == b':') else {
         return Err(err(
             None,
-            format!("expected 'attribute: value', found {:?}", truncate(text)),
+            format!(
+                "expected 'attribute: value', found {:?}",
+                truncate(&String::from_utf8_lossy(&text.bytes))
+            ),
         ));
     };
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';' || c == '.')
-    {
-        return Err(err(
-            None,
-            format!("{:?} is not an attribute description", truncate(name)),
-        ));
+    let (name, rest) = (&text.bytes[..colon], &text.bytes[colon + 1..]);
+    let name = match std::str::from_utf8(name) {
+        Ok(n)
+            if !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ';' | '.')) =>
+        {
+            n
+        }
+        _ => {
+            return Err(err(
+                None,
+                format!(
+                    "{:?} is not an attribute description",
+                    truncate(&String::from_utf8_lossy(name))
+                ),
+            ));
+        }
+    };
+    let too_big = |size: Option<usize>| {
+        err(
+            Some(name),
+            format!(
+                "the value{} is over the limit of {MAX_VALUE_BYTES} bytes per value",
+                size.map(|s| format!(" ({s} bytes)")).unwrap_or_default()
+            ),
+        )
+    };
+    if text.overlong {
+        return Err(too_big(None));
     }
-    let value = if let Some(b64) = rest.strip_prefix(':') {
+    let value = if let Some(b64) = rest.strip_prefix(b":") {
         base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
+            .decode(b64.trim_ascii())
             .map_err(|e| err(Some(name), format!("the base64 value does not decode: {e}")))?
-    } else if rest.starts_with('<') {
+    } else if rest.starts_with(b"<") {
         return Err(err(
             Some(name),
             "URL values (':<') are not read, for safety; inline the value".into(),
         ));
     } else {
-        rest.strip_prefix(' ')
-            .unwrap_or(rest)
-            .trim_start_matches(' ')
-            .as_bytes()
-            .to_vec()
+        let plain = rest.strip_prefix(b" ").unwrap_or(rest);
+        let start = plain.iter().position(|b| *b != b' ').unwrap_or(plain.len());
+        let plain = &plain[start..];
+        if std::str::from_utf8(plain).is_err() {
+            return Err(err(
+                Some(name),
+                "the value is not valid UTF-8 (binary values must be base64, written with '::')".into(),
+            ));
+        }
+        plain.to_vec()
     };
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(too_big(Some(value.len())));
+    }
     Ok((name.to_owned(), value))
 }
 

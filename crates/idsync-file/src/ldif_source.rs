@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -79,6 +79,12 @@ fn to_object(config: &LdifConfig, r: &Record) -> std::result::Result<Option<(Sou
     } else {
         String::from_utf8(raw_id.to_vec()).map_err(|_| bad(&config.id_attribute, "not valid UTF-8".into()))?
     };
+    if id.trim().is_empty() {
+        return Err(bad(
+            &config.id_attribute,
+            "empty: every user and group needs its id".into(),
+        ));
+    }
     let mut object = SourceObject::new(id, kind).in_container(parent(&r.dn));
     object
         .attributes
@@ -117,6 +123,50 @@ fn to_object(config: &LdifConfig, r: &Record) -> std::result::Result<Option<(Sou
     Ok(Some((object, members)))
 }
 
+/// Reads every record of `reader`, passing on objects (groups last, their
+/// member DNs turned into ids), one error per bad record, and the end.
+/// Stops when `send` returns false (the stream was dropped).
+pub(crate) fn read_records<R: BufRead>(
+    config: &LdifConfig,
+    reader: LdifReader<R>,
+    scope: &Scope,
+    mut send: impl FnMut(Result<ReadItem>) -> bool,
+) {
+    let mut ids: HashMap<String, ExternalId> = HashMap::new();
+    let mut groups: Vec<(SourceObject, Vec<String>)> = Vec::new();
+    let mut complete = true;
+    for record in reader {
+        let item = match record.and_then(|r| Ok((dn_key(&r.dn), to_object(config, &r)?))) {
+            Ok((_, None)) => continue,
+            Ok((key, Some((object, members)))) => {
+                ids.insert(key, object.id.clone());
+                if !scope.container_in_scope(&object.container) {
+                    continue;
+                }
+                if object.kind == ObjectKind::Group {
+                    groups.push((object, members));
+                    continue;
+                }
+                Ok(ReadItem::Object(object))
+            }
+            Err(e) => {
+                complete &= !matches!(e, FileError::Io { .. });
+                Err(Error::from(e))
+            }
+        };
+        if !send(item) {
+            return;
+        }
+    }
+    for (mut group, members) in groups {
+        group.members = members.iter().filter_map(|dn| ids.get(&dn_key(dn)).cloned()).collect();
+        if !send(Ok(ReadItem::Object(group))) {
+            return;
+        }
+    }
+    send(Ok(crate::stream::end(complete)));
+}
+
 #[async_trait]
 impl Source for LdifSource {
     fn backend(&self) -> &'static str {
@@ -136,39 +186,7 @@ impl Source for LdifSource {
         let config = self.config.clone();
         let scope = scope.clone();
         Ok(blocking_stream(move |tx: mpsc::Sender<Result<ReadItem>>| {
-            let mut ids: HashMap<String, ExternalId> = HashMap::new();
-            let mut groups: Vec<(SourceObject, Vec<String>)> = Vec::new();
-            let mut complete = true;
-            for record in reader {
-                let item = match record.and_then(|r| Ok((dn_key(&r.dn), to_object(&config, &r)?))) {
-                    Ok((_, None)) => continue,
-                    Ok((key, Some((object, members)))) => {
-                        ids.insert(key, object.id.clone());
-                        if !scope.container_in_scope(&object.container) {
-                            continue;
-                        }
-                        if object.kind == ObjectKind::Group {
-                            groups.push((object, members));
-                            continue;
-                        }
-                        Ok(ReadItem::Object(object))
-                    }
-                    Err(e) => {
-                        complete &= !matches!(e, FileError::Io { .. });
-                        Err(Error::from(e))
-                    }
-                };
-                if tx.blocking_send(item).is_err() {
-                    return;
-                }
-            }
-            for (mut group, members) in groups {
-                group.members = members.iter().filter_map(|dn| ids.get(&dn_key(dn)).cloned()).collect();
-                if tx.blocking_send(Ok(ReadItem::Object(group))).is_err() {
-                    return;
-                }
-            }
-            let _ = tx.blocking_send(Ok(crate::stream::end(complete)));
+            read_records(&config, reader, &scope, |item| tx.blocking_send(item).is_ok());
         }))
     }
 

@@ -55,9 +55,9 @@ async fn quoted_fields_non_ascii_inactive_and_bad_rows() {
     assert_eq!(
         errors,
         vec![
-            "file read [line 5]: invalid data: CSV line 5: 5 fields where the header has 6",
+            "file read [E4]: invalid data: CSV line 5, id E4: 5 fields where the header has 6",
             "file read [line 6] field \"employee_id\": invalid data: CSV line 6, column employee_id: the id is empty",
-            "file read [line 7] field \"employee_id\": invalid data: CSV line 7, column employee_id: id \"E1\" is already on line 2; this row is skipped",
+            "file read [E1] field \"employee_id\": invalid data: CSV line 7, id E1, column employee_id: the id is already on line 2; this row is skipped",
         ]
     );
 }
@@ -69,7 +69,7 @@ async fn invalid_utf8_names_the_row_and_column() {
     assert_eq!(objects.len(), 2);
     assert_eq!(
         errors,
-        vec!["file read [line 3] field \"name\": invalid data: CSV line 3, column name: not valid UTF-8"]
+        vec!["file read [2] field \"name\": invalid data: CSV line 3, id 2, column name: not valid UTF-8"]
     );
 }
 
