@@ -9,7 +9,7 @@
 //! to converge, objects lost); run with `--nocapture` to see them.
 #![cfg(all(feature = "ldap", feature = "scim"))]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -419,6 +419,23 @@ async fn count_by(server: &Scim2Server, kind: &str, attribute: &str) -> BTreeMap
     counts
 }
 
+/// Each user and group once on the server (by `userName`, `displayName`),
+/// `users` and `groups` of them, every group with `members` members;
+/// returns how many are missing.
+async fn assert_no_duplicates(server: &Scim2Server, users: usize, groups: usize, members: usize) -> usize {
+    let by_name = count_by(server, "Users", "userName").await;
+    let duplicates: Vec<_> = by_name.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(duplicates.is_empty(), "duplicate users: {duplicates:?}");
+    let by_group = count_by(server, "Groups", "displayName").await;
+    let duplicates: Vec<_> = by_group.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(duplicates.is_empty(), "duplicate groups: {duplicates:?}");
+    assert_eq!((by_name.len(), by_group.len()), (users, groups));
+    for g in resources(server, "Groups").await {
+        assert_eq!(g["members"].as_array().map(Vec::len), Some(members), "{g}");
+    }
+    users + groups - by_name.len() - by_group.len()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bursts_of_429_and_5xx_and_lost_answers_while_applying_create_no_duplicates() {
     let Some(server) = scim2_server().await else { return };
@@ -448,9 +465,10 @@ async fn bursts_of_429_and_5xx_and_lost_answers_while_applying_create_no_duplica
         json!([{"field": "userName", "attribute": "uid"}, {"field": "displayName", "attribute": "cn"}]),
         json!([{"field": "displayName", "attribute": "cn"}]),
     );
+    let source = MemorySource::with_objects(objects);
     let engine = Engine::new(
         p.clone(),
-        Arc::new(MemorySource::with_objects(objects)),
+        Arc::new(source.clone()),
         Arc::new(target),
         Arc::new(MemoryStateStore::new()),
     );
@@ -460,34 +478,36 @@ async fn bursts_of_429_and_5xx_and_lost_answers_while_applying_create_no_duplica
     http.fail_next(3, 503, None, Some(reqwest::Method::POST));
     http.fail_next(4, 500, None, Some(reqwest::Method::PATCH));
     http.fail_next(2, 429, Some("1"), Some(reqwest::Method::PATCH));
-    // The first two answers the server sends during apply are lost after it acted.
-    tcp.reset_after(0, 2);
-    let report = engine.apply(prepared).await.unwrap();
-    eprintln!(
-        "first apply: {:?}, {} failed",
-        report.outcome,
-        report.failures().count()
-    );
-    let iterations = 1 + converge(&engine).await;
+    engine.apply(prepared).await.unwrap();
+    let mut iterations = 1 + converge(&engine).await;
     assert_eq!(http.pending_faults(), 0, "every fault was met");
+    assert_no_duplicates(&server, users, groups, users / groups).await;
 
-    let by_name = count_by(&server, "Users", "userName").await;
-    assert_eq!(by_name.len(), users, "{by_name:?}");
-    let duplicates: Vec<_> = by_name.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(duplicates.is_empty(), "duplicate users: {duplicates:?}");
-    let by_group = count_by(&server, "Groups", "displayName").await;
-    assert_eq!(by_group.values().copied().collect::<Vec<_>>(), [1; 3], "{by_group:?}");
-    let members: HashMap<String, usize> = resources(&server, "Groups")
-        .await
-        .iter()
-        .map(|g| {
-            let n = g["members"].as_array().map(Vec::len).unwrap_or(0);
-            (g["displayName"].as_str().unwrap_or_default().to_owned(), n)
-        })
-        .collect();
-    assert!(members.values().all(|n| *n == users / groups), "{members:?}");
-    let lost = users + groups - by_name.len() - by_group.len();
-    let injected = http.seen().iter().filter(|s| s.faulted).count() as u64 + tcp.stats().faults();
+    // Lost answers: for a whole apply, every connection is reset as soon as
+    // the server answers, after it acted (Bulk requests, single POSTs and
+    // the look-ups that follow them alike).
+    let more = 20;
+    let mut group = SourceObject::new("g-new", ObjectKind::Group).with("cn", "group-new");
+    for i in users..users + more {
+        source.upsert(
+            SourceObject::new(format!("u{i}"), ObjectKind::User)
+                .with("uid", format!("user{i:02}"))
+                .with("cn", format!("User {i}")),
+        );
+        group = group.with_member(format!("u{i}"));
+    }
+    source.upsert(group);
+    let prepared = engine.prepare(&RunOptions::default()).await.unwrap();
+    assert_eq!(prepared.plan.counts.create, more + 1);
+    let http_faults = http.seen().iter().filter(|s| s.faulted).count() as u64;
+    tcp.reset_after(0, usize::MAX);
+    let report = engine.apply(prepared).await.unwrap();
+    assert_eq!(report.applied(), 0, "{}", report.to_json());
+    tcp.heal();
+    iterations += 1 + converge(&engine).await;
+    assert!(tcp.stats().resets >= more as u64, "{:?}", tcp.stats());
+    let lost = assert_no_duplicates(&server, users + more, groups + 1, more).await;
+    let injected = http_faults + tcp.stats().faults();
     figures(
         "429/5xx/lost answers while applying into SCIM",
         injected,

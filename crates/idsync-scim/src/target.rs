@@ -222,13 +222,26 @@ impl ScimTarget {
             Err(e) => {
                 // A uniqueness conflict, or a failure after which the POST may
                 // have landed: the link tells whether the account exists.
-                let maybe_there = e.status().is_some_and(|s| s.as_u16() == 409 || s.is_server_error())
-                    || matches!(e, HttpError::Transport { .. });
-                if maybe_there && let Ok(Some(existing)) = self.find_by_link(kind, link).await {
-                    return Ok(Applied {
-                        target: Some(existing.id),
-                        note: Some("already existed with this link".into()),
-                    });
+                let maybe_there = e.status().is_some_and(|s| s.as_u16() == 409) || bulk::may_have_landed(&e);
+                if maybe_there {
+                    match self.find_by_link(kind, link).await {
+                        Ok(Some(existing)) => {
+                            return Ok(Applied {
+                                target: Some(existing.id),
+                                note: Some("already existed with this link".into()),
+                            });
+                        }
+                        Ok(None) => {}
+                        // Neither the answer nor the look-up came back: a
+                        // second POST could make a second account. Not retried
+                        // in this run; the next one lists the linked accounts
+                        // and sees whether it landed.
+                        Err(lookup) if bulk::may_have_landed(&e) => {
+                            let what = format!("create {kind}, outcome unknown (the look-up failed too: {lookup})");
+                            return Err(http_to_core(e, op, &what, Some(&name)).permanent());
+                        }
+                        Err(_) => {}
+                    }
                 }
                 Err(http_to_core(e, op, &format!("create {kind}"), Some(&name)))
             }

@@ -175,3 +175,30 @@ async fn a_wrong_token_stops_the_run() {
     assert!(err.stops_run());
     assert!(!err.to_string().contains("wrong-token"), "{err}");
 }
+
+#[tokio::test]
+async fn a_bulk_answer_lost_after_the_server_acted_creates_no_second_copies() {
+    let Some(server) = scim2_server().await else { return };
+    let proxy = idsync_testkit::proxy::TcpProxy::start(server.port()).await.unwrap();
+    let base = format!("http://127.0.0.1:{}/v2", proxy.port());
+    let t = ScimTarget::connect(config(&base, server.token())).await.unwrap();
+    assert!(t.uses_bulk());
+    let profile = ProfileId::new_random();
+    // Groups have no unique name the server could refuse a second copy by.
+    let ops: Vec<TargetOp> = (0..10)
+        .map(|i| TargetOp::Create {
+            kind: ObjectKind::Group,
+            link: link(profile, &format!("g{i}")),
+            fields: fields(&[("displayName", &format!("group {i}"))]),
+        })
+        .collect();
+    // The connection is reset when the Bulk answer starts: the server created them all.
+    proxy.reset_after(0, 1);
+    let results = futures::future::join_all(ops.iter().map(|op| t.apply(op))).await;
+    assert_eq!(proxy.stats().resets, 1);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let groups = raw(&server).get("Groups?count=100").await;
+    assert_eq!(groups["totalResults"], 10, "no second copies");
+    let linked: Vec<TargetAccount> = t.linked(profile).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(linked.len(), 10);
+}

@@ -142,6 +142,26 @@ async fn send(client: &ScimClient, batch: Vec<Job>) {
     tracing::debug!(operations = batch.len(), "SCIM Bulk request");
     let answer = match client.bulk(operations).await {
         Ok(r) => r.json::<Value>().ok(),
+        Err(e) if may_have_landed(&e) => {
+            // Some or all of the creates may be on the server: POSTing them
+            // again one by one could make second copies (groups have no
+            // unique name to refuse them). Each caller looks its account
+            // up by the link instead.
+            tracing::info!(error = %e, "SCIM Bulk request failed after it may have reached the server");
+            let url = client.url(&["Bulk"]).to_string();
+            let status = e.status().unwrap_or(StatusCode::BAD_GATEWAY);
+            for (i, job) in batch.into_iter().enumerate() {
+                let _ = job.reply.send(Err(HttpError::Status {
+                    method: Method::POST,
+                    url: format!("{url}#b{i}"),
+                    status,
+                    retry_after: None,
+                    body: format!("the Bulk request failed: {e}").into_bytes().into(),
+                    retries: 0,
+                }));
+            }
+            return;
+        }
         Err(e) => {
             tracing::info!(error = %e, "SCIM Bulk request failed; creating one by one");
             None
@@ -197,4 +217,10 @@ async fn send(client: &ScimClient, batch: Vec<Job>) {
         };
         let _ = job.reply.send(outcome);
     }
+}
+
+/// True when a failed request may still have been carried out: a 5xx, or
+/// a connection lost after the request was sent.
+pub(crate) fn may_have_landed(e: &HttpError) -> bool {
+    e.status().is_some_and(|s| s.is_server_error()) || matches!(e, HttpError::Transport { .. })
 }
