@@ -126,7 +126,15 @@ pub enum StateConfig {
     Sql {
         /// As for the SQL target; it may be the same database.
         url: SqlUrl,
+        /// How long a run's lease lasts unless renewed ("2m"): a worker
+        /// that dies holds its profiles this long.
+        #[serde(default = "default_lease")]
+        lease: String,
     },
+}
+
+fn default_lease() -> String {
+    "2m".into()
 }
 
 impl Default for StateConfig {

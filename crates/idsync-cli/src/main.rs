@@ -211,7 +211,7 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
 }
 
 async fn open_state(config: &Config) -> Result<State, Failure> {
-    State::open(config).await.map_err(Failure::unavailable)
+    State::open(config).await
 }
 
 async fn engine(config: &Config, state: &State) -> Result<Engine, Failure> {

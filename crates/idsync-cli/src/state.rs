@@ -9,11 +9,8 @@ use std::time::Duration;
 use idsync_core::{JsonFileStateStore, ProfileId, RunReport, StateStore};
 use idsync_sql::{Lease, SqlStateStore};
 
-use crate::config::{Config, StateConfig};
-
-/// How long a lease lasts without renewal; it is renewed every third of it
-/// while the run goes on, so a worker that dies frees its profile this soon.
-const LEASE_TTL: Duration = Duration::from_secs(120);
+use crate::Failure;
+use crate::config::{Config, StateConfig, parse_duration};
 
 /// A profile's state, opened.
 pub enum State {
@@ -25,7 +22,13 @@ pub enum State {
         store: Arc<JsonFileStateStore>,
     },
     /// Tables in a database.
-    Sql(Arc<SqlStateStore>),
+    Sql {
+        /// The store.
+        store: Arc<SqlStateStore>,
+        /// How long a lease lasts without renewal; it is renewed every
+        /// third of it while the run goes on.
+        lease: Duration,
+    },
 }
 
 /// One run at a time per profile: a file lock, or a database lease kept
@@ -46,15 +49,20 @@ pub enum RunLock {
 
 impl State {
     /// Opens the state the profile file names.
-    pub async fn open(config: &Config) -> idsync_core::Result<State> {
+    pub async fn open(config: &Config) -> Result<State, Failure> {
         Ok(match &config.state {
             StateConfig::Json { path } => State::Json {
                 dir: path.clone(),
-                store: Arc::new(JsonFileStateStore::new(path)?),
+                store: Arc::new(JsonFileStateStore::new(path).map_err(Failure::unavailable)?),
             },
-            StateConfig::Sql { url } => {
-                State::Sql(Arc::new(SqlStateStore::connect(&url.resolved(&config.base)).await?))
-            }
+            StateConfig::Sql { url, lease } => State::Sql {
+                lease: parse_duration("state.lease", lease).map_err(Failure::config)?,
+                store: Arc::new(
+                    SqlStateStore::connect(&url.resolved(&config.base))
+                        .await
+                        .map_err(Failure::unavailable)?,
+                ),
+            },
         })
     }
 
@@ -62,7 +70,7 @@ impl State {
     pub fn store(&self) -> Arc<dyn StateStore> {
         match self {
             State::Json { store, .. } => store.clone(),
-            State::Sql(store) => store.clone(),
+            State::Sql { store, .. } => store.clone(),
         }
     }
 
@@ -70,7 +78,7 @@ impl State {
     pub fn describe(&self) -> String {
         match self {
             State::Json { dir, .. } => format!("in {}", dir.display()),
-            State::Sql(store) => format!("in a {:?} database", store.dialect()),
+            State::Sql { store, .. } => format!("in a {:?} database", store.dialect()),
         }
     }
 
@@ -78,7 +86,7 @@ impl State {
     pub async fn record(&self, report: &RunReport) -> Result<(), String> {
         match self {
             State::Json { dir, .. } => record_json(dir, report),
-            State::Sql(store) => store.record(report).await.map_err(|e| e.to_string()),
+            State::Sql { store, .. } => store.record(report).await.map_err(|e| e.to_string()),
         }
     }
 
@@ -90,7 +98,7 @@ impl State {
                 let skip = all.len().saturating_sub(limit);
                 Ok(all.split_off(skip))
             }
-            State::Sql(store) => store.history(profile, limit).await.map_err(|e| e.to_string()),
+            State::Sql { store, .. } => store.history(profile, limit).await.map_err(|e| e.to_string()),
         }
     }
 
@@ -109,14 +117,14 @@ impl State {
                     )),
                 }
             }
-            State::Sql(store) => {
+            State::Sql { store, lease: ttl } => {
                 let worker = worker_name();
                 let lease = store
-                    .try_lease(profile, &worker, LEASE_TTL)
+                    .try_lease(profile, &worker, *ttl)
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| format!("profile {profile} is already running (another worker holds its lease)"))?;
-                let renewer = tokio::spawn(renew(store.clone(), lease.clone()));
+                let renewer = tokio::spawn(renew(store.clone(), lease.clone(), *ttl));
                 Ok(RunLock::Lease {
                     store: store.clone(),
                     lease,
@@ -140,10 +148,10 @@ impl RunLock {
 }
 
 /// Keeps a lease alive; stops when it is lost.
-async fn renew(store: Arc<SqlStateStore>, mut lease: Lease) {
+async fn renew(store: Arc<SqlStateStore>, mut lease: Lease, ttl: Duration) {
     loop {
-        tokio::time::sleep(LEASE_TTL / 3).await;
-        match store.renew(&lease, LEASE_TTL).await {
+        tokio::time::sleep(ttl / 3).await;
+        match store.renew(&lease, ttl).await {
             Ok(Some(l)) => lease = l,
             Ok(None) => {
                 tracing::error!(profile = %lease.profile, "the lease was lost: another worker may run this profile");
