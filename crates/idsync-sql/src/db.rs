@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::SqlError;
 
@@ -88,7 +88,12 @@ impl Db {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| SqlError::config("url", e.to_string()))?
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(Duration::from_secs(10))
+                // WAL with NORMAL sync: a commit survives the process being
+                // killed (only a power cut may lose the last ones), and
+                // readers do not block the writer.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
             let memory = lower.contains(":memory:") || lower.contains("mode=memory");
             let pool = SqlitePoolOptions::new()
                 .max_connections(if memory { 1 } else { 8 })
