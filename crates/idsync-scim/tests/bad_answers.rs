@@ -2,120 +2,36 @@
 //! every error status mapped to the right kind (transient or permanent)
 //! with the server's detail and the object in the message, and a listing
 //! with malformed resources among good ones: the good ones arrive, each bad
-//! one is an error naming it. A scripted HTTP server on loopback, no
-//! scim2-server needed.
-
-use std::sync::{Arc, Mutex};
+//! one is an error naming it. The testkit's scripted HTTP server on
+//! loopback, no scim2-server needed.
 
 use futures::StreamExt;
 use idsync_core::{ErrorKind, FieldChange, ObjectKind, ReadItem, Scope, Source, Target, TargetId, TargetOp};
 use idsync_http::Url;
 use idsync_scim::{ScimConfig, ScimSource, ScimTarget};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use idsync_testkit::scripted::ScriptedServer;
 
-/// One scripted answer: status, extra header lines, body.
-#[derive(Clone)]
-struct Answer {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-/// An HTTP/1.1 server on 127.0.0.1 that gives every request the same
-/// answer and remembers the request lines.
+/// The testkit's scripted server as a SCIM service under `/v2`.
 struct Scripted {
+    server: ScriptedServer,
     base: String,
-    answer: Arc<Mutex<Answer>>,
-    seen: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Scripted {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl Scripted {
     async fn start() -> Scripted {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}/v2", listener.local_addr().unwrap());
-        let answer = Arc::new(Mutex::new(Answer {
-            status: 200,
-            headers: String::new(),
-            body: "{}".into(),
-        }));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (a, s) = (answer.clone(), seen.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((mut conn, _)) = listener.accept().await {
-                let (a, s) = (a.clone(), s.clone());
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    // Head, then as much body as Content-Length says.
-                    let head_end = loop {
-                        let Ok(n) = conn.read(&mut chunk).await else { return };
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    while buf.len() < head_end + length {
-                        let Ok(n) = conn.read(&mut chunk).await else { return };
-                        if n == 0 {
-                            break;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    s.lock()
-                        .unwrap()
-                        .push(head.lines().next().unwrap_or_default().to_owned());
-                    let answer = a.lock().unwrap().clone();
-                    let response = format!(
-                        "HTTP/1.1 {} X\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n{}",
-                        answer.status,
-                        answer.body.len(),
-                        answer.headers,
-                        answer.body
-                    );
-                    let _ = conn.write_all(response.as_bytes()).await;
-                    let _ = conn.shutdown().await;
-                });
-            }
-        });
-        Scripted {
-            base,
-            answer,
-            seen,
-            task,
-        }
+        let server = ScriptedServer::start().await.unwrap();
+        let base = format!("{}/v2", server.base_url());
+        Scripted { server, base }
     }
 
     fn answer(&self, status: u16, headers: &str, body: &str) {
-        *self.answer.lock().unwrap() = Answer {
-            status,
-            headers: headers.into(),
-            body: body.into(),
-        };
-        self.seen.lock().unwrap().clear();
+        let headers: Vec<&str> = headers.lines().filter(|h| !h.is_empty()).collect();
+        self.server.answer(status, &headers, body);
+        self.server.clear_seen();
     }
 
     fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
+        self.server.seen()
     }
 
     fn config(&self) -> ScimConfig {
@@ -219,11 +135,11 @@ async fn the_exact_text_of_a_uniqueness_error_and_a_retry_after_hint() {
     );
     assert_eq!(
         server.seen(),
-        ["PATCH /v2/Users/u-7 HTTP/1.1"],
+        ["PATCH /v2/Users/u-7"],
         "a permanent error is not retried"
     );
 
-    server.answer(429, "Retry-After: 30\r\n", &error_body(429, None, "slow down"));
+    server.answer(429, "Retry-After: 30", &error_body(429, None, "slow down"));
     let err = target.apply(&update("u-7")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited);
     assert_eq!(err.retry_after_hint(), Some(std::time::Duration::from_secs(30)));

@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod rest;
 pub mod samba;
 pub mod scim2;
+pub mod scripted;
 pub mod slapd;
 pub mod tls;
 
