@@ -22,7 +22,8 @@ pub struct JumpCloudClient {
 
 #[derive(Deserialize)]
 struct V1List {
-    #[serde(default)]
+    /// Required: a page without `results` is not an empty page (read as
+    /// one, it would make every user look gone).
     results: Vec<Value>,
 }
 

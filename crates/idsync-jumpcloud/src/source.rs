@@ -34,11 +34,14 @@ impl JumpCloudSource {
         Ok(JumpCloudSource { client })
     }
 
-    async fn groups(&self, scope: &Scope) -> std::result::Result<Vec<SourceObject>, Error> {
+    /// The user groups with their members; a group without an id is an
+    /// error in the list (the read is then partial: nothing is deprovisioned).
+    async fn groups(&self, scope: &Scope) -> std::result::Result<Vec<Result<SourceObject>>, Error> {
         let mut out = Vec::new();
-        for g in self.client.list_groups().await.map_err(|e| e.into_core("read_full"))? {
-            let Some(id) = crate::map::id_of(&g) else {
-                tracing::warn!(backend = NAME, "user group without an id skipped");
+        let groups = self.client.list_groups().await.map_err(|e| e.into_core("read_full"))?;
+        for (i, g) in groups.iter().enumerate() {
+            let Some(id) = crate::map::id_of(g) else {
+                out.push(Err(without_id("user group", g, i as u64 + 1)));
                 continue;
             };
             let members = self
@@ -46,8 +49,8 @@ impl JumpCloudSource {
                 .group_members(id)
                 .await
                 .map_err(|e| e.into_core("read_full"))?;
-            if let Some(o) = group_to_source(&g, &members).filter(|o| scope.admits(o)) {
-                out.push(o);
+            if let Some(o) = group_to_source(g, &members).filter(|o| scope.admits(o)) {
+                out.push(Ok(o));
             }
         }
         Ok(out)
@@ -55,7 +58,7 @@ impl JumpCloudSource {
 }
 
 /// The items of one page of system users and the step after it; a user
-/// without an id makes the read Partial.
+/// without an id is an error naming it and makes the read Partial.
 fn page_items(
     page: &[serde_json::Value],
     last: bool,
@@ -69,14 +72,41 @@ fn page_items(
         Step::Users(skip + page.len() as u64)
     };
     let mut items = Vec::with_capacity(page.len());
-    for v in page {
+    for (i, v) in page.iter().enumerate() {
         match user_to_source(v) {
             Some(o) if scope.admits(&o) => items.push(Ok(ReadItem::Object(o))),
             Some(_) => {}
-            None => *partial = Some("a system user without an id".into()),
+            None => {
+                let e = without_id("system user", v, skip + i as u64 + 1);
+                *partial = Some(e.to_string());
+                items.push(Err(e));
+            }
         }
     }
     (items, next)
+}
+
+/// The error for a listed object without an `_id`: names it by `username`,
+/// `email` or `name` when it has one, else by its place in the listing.
+fn without_id(what: &str, v: &serde_json::Value, position: u64) -> Error {
+    let object = ["username", "email", "name"]
+        .iter()
+        .find_map(|k| {
+            v.get(*k)
+                .and_then(serde_json::Value::as_str)
+                .map(|n| format!("{what} {k} {n:?}"))
+        })
+        .unwrap_or_else(|| format!("{what} #{position} of the listing"));
+    let message = if v.is_object() {
+        format!("a {what} without an _id")
+    } else {
+        format!("a {what} that is not a JSON object")
+    };
+    Error::new(ErrorKind::InvalidData, message)
+        .backend(NAME)
+        .op("read_full")
+        .object(object)
+        .field("_id")
 }
 
 fn wants(scope: &Scope, kind: ObjectKind) -> bool {
@@ -136,10 +166,14 @@ impl Source for JumpCloudSource {
                         }
                     },
                     Step::Groups if wants(&scope, ObjectKind::Group) => match self.groups(&scope).await {
-                        Ok(gs) => Some((
-                            gs.into_iter().map(|g| Ok(ReadItem::Object(g))).collect(),
-                            (Step::End, partial),
-                        )),
+                        Ok(gs) => {
+                            let items: Vec<Result<ReadItem>> =
+                                gs.into_iter().map(|g| g.map(ReadItem::Object)).collect();
+                            if let Some(Err(e)) = items.iter().find(|i| i.is_err()) {
+                                partial = Some(e.to_string());
+                            }
+                            Some((items, (Step::End, partial)))
+                        }
                         Err(e) if e.stops_run() => Some((vec![Err(e)], (Step::Done, partial))),
                         Err(e) => {
                             tracing::warn!(backend = NAME, error = %e, "user group listing broke off");
