@@ -35,6 +35,27 @@ impl RestSource {
         let users = &self.client.config().users.id_prefix;
         map::to_source(v, kind, self.client.resource(kind).ok()?, users)
     }
+
+    /// The error for a listed object without an id at the configured
+    /// pointer: names it by its first configured field that has a value
+    /// (or says it is not a JSON object), and names the id pointer.
+    fn without_id(&self, kind: ObjectKind, v: &Value) -> Error {
+        let resource = self.client.resource(kind).ok();
+        let pointer = resource.map_or("", |r| r.id.as_str());
+        let name = resource
+            .and_then(|r| map::fields_of(v, r).into_iter().find(|(_, value)| !value.is_empty()))
+            .map(|(field, value)| format!("{kind} with {field} {value:?}"));
+        let (object, what) = match (name, v.is_object()) {
+            (Some(name), _) => (name, format!("no id at {pointer}")),
+            (None, true) => (format!("a {kind}"), format!("no id at {pointer}")),
+            (None, false) => (format!("a {kind}"), "not a JSON object".to_owned()),
+        };
+        Error::new(ErrorKind::InvalidData, format!("a listed {kind} is unusable: {what}"))
+            .backend(NAME)
+            .op("read_full")
+            .object(object)
+            .field(pointer.to_owned())
+    }
 }
 
 fn wants(scope: &Scope, kind: ObjectKind) -> bool {
@@ -86,7 +107,11 @@ impl Source for RestSource {
                         Some((kind, Ok(v))) => match self.object(kind, &v) {
                             Some(o) if scope.admits(&o) => return Some((Ok(ReadItem::Object(o)), st)),
                             Some(_) => {}
-                            None => st.partial = Some(format!("a {kind} without an id at the configured pointer")),
+                            None => {
+                                let e = self.without_id(kind, &v);
+                                st.partial = Some(e.to_string());
+                                return Some((Err(e), st));
+                            }
                         },
                         Some((kind, Err(e))) => {
                             let e = e.into_core("read_full");
