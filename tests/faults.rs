@@ -669,3 +669,56 @@ async fn a_scope_that_drops_an_ou_shows_its_deprovisions_before_applying() {
     let iterations = converge(&narrowed).await;
     figures("scope drops an OU", 0, 2 + iterations, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_that_goes_silent_during_a_read_times_out_and_deprovisions_nothing() {
+    let Some(s) = slapd::slapd(SlapdOptions::with_users(2000, 0)).await else {
+        return;
+    };
+    let proxy = TcpProxy::start(s.port()).await.unwrap();
+    let mut config = LdapConfig::new(
+        &format!("ldap://127.0.0.1:{}", proxy.port()),
+        &s.admin_dn(),
+        s.admin_password(),
+        s.base_dn(),
+        Flavor::Generic,
+    );
+    config.page_size = 50;
+    config.timeout_secs = 2;
+    let p = ldap_profile("fa000000-0000-4000-8000-000000000007", json!({}));
+    let target = MemoryTarget::new();
+    let engine = Engine::new(
+        p.clone(),
+        Arc::new(LdapSource::new(config)),
+        Arc::new(target.clone()),
+        Arc::new(MemoryStateStore::new()),
+    );
+    assert_eq!(engine.run(&RunOptions::default()).await.unwrap().plan.counts.create, 2000);
+    let read_bytes = proxy.stats().bytes_down;
+    for i in 1995..2000 {
+        s.ldapdelete(&slapd::user_dn(s.base_dn(), i, &[])).await.unwrap();
+    }
+
+    proxy.stall_after(read_bytes / 2);
+    let started = std::time::Instant::now();
+    let run = tokio::time::timeout(std::time::Duration::from_secs(60), engine.run(&FULL))
+        .await
+        .expect("a silent link does not hang the run");
+    let waited = started.elapsed();
+    assert!(proxy.stats().stalled >= 1);
+    match run {
+        Ok(report) => assert_partial_and_harmless(&report, &target, "timeout"),
+        Err(e) => assert!(e.is_transient(), "{e}"),
+    }
+    assert!(target.accounts().iter().all(|a| a.enabled), "nothing disabled");
+    eprintln!("the silent link was given up after {waited:?}");
+
+    proxy.heal();
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.plan.counts.disable, 5, "{}", report.plan);
+    let iterations = 1 + converge(&engine).await;
+    let objects = truth(&LdapSource::new(config_direct(&s)), &p).await;
+    let (lost, stale) = diff(&objects, &target, &p);
+    assert_eq!((lost, stale), (0, 0));
+    figures("silent link during a slapd read", proxy.stats().faults(), iterations, lost);
+}

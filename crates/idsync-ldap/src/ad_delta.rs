@@ -16,7 +16,7 @@
 //! refuses asks for a full read.
 
 use std::collections::HashSet;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use idsync_core::{Cursor, DeltaItem, ExternalId, Result};
@@ -102,8 +102,14 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-async fn base_entry(ldap: &mut Ldap, dn: &str, attrs: Vec<&str>) -> std::result::Result<SearchEntry, LdapError> {
+async fn base_entry(
+    ldap: &mut Ldap,
+    timeout: Duration,
+    dn: &str,
+    attrs: Vec<&str>,
+) -> std::result::Result<SearchEntry, LdapError> {
     let (entries, _) = ldap
+        .with_timeout(timeout)
         .search(dn, ldap3::Scope::Base, "(objectClass=*)", attrs)
         .await?
         .success()?;
@@ -119,14 +125,14 @@ async fn base_entry(ldap: &mut Ldap, dn: &str, attrs: Vec<&str>) -> std::result:
 }
 
 /// Reads the rootDSE, the DC's invocationId and the tombstone lifetime.
-async fn dc(ldap: &mut Ldap) -> std::result::Result<Dc, LdapError> {
+async fn dc(ldap: &mut Ldap, timeout: Duration) -> std::result::Result<Dc, LdapError> {
     let attrs = vec![
         "defaultNamingContext",
         "configurationNamingContext",
         "dsServiceName",
         "highestCommittedUSN",
     ];
-    let root = base_entry(ldap, "", attrs).await?;
+    let root = base_entry(ldap, timeout, "", attrs).await?;
     let missing = |attribute: &str| LdapError::BadId {
         dn: "rootDSE".into(),
         attribute: attribute.to_owned(),
@@ -136,7 +142,7 @@ async fn dc(ldap: &mut Ldap) -> std::result::Result<Dc, LdapError> {
     let highest_usn = text(&root, "highestCommittedUSN")
         .and_then(|u| u.parse().ok())
         .ok_or_else(|| missing("highestCommittedUSN"))?;
-    let ntds = base_entry(ldap, service, vec!["invocationId"]).await?;
+    let ntds = base_entry(ldap, timeout, service, vec!["invocationId"]).await?;
     let invocation = raw(&ntds, "invocationId")
         .first()
         .and_then(|b| idsync_core::ad::guid_to_string(b))
@@ -147,7 +153,7 @@ async fn dc(ldap: &mut Ldap) -> std::result::Result<Dc, LdapError> {
     let tombstone_days = match text(&root, "configurationNamingContext") {
         Some(config) => {
             let dn = format!("CN=Directory Service,CN=Windows NT,CN=Services,{config}");
-            base_entry(ldap, &dn, vec!["tombstoneLifetime"])
+            base_entry(ldap, timeout, &dn, vec!["tombstoneLifetime"])
                 .await
                 .ok()
                 .and_then(|e| text(&e, "tombstoneLifetime").and_then(|t| t.parse().ok()))
@@ -167,6 +173,7 @@ async fn dc(ldap: &mut Ldap) -> std::result::Result<Dc, LdapError> {
 /// entries and the last cookie.
 async fn dirsync(
     ldap: &mut Ldap,
+    timeout: Duration,
     naming_context: &str,
     filter: &str,
     attrs: &[String],
@@ -176,6 +183,7 @@ async fn dirsync(
     loop {
         let (entries, result) = ldap
             .with_controls(crate::dirsync::request(&cookie))
+            .with_timeout(timeout)
             .search(naming_context, ldap3::Scope::Subtree, filter, attrs.to_vec())
             .await?
             .success()?;
@@ -214,12 +222,22 @@ fn refused(e: &LdapError) -> bool {
 /// The cursor to take before a full read, so that changes made during it
 /// are seen again by the next delta.
 pub(crate) async fn start(ldap: &mut Ldap, config: &LdapConfig) -> std::result::Result<AdCursor, LdapError> {
-    let dc = dc(ldap).await?;
+    let dc = dc(ldap, config.op_timeout()).await?;
     let usn = Position::Usn(dc.highest_usn);
     let position = match config.ad_delta {
         AdDelta::Usn => usn,
         AdDelta::DirSync | AdDelta::Auto => {
-            match dirsync(ldap, &dc.naming_context, NOTHING, &["objectGUID".into()], Vec::new()).await {
+            let guid = ["objectGUID".to_owned()];
+            match dirsync(
+                ldap,
+                config.op_timeout(),
+                &dc.naming_context,
+                NOTHING,
+                &guid,
+                Vec::new(),
+            )
+            .await
+            {
                 Ok((_, cookie)) => Position::DirSync(cookie),
                 Err(e) if config.ad_delta == AdDelta::Auto && refused(&e) => {
                     tracing::info!(error = %e, "DirSync refused: deltas by uSNChanged");
@@ -257,7 +275,7 @@ async fn dirsync_changes(
     let filter = format!("(|{}{}(isDeleted=TRUE))", config.users(), config.groups());
     let mut attrs = attrs.to_vec();
     attrs.extend(["isDeleted".to_owned(), "name".to_owned()]);
-    let (entries, cookie) = dirsync(ldap, &dc.naming_context, &filter, &attrs, cookie).await?;
+    let (entries, cookie) = dirsync(ldap, config.op_timeout(), &dc.naming_context, &filter, &attrs, cookie).await?;
     let mut changes = Changes::default();
     for e in entries {
         let id = id_of(config, &e)?;
@@ -285,6 +303,7 @@ async fn ids(
         ldap.with_controls(c);
     }
     let mut stream = ldap
+        .with_timeout(config.op_timeout())
         .streaming_search_with(adapters, base, ldap3::Scope::Subtree, filter, vec!["objectGUID"])
         .await?;
     let mut out = Vec::new();
@@ -335,7 +354,7 @@ pub(crate) async fn delta(
     from: AdCursor,
     tx: &mpsc::Sender<Result<DeltaItem>>,
 ) -> std::result::Result<Outcome, LdapError> {
-    let dc = dc(ldap).await?;
+    let dc = dc(ldap, config.op_timeout()).await?;
     if dc.invocation != from.invocation {
         return Ok(Outcome::Resync(format!(
             "the cursor comes from another domain controller (invocationId {}, this one is {})",

@@ -164,6 +164,12 @@ impl LdapConfig {
         })
     }
 
+    /// The timeout of one operation (a search's timer restarts with every
+    /// entry that arrives), from `timeout_secs`.
+    pub(crate) fn op_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_secs.max(1))
+    }
+
     /// The id attribute of the flavour.
     pub fn id_attr(&self) -> &'static str {
         match self.flavor {

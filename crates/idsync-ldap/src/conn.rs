@@ -30,7 +30,10 @@ pub(crate) async fn connect(config: &LdapConfig) -> Result<Ldap, LdapError> {
     }
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &config.url).await?;
     ldap3::drive!(conn);
+    // ldap3 takes a timeout per operation: every call site sets its own, so
+    // a link that goes silent fails the operation instead of hanging it.
     let result = ldap
+        .with_timeout(timeout)
         .simple_bind(&config.bind_dn, config.password.expose_secret())
         .await?;
     check(result, &config.bind_dn, &[])?;

@@ -81,7 +81,11 @@ impl LdapSource {
                 let filter = format!("(&{}({name_attr}={}))", self.config.groups(), ldap3::ldap_escape(name));
                 (self.config.base_dn.clone(), ldap3::Scope::Subtree, filter)
             };
-            match ldap.search(&base, search_scope, &filter, vec!["1.1"]).await?.success() {
+            let found = ldap
+                .with_timeout(self.config.op_timeout())
+                .search(&base, search_scope, &filter, vec!["1.1"])
+                .await?;
+            match found.success() {
                 Ok((entries, _)) => dns.extend(
                     entries
                         .into_iter()
@@ -129,6 +133,7 @@ type Tx = mpsc::Sender<Result<ReadItem>>;
 /// ranges (more than 1500).
 pub(crate) async fn all_members(
     ldap: &mut Ldap,
+    timeout: std::time::Duration,
     e: &SearchEntry,
     members: &mut Vec<String>,
 ) -> std::result::Result<(), LdapError> {
@@ -141,6 +146,7 @@ pub(crate) async fn all_members(
     while let Some(end) = next {
         let attr = format!("member;range={}-*", end + 1);
         let (entries, result) = ldap
+            .with_timeout(timeout)
             .search(&e.dn, ldap3::Scope::Base, "(objectClass=*)", vec![attr.as_str()])
             .await?
             .success()?;
@@ -172,6 +178,7 @@ pub(crate) async fn member_ids(
         let key = dn_key(&dn);
         if !ids.contains_key(&key) {
             let found = ldap
+                .with_timeout(config.op_timeout())
                 .search(&dn, ldap3::Scope::Base, "(objectClass=*)", vec![config.id_attr()])
                 .await
                 .and_then(|r| r.success());
@@ -199,7 +206,11 @@ pub(crate) async fn read_object(
     filter: &str,
     attrs: Vec<String>,
 ) -> std::result::Result<Option<SourceObject>, LdapError> {
-    let entries = match ldap.search(base, scope, filter, attrs).await?.success() {
+    let found = ldap
+        .with_timeout(config.op_timeout())
+        .search(base, scope, filter, attrs)
+        .await?;
+    let entries = match found.success() {
         Ok((entries, _)) => entries,
         Err(ldap3::LdapError::LdapResult { result }) if result.rc == 32 => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -210,7 +221,7 @@ pub(crate) async fn read_object(
     let entry = SearchEntry::construct(re);
     let mut ranged = Vec::new();
     if is_group(&entry) {
-        all_members(ldap, &entry, &mut ranged).await?;
+        all_members(ldap, config.op_timeout(), &entry, &mut ranged).await?;
     }
     let (mut object, mut members) = to_object(config, entry)?;
     if object.kind == idsync_core::ObjectKind::Group {
@@ -237,6 +248,7 @@ async fn read(
     for base in &bases {
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(config.page_size.max(1)))];
         let mut stream = match ldap
+            .with_timeout(config.op_timeout())
             .streaming_search_with(adapters, base, ldap3::Scope::Subtree, &filter, attrs.clone())
             .await
         {
@@ -256,7 +268,8 @@ async fn read(
                     let mut ranged = Vec::new();
                     let mut whole = true;
                     if is_group(&entry)
-                        && let Err(e) = all_members(stream.ldap_handle(), &entry, &mut ranged).await
+                        && let Err(e) =
+                            all_members(stream.ldap_handle(), config.op_timeout(), &entry, &mut ranged).await
                     {
                         partial.push(format!("the members of {} were not all read: {e}", entry.dn));
                         whole = false;

@@ -72,6 +72,7 @@ pub(crate) async fn refresh(
     };
     let mut stream = ldap
         .with_controls(request)
+        .with_timeout(config.op_timeout())
         .streaming_search(&config.base_dn, ldap3::Scope::Subtree, filter, attrs)
         .await?;
     let mut last_cookie = None;

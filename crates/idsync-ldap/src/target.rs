@@ -97,6 +97,7 @@ impl LdapTarget {
         let mut ldap = self.handle().await?;
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(self.config.page_size.max(1)))];
         let mut stream = ldap
+            .with_timeout(self.config.op_timeout())
             .streaming_search_with(
                 adapters,
                 &self.config.base_dn,
@@ -119,7 +120,11 @@ impl LdapTarget {
     async fn dn_of(&self, id: &TargetId) -> Res<String> {
         let mut ldap = self.handle().await?;
         let (base, scope, filter) = crate::entry::by_id(&self.config, &id.0);
-        let (entries, _) = ldap.search(&base, scope, &filter, vec!["1.1"]).await?.success()?;
+        let (entries, _) = ldap
+            .with_timeout(self.config.op_timeout())
+            .search(&base, scope, &filter, vec!["1.1"])
+            .await?
+            .success()?;
         entries
             .into_iter()
             .find(|re| !re.is_ref())
@@ -184,7 +189,7 @@ impl LdapTarget {
                 .collect();
             if kind == ObjectKind::Group {
                 let mut ldap = self.handle().await?;
-                all_members(&mut ldap, &e, &mut member_dns).await?;
+                all_members(&mut ldap, self.config.op_timeout(), &e, &mut member_dns).await?;
             }
             let members = member_dns
                 .iter()
@@ -252,8 +257,13 @@ impl LdapTarget {
             attrs.push(("member".into(), [String::new()].into_iter().collect()));
         }
         let mut ldap = self.handle().await?;
-        check(ldap.add(&dn, attrs).await?, &dn, &[])?;
+        check(
+            ldap.with_timeout(self.config.op_timeout()).add(&dn, attrs).await?,
+            &dn,
+            &[],
+        )?;
         let (entries, _) = ldap
+            .with_timeout(self.config.op_timeout())
             .search(
                 &dn,
                 ldap3::Scope::Base,
@@ -301,7 +311,13 @@ impl LdapTarget {
                 } else {
                     None
                 };
-                check(ldap.modifydn(&dn, &rdn, true, superior).await?, &dn, &[])?;
+                check(
+                    ldap.with_timeout(self.config.op_timeout())
+                        .modifydn(&dn, &rdn, true, superior)
+                        .await?,
+                    &dn,
+                    &[],
+                )?;
                 dn = format!("{rdn},{}", superior.unwrap_or(parent(&dn)));
                 continue;
             }
@@ -311,7 +327,11 @@ impl LdapTarget {
             });
         }
         if !mods.is_empty() {
-            check(ldap.modify(&dn, mods).await?, &dn, &[16])?;
+            check(
+                ldap.with_timeout(self.config.op_timeout()).modify(&dn, mods).await?,
+                &dn,
+                &[16],
+            )?;
         }
         Ok(())
     }
@@ -322,6 +342,7 @@ impl LdapTarget {
         let m = match self.config.flavor {
             Flavor::Ad => {
                 let (entries, _) = ldap
+                    .with_timeout(self.config.op_timeout())
                     .search(&dn, ldap3::Scope::Base, "(objectClass=*)", vec!["userAccountControl"])
                     .await?
                     .success()?;
@@ -345,7 +366,11 @@ impl LdapTarget {
                 }
             }
         };
-        check(ldap.modify(&dn, vec![m]).await?, &dn, &[16])
+        check(
+            ldap.with_timeout(self.config.op_timeout()).modify(&dn, vec![m]).await?,
+            &dn,
+            &[16],
+        )
     }
 
     async fn membership(&self, group: &TargetId, member: &TargetId, add: bool) -> Res<()> {
@@ -358,7 +383,13 @@ impl LdapTarget {
         } else {
             (Mod::Delete("member".to_owned(), values), &NOT_A_MEMBER[..])
         };
-        check(ldap.modify(&group_dn, vec![m]).await?, &group_dn, ok)
+        check(
+            ldap.with_timeout(self.config.op_timeout())
+                .modify(&group_dn, vec![m])
+                .await?,
+            &group_dn,
+            ok,
+        )
     }
 }
 
@@ -442,7 +473,11 @@ impl Target for LdapTarget {
                         self.config.link_attr().to_owned(),
                         [link_value(link)].into_iter().collect(),
                     );
-                    check(ldap.modify(&dn, vec![m]).await?, &dn, &[])?;
+                    check(
+                        ldap.with_timeout(self.config.op_timeout()).modify(&dn, vec![m]).await?,
+                        &dn,
+                        &[],
+                    )?;
                     Ok(done(target))
                 }
                 .await
@@ -454,7 +489,15 @@ impl Target for LdapTarget {
             TargetOp::Delete { target, .. } => {
                 async {
                     let dn = self.dn_of(target).await?;
-                    check(self.handle().await?.delete(&dn).await?, &dn, &[])?;
+                    check(
+                        self.handle()
+                            .await?
+                            .with_timeout(self.config.op_timeout())
+                            .delete(&dn)
+                            .await?,
+                        &dn,
+                        &[],
+                    )?;
                     Ok(done(target))
                 }
                 .await

@@ -88,12 +88,26 @@ struct Shared {
     upstream: SocketAddr,
     knobs: watch::Sender<Knobs>,
     reset: Mutex<Option<ResetPlan>>,
+    /// Bytes from upstream still to forward before the link stalls.
+    stall_budget: Mutex<Option<u64>>,
     counters: Counters,
 }
 
 impl Shared {
     /// For a chunk of `n` bytes from upstream: `Some(k)` when the connection
     /// must be reset after its first `k` bytes.
+    fn take_stall(&self, n: usize) -> Option<usize> {
+        let mut budget = self.stall_budget.lock().unwrap_or_else(|p| p.into_inner());
+        let left = budget.as_mut()?;
+        if *left >= n as u64 {
+            *left -= n as u64;
+            return None;
+        }
+        let keep = *left as usize;
+        *budget = None;
+        Some(keep)
+    }
+
     fn take_reset(&self, n: usize) -> Option<usize> {
         let mut plan = self.reset.lock().unwrap_or_else(|p| p.into_inner());
         let p = plan.as_mut()?;
@@ -137,6 +151,7 @@ impl TcpProxy {
             upstream: SocketAddr::from(([127, 0, 0, 1], upstream)),
             knobs: watch::Sender::new(Knobs::default()),
             reset: Mutex::new(None),
+            stall_budget: Mutex::new(None),
             counters: Counters::default(),
         });
         let task = tokio::spawn(accept(listener, shared.clone()));
@@ -185,9 +200,17 @@ impl TcpProxy {
         self.shared.knobs.send_modify(|k| k.stall = on);
     }
 
+    /// After `bytes` more bytes from the server (counted over every
+    /// connection), the link stalls as with [`TcpProxy::stall`], in the
+    /// middle of an answer.
+    pub fn stall_after(&self, bytes: u64) {
+        *self.shared.stall_budget.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes);
+    }
+
     /// Turns every fault off (held chunks go on).
     pub fn heal(&self) {
         self.reset_after(0, 0);
+        *self.shared.stall_budget.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.shared.knobs.send_modify(|k| *k = Knobs::default());
     }
 
@@ -300,6 +323,17 @@ where
             Ok(n) => n,
             Err(_) => return End::Failed,
         };
+        let mut start = 0;
+        if direction == Direction::Down
+            && let Some(keep) = shared.take_stall(n)
+        {
+            if to.write_all(&buf[..keep]).await.is_err() {
+                return End::Failed;
+            }
+            c.bytes_down.fetch_add(keep as u64, Ordering::Relaxed);
+            shared.knobs.send_modify(|k| k.stall = true);
+            start = keep;
+        }
         if knobs.borrow_and_update().stall {
             c.stalled.fetch_add(1, Ordering::Relaxed);
             if knobs.wait_for(|k| !k.stall).await.is_err() {
@@ -311,11 +345,12 @@ where
             c.delayed.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(delay).await;
         }
+        let data = &buf[start..n];
         let cut = match direction {
-            Direction::Down => shared.take_reset(n),
+            Direction::Down => shared.take_reset(data.len()),
             Direction::Up => None,
         };
-        let chunk = &buf[..cut.unwrap_or(n)];
+        let chunk = &data[..cut.unwrap_or(data.len())];
         if to.write_all(chunk).await.is_err() {
             return End::Failed;
         }
@@ -404,6 +439,13 @@ mod tests {
         proxy.heal();
         assert_eq!(pending.await.unwrap().unwrap().len(), 10);
         assert!(proxy.stats().stalled >= 1);
+        proxy.stall_after(4);
+        let pending = tokio::spawn(fetch(port));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!pending.is_finished());
+        assert_eq!(proxy.stats().bytes_down, 10 + 4, "stalled after 4 bytes");
+        proxy.stall(false);
+        assert_eq!(pending.await.unwrap().unwrap().len(), 10);
         proxy.set_delay(Duration::from_millis(200));
         let started = std::time::Instant::now();
         assert_eq!(fetch(port).await.unwrap().len(), 10);
