@@ -30,3 +30,7 @@ pub use idsync_scim as scim;
 #[cfg(feature = "ldap")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ldap")))]
 pub use idsync_ldap as ldap;
+
+#[cfg(feature = "sql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sql")))]
+pub use idsync_sql as sql;
