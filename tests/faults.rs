@@ -693,7 +693,10 @@ async fn a_link_that_goes_silent_during_a_read_times_out_and_deprovisions_nothin
         Arc::new(target.clone()),
         Arc::new(MemoryStateStore::new()),
     );
-    assert_eq!(engine.run(&RunOptions::default()).await.unwrap().plan.counts.create, 2000);
+    assert_eq!(
+        engine.run(&RunOptions::default()).await.unwrap().plan.counts.create,
+        2000
+    );
     let read_bytes = proxy.stats().bytes_down;
     for i in 1995..2000 {
         s.ldapdelete(&slapd::user_dn(s.base_dn(), i, &[])).await.unwrap();
@@ -720,5 +723,10 @@ async fn a_link_that_goes_silent_during_a_read_times_out_and_deprovisions_nothin
     let objects = truth(&LdapSource::new(config_direct(&s)), &p).await;
     let (lost, stale) = diff(&objects, &target, &p);
     assert_eq!((lost, stale), (0, 0));
-    figures("silent link during a slapd read", proxy.stats().faults(), iterations, lost);
+    figures(
+        "silent link during a slapd read",
+        proxy.stats().faults(),
+        iterations,
+        lost,
+    );
 }
