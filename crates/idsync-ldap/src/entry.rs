@@ -77,7 +77,11 @@ pub(crate) fn is_group(e: &SearchEntry) -> bool {
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("objectClass"))
         .flat_map(|(_, v)| v.iter())
-        .any(|c| ["group", "groupofnames", "groupofuniquenames", "posixgroup"].contains(&c.to_lowercase().as_str()))
+        .any(|c| {
+            ["group", "groupOfNames", "groupOfUniqueNames", "posixGroup"]
+                .iter()
+                .any(|g| c.eq_ignore_ascii_case(g))
+        })
 }
 
 /// An entry as a source object, with its member DNs (groups) kept apart.
@@ -119,11 +123,12 @@ pub(crate) fn to_object(config: &LdapConfig, e: SearchEntry) -> Result<(SourceOb
     let SearchEntry { dn, attrs, bin_attrs } = e;
     let mut members = Vec::new();
     for (name, values) in attrs {
-        let base = name.split(';').next().unwrap_or(&name).to_lowercase();
-        let values: Vec<AttrValue> = if base == "member" || base == "uniquemember" {
+        let base = name.split(';').next().unwrap_or(&name);
+        let values: Vec<AttrValue> = if base.eq_ignore_ascii_case("member") || base.eq_ignore_ascii_case("uniqueMember")
+        {
             members.extend(values);
             continue;
-        } else if BINARY.contains(&base.as_str()) {
+        } else if BINARY.iter().any(|b| base.eq_ignore_ascii_case(b)) {
             // Binary attributes whose bytes happened to be valid UTF-8.
             values.into_iter().map(|v| AttrValue::Binary(v.into_bytes())).collect()
         } else {
