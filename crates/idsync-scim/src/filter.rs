@@ -387,7 +387,21 @@ pub(crate) fn get_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a 
 pub(crate) struct Parser<'a> {
     text: &'a str,
     pos: usize,
+    /// Parentheses, `not` and value paths open around the current position.
+    depth: usize,
+    /// `and` and `or` read so far.
+    operators: usize,
 }
+
+/// The deepest nesting of parentheses, `not` and value paths a filter may
+/// have. Parsing, evaluating, printing and dropping a filter recurse
+/// through its nesting: without a bound, `((((…` from a client would
+/// overflow the stack and abort the process.
+pub const MAX_NESTING: usize = 32;
+
+/// The most `and`/`or` operators a filter may have (each one nests the
+/// filter built so far one level deeper).
+pub const MAX_OPERATORS: usize = 1000;
 
 fn name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$'
@@ -395,7 +409,12 @@ fn name_char(c: char) -> bool {
 
 impl<'a> Parser<'a> {
     pub(crate) fn new(text: &'a str) -> Self {
-        Parser { text, pos: 0 }
+        Parser {
+            text,
+            pos: 0,
+            depth: 0,
+            operators: 0,
+        }
     }
 
     fn rest(&self) -> &'a str {
@@ -465,9 +484,30 @@ impl<'a> Parser<'a> {
         matched
     }
 
+    /// Counts one more `and`/`or`, refusing more than [`MAX_OPERATORS`].
+    fn operator(&mut self) -> Result<(), ParseError> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(self.err(format!("more than {MAX_OPERATORS} and/or operators")));
+        }
+        Ok(())
+    }
+
+    /// Parses `inner` one nesting level deeper, refusing more than [`MAX_NESTING`].
+    fn nested<T>(&mut self, inner: impl FnOnce(&mut Self) -> Result<T, ParseError>) -> Result<T, ParseError> {
+        if self.depth >= MAX_NESTING {
+            return Err(self.err(format!("nested more than {MAX_NESTING} levels deep")));
+        }
+        self.depth += 1;
+        let out = inner(self);
+        self.depth -= 1;
+        out
+    }
+
     fn or(&mut self) -> Result<Filter, ParseError> {
         let mut left = self.and()?;
         while self.keyword("or") {
+            self.operator()?;
             let right = self.and()?;
             left = Filter::Or(Box::new(left), Box::new(right));
         }
@@ -477,6 +517,7 @@ impl<'a> Parser<'a> {
     fn and(&mut self) -> Result<Filter, ParseError> {
         let mut left = self.not()?;
         while self.keyword("and") {
+            self.operator()?;
             let right = self.not()?;
             left = Filter::And(Box::new(left), Box::new(right));
         }
@@ -486,7 +527,7 @@ impl<'a> Parser<'a> {
     fn not(&mut self) -> Result<Filter, ParseError> {
         if self.keyword("not") {
             self.expect('(')?;
-            let inner = self.or()?;
+            let inner = self.nested(Self::or)?;
             self.expect(')')?;
             return Ok(Filter::Not(Box::new(inner)));
         }
@@ -496,7 +537,7 @@ impl<'a> Parser<'a> {
     fn atom(&mut self) -> Result<Filter, ParseError> {
         self.ws();
         if self.eat('(') {
-            let inner = self.or()?;
+            let inner = self.nested(Self::or)?;
             self.expect(')')?;
             return Ok(inner);
         }
@@ -505,7 +546,7 @@ impl<'a> Parser<'a> {
             if path.sub.is_some() {
                 return Err(self.err("a value filter applies to an attribute, not a sub-attribute"));
             }
-            let inner = self.or()?;
+            let inner = self.nested(Self::or)?;
             self.expect(']')?;
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }
@@ -706,6 +747,30 @@ mod tests {
         ] {
             assert!(Filter::parse(s).is_err(), "{s:?} should not parse");
         }
+    }
+
+    /// Found by the `scim` fuzz target: `((((…` overflowed the stack (a
+    /// crash of the whole process, as the SCIM server parses filters from
+    /// requests). Nesting and operators are bounded now.
+    #[test]
+    fn deep_nesting_and_endless_operator_chains_are_errors_not_crashes() {
+        let deep = format!("{}userName pr{}", "(".repeat(100_000), ")".repeat(100_000));
+        let e = Filter::parse(&deep).unwrap_err();
+        assert_eq!(e.message, format!("nested more than {MAX_NESTING} levels deep"));
+        assert_eq!(e.at, MAX_NESTING + 1, "just after the parenthesis one too many");
+        let nots = format!("{}userName pr{}", "not (".repeat(50_000), ")".repeat(50_000));
+        assert!(Filter::parse(&nots).is_err());
+        let paths = format!("{}x pr{}", "emails[".repeat(50_000), "]".repeat(50_000));
+        assert!(Filter::parse(&paths).is_err());
+        assert!(crate::patch::PatchPath::parse(&format!("emails[{deep}]")).is_err());
+        let ok = format!("{}userName pr{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert!(Filter::parse(&ok).is_ok());
+
+        let chain = vec!["userName pr"; MAX_OPERATORS + 2].join(" and ");
+        let e = Filter::parse(&chain).unwrap_err();
+        assert_eq!(e.message, format!("more than {MAX_OPERATORS} and/or operators"));
+        let ok = vec!["userName pr"; MAX_OPERATORS + 1].join(" or ");
+        assert!(Filter::parse(&ok).is_ok());
     }
 
     #[test]
