@@ -11,9 +11,7 @@
 //! Run: `cargo bench --bench load --features ldap,sql`
 //! (`IDSYNC_LOAD_USERS` changes the size).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -22,37 +20,18 @@ use idsync::sql::{SqlTarget, SqlTargetConfig};
 use idsync::{Engine, MemoryStateStore, Profile, ReadItem, RunOptions, Scope, Source};
 use idsync_testkit::slapd::{Slapd, SlapdOptions};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
+mod heap;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: heap::Counting = heap::Counting;
 
 /// Runs `f`, giving its time and the peak heap it added (MiB).
 async fn measured<T>(f: impl Future<Output = T>) -> (T, Duration, usize) {
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = heap::start();
     let started = Instant::now();
     let out = f.await;
     let took = started.elapsed();
-    (out, took, PEAK.load(Ordering::Relaxed).saturating_sub(before) >> 20)
+    (out, took, heap::peak_since(before) >> 20)
 }
 
 fn profile() -> Profile {

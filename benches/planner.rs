@@ -6,39 +6,18 @@
 //! Run: `cargo bench --bench planner` (IDSYNC_BENCH_SIZES=10000,100000 to
 //! choose sizes).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use idsync::plan::{PlanInput, ReadMode, plan};
 use idsync::{Completeness, Link, ObjectKind, Profile, SourceObject, TargetAccount, TargetCapabilities, TargetId};
 
-/// Counts live and peak heap bytes.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
+mod heap;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: heap::Counting = heap::Counting;
 
 const FIELDS: [(&str, &str); 4] = [
     ("first", "givenName"),
@@ -210,10 +189,9 @@ fn bench(c: &mut Criterion) {
         let d = data(n, &p);
         let identities = d.objects.len();
         // Memory beyond the input, measured once.
-        let before = LIVE.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
+        let before = heap::start();
         let ops = black_box(run_planner(&d, &p));
-        let extra = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+        let extra = heap::peak_since(before);
         println!(
             "planner n={n}: {identities} identities, {ops} operations, peak memory beyond the input {} bytes/identity ({} MiB)",
             extra / identities.max(1),
