@@ -15,16 +15,15 @@
 //! lifetime (deletions may have been purged since) or one the server
 //! refuses asks for a full read.
 
-use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use idsync_core::{Cursor, DeltaItem, ExternalId, Result};
-use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use idsync_core::{Cursor, DeltaItem, Result};
 use ldap3::controls::RawControl;
 use ldap3::{Ldap, SearchEntry};
 use tokio::sync::mpsc;
 
+use crate::changes::{self, Changes, ids};
 use crate::config::{AdDelta, LdapConfig};
 use crate::entry::{id_of, raw, text};
 use crate::error::LdapError;
@@ -254,15 +253,6 @@ pub(crate) async fn start(ldap: &mut Ldap, config: &LdapConfig) -> std::result::
     })
 }
 
-/// What changed since a cursor: ids changed, ids deleted, and (uSNChanged)
-/// every id still in scope.
-#[derive(Default)]
-struct Changes {
-    changed: Vec<ExternalId>,
-    deleted: Vec<ExternalId>,
-    present: Option<Vec<ExternalId>>,
-}
-
 async fn dirsync_changes(
     ldap: &mut Ldap,
     config: &LdapConfig,
@@ -286,33 +276,6 @@ async fn dirsync_changes(
         }
     }
     Ok((changes, cookie))
-}
-
-async fn ids(
-    ldap: &mut Ldap,
-    base: &str,
-    filter: &str,
-    control: Option<RawControl>,
-    config: &LdapConfig,
-) -> std::result::Result<Vec<ExternalId>, LdapError> {
-    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
-        Box::new(EntriesOnly::new()),
-        Box::new(PagedResults::new(config.page_size.max(1))),
-    ];
-    if let Some(c) = control {
-        ldap.with_controls(c);
-    }
-    let mut stream = ldap
-        .with_timeout(config.op_timeout())
-        .streaming_search_with(adapters, base, ldap3::Scope::Subtree, filter, vec!["objectGUID"])
-        .await?;
-    let mut out = Vec::new();
-    while let Some(re) = stream.next().await? {
-        out.push(id_of(config, &SearchEntry::construct(re))?);
-    }
-    let result = stream.finish().await;
-    crate::error::check(result, base, &[])?;
-    Ok(out)
 }
 
 /// Changes by uSNChanged. Tombstones are read with the show-deleted
@@ -379,37 +342,8 @@ pub(crate) async fn delta(
             Position::Usn(dc.highest_usn),
         ),
     };
-    let send = |item| async move { tx.send(Ok(item)).await.is_ok() };
-    let Changes {
-        changed,
-        deleted,
-        present,
-    } = changes;
-    let gone = deleted.iter().cloned().map(DeltaItem::Deleted);
-    let here = present.into_iter().flatten().map(DeltaItem::Present);
-    for item in gone.chain(here) {
-        if !send(item).await {
-            return Ok(Outcome::Resync("the reader went away".into()));
-        }
-    }
-    let mut seen: HashSet<&ExternalId> = deleted.iter().collect();
-    for id in &changed {
-        if !seen.insert(id) {
-            continue;
-        }
-        let (base, scope, _) = crate::entry::by_id(config, &id.0);
-        let item = match crate::source::read_object(ldap, config, &base, scope, filter, attrs.clone()).await {
-            Ok(Some(object)) => DeltaItem::Changed(object),
-            // Out of the profile's filter now.
-            Ok(None) => DeltaItem::Deleted(id.clone()),
-            Err(e) => {
-                let _ = tx.send(Err(e.into_core("read_delta").object(id.0.clone()))).await;
-                continue;
-            }
-        };
-        if !send(item).await {
-            return Ok(Outcome::Resync("the reader went away".into()));
-        }
+    if !changes::send(ldap, config, filter, &attrs, changes, tx).await {
+        return Ok(Outcome::Resync("the reader went away".into()));
     }
     Ok(Outcome::Next(AdCursor {
         invocation: dc.invocation,

@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 mod ad_delta;
+mod changes;
 mod config;
 mod conn;
 mod dirsync;
@@ -13,6 +14,7 @@ pub mod fuzzing;
 mod source;
 mod syncrepl;
 mod target;
+mod timestamp;
 
 pub use config::{AdDelta, Flavor, LdapConfig};
 pub use error::{LdapError, classify};

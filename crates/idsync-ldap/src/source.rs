@@ -126,6 +126,11 @@ fn uuid_like(s: &str) -> bool {
         })
 }
 
+/// The items a reading task sends, as a stream.
+fn received<T: Send + 'static>(rx: mpsc::Receiver<T>) -> BoxStream<'static, T> {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+}
+
 /// What one read sends to the stream.
 type Tx = mpsc::Sender<Result<ReadItem>>;
 
@@ -365,7 +370,8 @@ impl Source for LdapSource {
         // as a whole (the run stops, nothing is planned).
         let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_full"))?;
         // Generic LDAP: take a syncrepl cookie before the read, so changes
-        // made during it are seen again by the next delta (never lost).
+        // made during it are seen again by the next delta (never lost);
+        // without syncrepl, a modifyTimestamp cursor.
         let cursor = match self.config.flavor {
             Flavor::Generic => {
                 // The cookie carries the server's change sequence, not the
@@ -373,10 +379,13 @@ impl Source for LdapSource {
                 let nothing = "(entryUUID=00000000-0000-0000-0000-000000000000)";
                 match crate::syncrepl::refresh(&mut ldap, &self.config, nothing, vec!["1.1".into()], None, None).await {
                     Ok(Some(cookie)) if !cookie.is_empty() => Some(crate::syncrepl::cursor(&cookie)),
-                    Ok(_) => None,
+                    Ok(_) => {
+                        tracing::info!("no syncrepl cookie from this server: deltas by modifyTimestamp");
+                        Some(crate::timestamp::cursor_now())
+                    }
                     Err(e) => {
-                        tracing::info!(error = %e, "no syncrepl on this server: every run reads in full");
-                        None
+                        tracing::info!(error = %e, "no syncrepl on this server: deltas by modifyTimestamp");
+                        Some(crate::timestamp::cursor_now())
                     }
                 }
             }
@@ -398,7 +407,7 @@ impl Source for LdapSource {
         };
         let (config, attrs) = (self.config.clone(), self.attributes());
         tokio::spawn(read(ldap, config, attrs, filter, bases, cursor, tx));
-        Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed())
+        Ok(received(rx))
     }
 
     async fn read_delta(&self, scope: &Scope, from: &Cursor) -> Result<BoxStream<'_, Result<DeltaItem>>> {
@@ -427,12 +436,29 @@ impl Source for LdapSource {
                 let _ = tx.send(item).await;
                 let _ = ldap.unbind().await;
             });
-            return Ok(
-                futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed(),
-            );
+            return Ok(received(rx));
+        }
+        if let Some(since) = crate::timestamp::parse(from) {
+            let since = since.to_owned();
+            let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_delta"))?;
+            let (config, filter, attrs) = (self.config.clone(), self.filter(scope), self.attributes());
+            let (tx, rx) = mpsc::channel(1024);
+            tokio::spawn(async move {
+                let item = match crate::timestamp::delta(&mut ldap, &config, &filter, attrs, &since, &tx).await {
+                    Ok(Some(cursor)) => Ok(DeltaItem::End { cursor }),
+                    Ok(None) => Ok(DeltaItem::ResyncRequired {
+                        reason: "the reader went away".into(),
+                    }),
+                    // No End item: the engine keeps the old cursor and reads again.
+                    Err(e) => Err(e.into_core("read_delta")),
+                };
+                let _ = tx.send(item).await;
+                let _ = ldap.unbind().await;
+            });
+            return Ok(received(rx));
         }
         let Some(cookie) = crate::syncrepl::cookie(from) else {
-            return resync("the cursor is not a syncrepl cookie");
+            return resync("the cursor is neither a syncrepl cookie nor a modifyTimestamp cursor");
         };
         let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_delta"))?;
         let (config, filter, attrs) = (self.config.clone(), self.filter(scope), self.attributes());
@@ -457,7 +483,7 @@ impl Source for LdapSource {
             }
             let _ = ldap.unbind().await;
         });
-        Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed())
+        Ok(received(rx))
     }
 
     async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {

@@ -354,3 +354,79 @@ async fn syncrepl_deltas_see_adds_modifies_deletes_and_after_a_restart_the_prese
     assert_eq!(gone, 2);
     assert!(engine.run(&RunOptions::default()).await.unwrap().plan.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_syncrepl_deltas_come_from_modify_timestamp() {
+    let Some(s) = slapd(SlapdOptions {
+        syncprov: false,
+        ..SlapdOptions::with_users(10, 1)
+    })
+    .await
+    else {
+        return;
+    };
+    let target = MemoryTarget::new();
+    let state = Arc::new(MemoryStateStore::new());
+    let engine = Engine::new(
+        read_profile(),
+        Arc::new(LdapSource::new(config(&s))),
+        Arc::new(target.clone()),
+        state.clone(),
+    );
+    let first = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(first.plan.mode, idsync_core::ReadMode::Full);
+    let saved = idsync_core::StateStore::load(&*state, read_profile().id)
+        .await
+        .unwrap()
+        .cursor
+        .expect("a cursor");
+    assert!(saved.0.starts_with("ldap:modifytimestamp:"), "{}", saved.0);
+
+    let uid = idsync_testkit::slapd::user_uid;
+    let people = s.people_dn();
+    for i in [1, 2] {
+        s.ldapmodify(&format!(
+            "dn: uid={},{people}\nchangetype: modify\nreplace: cn\ncn: Changed {i}\n",
+            uid(i)
+        ))
+        .await
+        .unwrap();
+    }
+    s.ldapdelete(&format!("uid={},{people}", uid(3))).await.unwrap();
+    s.ldapadd(&idsync_testkit::slapd::user_ldif(s.base_dn(), 50, &[]))
+        .await
+        .unwrap();
+    // The only group (all 10 users) loses user 5 (and, without the refint
+    // overlay, keeps the DN of deleted user 3, which no longer resolves).
+    s.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\ndelete: member\nmember: uid={},{people}\n",
+        idsync_testkit::slapd::group_dn(s.base_dn(), 0),
+        uid(5)
+    ))
+    .await
+    .unwrap();
+    let delta = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(delta.plan.mode, idsync_core::ReadMode::Delta, "{}", delta.plan);
+    let c = delta.plan.counts;
+    assert_eq!(
+        (c.create, c.update, c.disable, c.remove_member),
+        (1, 2, 1, 2),
+        "{}",
+        delta.plan
+    );
+    assert!(delta.cursor_saved);
+    let names: Vec<String> = target
+        .accounts()
+        .into_iter()
+        .filter(|a| a.kind == ObjectKind::User && a.enabled)
+        .filter_map(|a| a.fields.get("name").cloned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "Changed 1") && names.iter().any(|n| n == "Changed 2"),
+        "{names:?}"
+    );
+    // The margin reads the same changes again: nothing new to do.
+    let again = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(again.plan.mode, idsync_core::ReadMode::Delta);
+    assert!(again.plan.is_empty(), "{}", again.plan);
+}

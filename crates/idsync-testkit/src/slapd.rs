@@ -46,6 +46,9 @@ pub struct SlapdOptions {
     /// with a server certificate for `127.0.0.1`/`localhost` signed by a
     /// throwaway CA ([`Slapd::ca_file`]).
     pub tls: bool,
+    /// Serve RFC 4533 syncrepl (the syncprov overlay; default true). Without
+    /// it, a generic LDAP source falls back to modifyTimestamp deltas.
+    pub syncprov: bool,
 }
 
 impl Default for SlapdOptions {
@@ -57,6 +60,7 @@ impl Default for SlapdOptions {
             size_limit: None,
             reader: false,
             tls: false,
+            syncprov: true,
         }
     }
 }
@@ -536,9 +540,11 @@ fn config(dir: &Path, opts: &SlapdOptions) -> String {
         );
         let _ = writeln!(c, "access to * by users read by anonymous auth by * none");
     }
-    let _ = writeln!(c, "overlay syncprov");
-    let _ = writeln!(c, "syncprov-checkpoint 100 10");
-    let _ = writeln!(c, "syncprov-sessionlog 100000");
+    if opts.syncprov {
+        let _ = writeln!(c, "overlay syncprov");
+        let _ = writeln!(c, "syncprov-checkpoint 100 10");
+        let _ = writeln!(c, "syncprov-sessionlog 100000");
+    }
     c
 }
 
