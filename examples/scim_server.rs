@@ -1,11 +1,13 @@
 //! Receive provisioning: a SCIM 2.0 service provider that an identity
 //! provider (Entra ID, Okta, …) pushes users and groups into, with idsync's
 //! rules (a DELETE disables, Do Not Disable honoured, every request in the
-//! history). The application's store here is the in-memory `MemoryTarget`;
-//! a vendor puts their own `Target` in its place.
+//! history). The application's store here is a SQLite database
+//! (`scim-app.db`, tables `idsync_users`, `idsync_groups`, `idsync_members`,
+//! `idsync_links`) through idsync's SQL target; a vendor puts their own
+//! `Target` in its place.
 //!
 //! ```sh
-//! IDSYNC_SCIM_TOKEN=s3cret cargo run --example scim_server --features scim-server -- 8080
+//! IDSYNC_SCIM_TOKEN=s3cret cargo run --example scim_server --features scim-server,sql -- 8080
 //! curl -H 'Authorization: Bearer s3cret' http://127.0.0.1:8080/Users
 //! ```
 //!
@@ -16,8 +18,8 @@
 use std::sync::Arc;
 
 use idsync::Profile;
-use idsync::memory::MemoryTarget;
 use idsync::scim::server::{ProvisioningRecord, ScimServer};
+use idsync::sql::{SqlTarget, SqlTargetConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,9 +35,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let profile: Profile = serde_json::from_value(serde_json::json!({
         "id": "5c1d0e2a-7a51-4f0e-9d4e-2b9b3a3f5e01",
         "name": "identity provider → app (SCIM)",
-        "rules": {"deprovision": "disable"}
+        "rules": {"deprovision": "disable"},
+        // SCIM attributes onto the SQL target's default columns.
+        "mapping": {
+            "users": [
+                {"field": "userName", "attribute": "userName"},
+                {"field": "email", "attribute": "emails[type eq \"work\"].value"},
+                {"field": "givenName", "attribute": "name.givenName"},
+                {"field": "familyName", "attribute": "name.familyName"},
+                {"field": "displayName", "attribute": "displayName"}
+            ],
+            "groups": [{"field": "name", "attribute": "displayName"}]
+        }
     }))?;
-    let app = MemoryTarget::new();
+    let app = SqlTarget::connect("sqlite://scim-app.db?mode=rwc", SqlTargetConfig::default()).await?;
     let server = ScimServer::new(profile, Arc::new(app), token.into()).with_sink(|r: &ProvisioningRecord| {
         println!("{}", serde_json::to_string(r).unwrap_or_default());
     });

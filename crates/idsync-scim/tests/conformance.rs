@@ -34,24 +34,32 @@ fn checker() -> Result<PathBuf, StartError> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_scim2_checker_reports_no_failures() {
-    let Some(scim2) = gate("scim2 (scim2-cli)", checker()) else {
-        return;
-    };
-    let profile: Profile = serde_json::from_value(serde_json::json!({
-        "id": "33333333-3333-4333-8333-333333333333",
-        "name": "conformance"
+/// The profile of the example service provider (examples/scim_server.rs):
+/// SCIM attributes mapped onto the SQL target's default columns.
+fn sql_profile() -> Profile {
+    serde_json::from_value(serde_json::json!({
+        "id": "33333333-3333-4333-8333-333333333334",
+        "name": "conformance over SQLite",
+        "mapping": {
+            "users": [
+                {"field": "userName", "attribute": "userName"},
+                {"field": "email", "attribute": "emails[type eq \"work\"].value"},
+                {"field": "givenName", "attribute": "name.givenName"},
+                {"field": "familyName", "attribute": "name.familyName"},
+                {"field": "displayName", "attribute": "displayName"}
+            ],
+            "groups": [{"field": "name", "attribute": "displayName"}]
+        }
     }))
-    .unwrap();
-    let app = MemoryTarget::new();
-    let history = MemoryHistory::new();
-    let server = ScimServer::new(profile, Arc::new(app.clone()), TOKEN.to_owned().into()).with_sink(history.clone());
+    .unwrap()
+}
+
+/// Runs the checker against `server`; panics with every failed check.
+async fn check(scim2: &std::path::Path, server: ScimServer) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(server.serve(listener));
-
-    let run = tokio::process::Command::new(&scim2)
+    let run = tokio::process::Command::new(scim2)
         .args(["--url", &format!("http://{addr}"), "test", "--verbose"])
         // the token goes by the environment, not the command line
         .env("SCIM_CLI_HEADERS", format!("Authorization: Bearer {TOKEN}"))
@@ -76,8 +84,40 @@ async fn the_scim2_checker_reports_no_failures() {
         out.status.code(),
         failed.join("\n"),
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scim2_checker_reports_no_failures() {
+    let Some(scim2) = gate("scim2 (scim2-cli)", checker()) else {
+        return;
+    };
+    let profile: Profile = serde_json::from_value(serde_json::json!({
+        "id": "33333333-3333-4333-8333-333333333333",
+        "name": "conformance"
+    }))
+    .unwrap();
+    let app = MemoryTarget::new();
+    let history = MemoryHistory::new();
+    let server = ScimServer::new(profile, Arc::new(app.clone()), TOKEN.to_owned().into()).with_sink(history.clone());
+    check(&scim2, server).await;
     // every request landed in the history, and the app holds what survived the checks
     assert!(history.records().len() > 100);
     assert!(history.records().iter().all(|r| r.status != 401));
     assert!(!app.log().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scim2_checker_reports_no_failures_over_the_sqlite_target() {
+    let Some(scim2) = gate("scim2 (scim2-cli)", checker()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+    let app = idsync_sql::SqlTarget::connect(&url, idsync_sql::SqlTargetConfig::default())
+        .await
+        .unwrap();
+    let history = MemoryHistory::new();
+    let server = ScimServer::new(sql_profile(), Arc::new(app), TOKEN.to_owned().into()).with_sink(history.clone());
+    check(&scim2, server).await;
+    assert!(history.records().len() > 100);
 }
