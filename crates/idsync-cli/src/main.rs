@@ -188,7 +188,7 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
                 full: *full,
                 dry_run: false,
             };
-            let state = open_state(&config).await?;
+            let state = State::open(&config).await?;
             let report = match plan {
                 Some(path) => apply_saved(&config, &state, path, only).await?,
                 None => run_once(&config, &state, &options).await?,
@@ -199,7 +199,7 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         Command::Status => status(&config).await,
         Command::History { object, limit } => show_history(&config, object.as_deref(), *limit).await,
         Command::Jit { id } => {
-            let state = open_state(&config).await?;
+            let state = State::open(&config).await?;
             let engine = engine(&config, &state).await?;
             let report = engine
                 .sync_one(&ExternalId(id.clone()), &RunOptions::default())
@@ -208,10 +208,6 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             Ok(finish(&config, &state, &report, false).await)
         }
     }
-}
-
-async fn open_state(config: &Config) -> Result<State, Failure> {
-    State::open(config).await
 }
 
 async fn engine(config: &Config, state: &State) -> Result<Engine, Failure> {
@@ -251,13 +247,13 @@ async fn validate(config: &Config) -> Result<u8, Failure> {
         target.backend(),
         target.capabilities()
     ));
-    let state = open_state(config).await?;
+    let state = State::open(config).await?;
     out.ok(&format!("state {}", state.describe()));
     Ok(0)
 }
 
 async fn plan(config: &Config, json: bool, out: Option<&Path>, full: bool) -> Result<u8, Failure> {
-    let state = open_state(config).await?;
+    let state = State::open(config).await?;
     let engine = engine(config, &state).await?;
     let prepared = engine
         .prepare(&RunOptions {
@@ -363,7 +359,7 @@ async fn finish(config: &Config, state: &State, report: &RunReport, json: bool) 
 
 async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8, Failure> {
     let interval = config::parse_duration("--every", every).map_err(Failure::config)?;
-    let state = open_state(config).await?;
+    let state = State::open(config).await?;
     let mut failures = 0u32;
     let mut done = 0u32;
     loop {
@@ -392,7 +388,7 @@ async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8,
 }
 
 async fn status(config: &Config) -> Result<u8, Failure> {
-    let state = open_state(config).await?;
+    let state = State::open(config).await?;
     let s = state
         .store()
         .load(config.profile.id)
@@ -428,7 +424,7 @@ async fn status(config: &Config) -> Result<u8, Failure> {
 }
 
 async fn show_history(config: &Config, object: Option<&str>, limit: usize) -> Result<u8, Failure> {
-    let state = open_state(config).await?;
+    let state = State::open(config).await?;
     let reports = state.history(config.profile.id, limit).await.map_err(Failure::config)?;
     let mut out = output::Out::new();
     for r in &reports {
