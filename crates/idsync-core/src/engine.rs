@@ -272,12 +272,13 @@ impl Engine {
 
     async fn read_full(&self) -> Result<SourceRead> {
         let mut stream = self.source.read_full(&self.profile.scope).await?;
+        let read = self.profile.attributes_read();
         let mut objects = Vec::new();
         let mut errors = Vec::new();
         let mut end = None;
         while let Some(item) = stream.next().await {
             match item {
-                Ok(ReadItem::Object(o)) => objects.push(o),
+                Ok(ReadItem::Object(o)) => objects.push(keep_attributes(o, &read)),
                 Ok(ReadItem::End { completeness, cursor }) => {
                     end = Some((completeness, cursor));
                     break;
@@ -320,6 +321,7 @@ impl Engine {
     /// A delta read, or `None` when the source asks for a full read.
     async fn read_delta(&self, from: &Cursor, state: &ProfileState) -> Result<Option<SourceRead>> {
         let mut stream = self.source.read_delta(&self.profile.scope, from).await?;
+        let attributes = self.profile.attributes_read();
         let mut read = SourceRead {
             mode: ReadMode::Delta,
             objects: Vec::new(),
@@ -332,7 +334,7 @@ impl Engine {
         };
         while let Some(item) = stream.next().await {
             match item {
-                Ok(DeltaItem::Changed(o)) => read.objects.push(o),
+                Ok(DeltaItem::Changed(o)) => read.objects.push(keep_attributes(o, &attributes)),
                 Ok(DeltaItem::Deleted(id)) => read.deleted.push(id),
                 Ok(DeltaItem::Present(id)) => {
                     read.present.get_or_insert_with(HashSet::new).insert(id);
@@ -588,4 +590,12 @@ impl Engine {
         // `cursor_ok` is false: the saved cursor stays where it is.
         self.apply(prepared).await
     }
+}
+
+/// The object with only the attributes the profile reads: a full read of a
+/// large directory holds every object at once, and most attributes of an
+/// entry are never looked at.
+fn keep_attributes(mut object: SourceObject, read: &BTreeSet<&str>) -> SourceObject {
+    object.attributes.retain(|name, _| read.contains(name.as_str()));
+    object
 }

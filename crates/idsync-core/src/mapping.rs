@@ -20,6 +20,22 @@ pub struct Mapping {
     pub groups: Vec<FieldMap>,
 }
 
+impl Mapping {
+    /// Every source attribute the field maps of both kinds read.
+    pub fn attributes(&self) -> impl Iterator<Item = &str> {
+        self.users
+            .iter()
+            .chain(&self.groups)
+            .flat_map(|f| -> Box<dyn Iterator<Item = &str> + '_> {
+                match &f.from {
+                    ValueSource::Attribute(a) => Box::new(std::iter::once(a.as_str())),
+                    ValueSource::Template(t) => Box::new(t.attributes()),
+                    ValueSource::Constant(_) | ValueSource::Container(_) => Box::new(std::iter::empty()),
+                }
+            })
+    }
+}
+
 /// One target field and where its value comes from.
 ///
 /// In TOML: `{ field = "email", attribute = "mail", transforms = ["lowercase"] }`,

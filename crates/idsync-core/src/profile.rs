@@ -1,5 +1,7 @@
 //! A sync profile: scope, mapping and the rules of reconciliation.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::mapping::Mapping;
@@ -24,6 +26,23 @@ pub struct Profile {
     /// How situations are resolved.
     #[serde(default)]
     pub rules: Rules,
+}
+
+impl Profile {
+    /// Every source attribute the profile reads: its mapping's, its scope's
+    /// predicates and assigned-group names, and the correlation attribute.
+    /// The engine keeps only these of the objects it reads.
+    pub fn attributes_read(&self) -> BTreeSet<&str> {
+        let mut out: BTreeSet<&str> = self.mapping.attributes().collect();
+        out.extend(self.scope.attributes.iter().map(|p| p.attribute.as_str()));
+        if !self.scope.groups.is_empty() {
+            out.insert(self.scope.group_name_attribute.as_deref().unwrap_or("cn"));
+        }
+        if let Some(c) = &self.rules.correlation {
+            out.insert(c.attribute.as_str());
+        }
+        out
+    }
 }
 
 /// The reconciliation rules of a profile. Defaults are the safe ones.
@@ -175,6 +194,27 @@ mod tests {
             min_count_for_percent: 0,
         };
         assert!(!none.exceeded(1_000_000, 1));
+    }
+
+    #[test]
+    fn the_attributes_read_are_the_mappings_the_scopes_and_the_correlations() {
+        let p: Profile = serde_json::from_value(serde_json::json!({
+            "id": "6f1c2a0e-8d7b-4c55-9a8e-3b2f1d4c5e6a", "name": "p",
+            "scope": {"attributes": [{"attribute": "department", "any_of": ["Sales"]}], "groups": ["Staff"]},
+            "mapping": {
+                "users": [{"field": "login", "attribute": "uid"},
+                          {"field": "name", "template": "{givenName} {sn}"},
+                          {"field": "kind", "constant": "staff"}],
+                "groups": [{"field": "name", "attribute": "displayName"}]
+            },
+            "rules": {"correlation": {"attribute": "mail", "field": "email"}}
+        }))
+        .unwrap();
+        let read: Vec<&str> = p.attributes_read().into_iter().collect();
+        assert_eq!(
+            read,
+            ["cn", "department", "displayName", "givenName", "mail", "sn", "uid"]
+        );
     }
 
     #[test]
