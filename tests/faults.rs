@@ -121,20 +121,27 @@ fn assert_partial_and_harmless(report: &RunReport, target: &MemoryTarget, why: &
     assert!(!report.cursor_saved);
 }
 
+/// Reading slapd through `proxy`, in pages of 50.
+fn through_proxy(s: &slapd::Slapd, proxy: &TcpProxy) -> LdapConfig {
+    LdapConfig {
+        page_size: 50,
+        ..LdapConfig::new(
+            &format!("ldap://127.0.0.1:{}", proxy.port()),
+            &s.admin_dn(),
+            s.admin_password(),
+            s.base_dn(),
+            Flavor::Generic,
+        )
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reset_during_a_full_read_from_slapd_deprovisions_nothing() {
     let Some(s) = slapd::slapd(SlapdOptions::with_users(2000, 4)).await else {
         return;
     };
     let proxy = TcpProxy::start(s.port()).await.unwrap();
-    let mut config = LdapConfig::new(
-        &format!("ldap://127.0.0.1:{}", proxy.port()),
-        &s.admin_dn(),
-        s.admin_password(),
-        s.base_dn(),
-        Flavor::Generic,
-    );
-    config.page_size = 50;
+    let config = through_proxy(&s, &proxy);
     let p = ldap_profile("fa000000-0000-4000-8000-000000000001", json!({}));
     let target = MemoryTarget::new();
     let engine = Engine::new(
@@ -676,14 +683,7 @@ async fn a_link_that_goes_silent_during_a_read_times_out_and_deprovisions_nothin
         return;
     };
     let proxy = TcpProxy::start(s.port()).await.unwrap();
-    let mut config = LdapConfig::new(
-        &format!("ldap://127.0.0.1:{}", proxy.port()),
-        &s.admin_dn(),
-        s.admin_password(),
-        s.base_dn(),
-        Flavor::Generic,
-    );
-    config.page_size = 50;
+    let mut config = through_proxy(&s, &proxy);
     config.timeout_secs = 2;
     let p = ldap_profile("fa000000-0000-4000-8000-000000000007", json!({}));
     let target = MemoryTarget::new();
