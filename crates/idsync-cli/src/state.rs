@@ -40,7 +40,7 @@ pub enum RunLock {
     Lease {
         /// The store that granted it.
         store: Arc<SqlStateStore>,
-        /// The lease as last renewed.
+        /// The lease as taken (renewals keep its generation, which release names).
         lease: Lease,
         /// The renewing task.
         renewer: tokio::task::JoinHandle<()>,
