@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use idsync_core::memory::MemoryTarget;
 use idsync_core::plan::FindingKind;
-use idsync_core::{Engine, MemoryStateStore, Profile, ReadItem, RunOptions, Scope, Source, SourceObject};
+use idsync_core::{Engine, MemoryStateStore, Profile, RunOptions, Scope, Source, SourceObject};
 use idsync_file::{CsvConfig, CsvSource, LdifConfig, LdifSource, MAX_VALUE_BYTES};
+use idsync_testkit::read::full_read;
 
 fn file(bytes: &[u8]) -> tempfile::NamedTempFile {
     let f = tempfile::NamedTempFile::new().unwrap();
@@ -18,16 +18,9 @@ fn file(bytes: &[u8]) -> tempfile::NamedTempFile {
 }
 
 async fn read_all(s: &dyn Source) -> (Vec<SourceObject>, Vec<String>, bool) {
-    let mut stream = s.read_full(&Scope::default()).await.unwrap();
-    let (mut objects, mut errors, mut complete) = (vec![], vec![], false);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(ReadItem::Object(o)) => objects.push(o),
-            Ok(ReadItem::End { completeness, .. }) => complete = completeness.is_complete(),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    (objects, errors, complete)
+    let r = full_read(s).await;
+    let complete = r.complete();
+    (r.objects, r.errors, complete)
 }
 
 fn ids(objects: &[SourceObject]) -> Vec<&str> {

@@ -3,9 +3,9 @@
 //! field, and the read is partial (nothing is deprovisioned). A page
 //! without `results` is an error, never an empty directory.
 
-use futures::StreamExt;
-use idsync_core::{Completeness, ReadItem, Scope, Source};
+use idsync_core::{Completeness, Scope, Source};
 use idsync_jumpcloud::{JumpCloudConfig, JumpCloudSource};
+use idsync_testkit::read::full_read;
 use idsync_testkit::scripted::ScriptedServer;
 use serde_json::json;
 
@@ -15,17 +15,9 @@ fn config(server: &ScriptedServer) -> JumpCloudConfig {
     c
 }
 
-async fn read(source: &JumpCloudSource) -> (Vec<String>, Vec<String>, Option<Completeness>) {
-    let mut stream = source.read_full(&Scope::default()).await.unwrap();
-    let (mut ids, mut errors, mut end) = (vec![], vec![], None);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(ReadItem::Object(o)) => ids.push(o.id.0),
-            Ok(ReadItem::End { completeness, .. }) => end = Some(completeness),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    (ids, errors, end)
+async fn read(source: &dyn Source) -> (Vec<String>, Vec<String>, Option<Completeness>) {
+    let r = full_read(source).await;
+    (r.ids(), r.errors, r.end)
 }
 
 #[tokio::test]

@@ -3,9 +3,9 @@
 //! the read is partial (nothing is deprovisioned); a page that is not JSON
 //! makes the read partial too.
 
-use futures::StreamExt;
-use idsync_core::{Completeness, ReadItem, Scope, Source};
+use idsync_core::{Completeness, Source};
 use idsync_rest::{RestConfig, RestSource};
+use idsync_testkit::read::full_read;
 use idsync_testkit::scripted::ScriptedServer;
 use serde_json::json;
 
@@ -27,17 +27,9 @@ fn source(server: &ScriptedServer) -> RestSource {
     RestSource::new(c).unwrap()
 }
 
-async fn read(source: &RestSource) -> (Vec<String>, Vec<String>, Option<Completeness>) {
-    let mut stream = source.read_full(&Scope::default()).await.unwrap();
-    let (mut ids, mut errors, mut end) = (vec![], vec![], None);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(ReadItem::Object(o)) => ids.push(o.id.0),
-            Ok(ReadItem::End { completeness, .. }) => end = Some(completeness),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    (ids, errors, end)
+async fn read(source: &dyn Source) -> (Vec<String>, Vec<String>, Option<Completeness>) {
+    let r = full_read(source).await;
+    (r.ids(), r.errors, r.end)
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ pub mod ldif_cli;
 pub mod logs;
 pub mod postgres;
 pub mod proxy;
+pub mod read;
 pub mod rest;
 pub mod samba;
 pub mod scim2;
