@@ -28,9 +28,6 @@ pub struct Config {
     /// How runs are applied.
     #[serde(default)]
     pub engine: EngineConfig,
-    /// The folder of the profile file: relative paths start there.
-    #[serde(skip)]
-    pub base: PathBuf,
 }
 
 /// The source, by type.
@@ -93,20 +90,21 @@ impl std::fmt::Debug for SqlUrl {
 }
 
 impl SqlUrl {
-    /// The URL, with a relative SQLite path made relative to `base` and a
-    /// SQLite file created when missing (unless the URL says otherwise).
-    pub fn resolved(&self, base: &Path) -> String {
+    /// The URL, to connect with.
+    pub fn expose(&self) -> &str {
         use secrecy::ExposeSecret as _;
-        let url = self.0.expose_secret();
-        match url.strip_prefix("sqlite://") {
-            Some(rest) if !rest.starts_with(':') => {
-                let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
-                let mut out = format!("sqlite://{}", base.join(path).display());
-                out.push('?');
-                out.push_str(query.unwrap_or("mode=rwc"));
-                out
-            }
-            _ => url.to_owned(),
+        self.0.expose_secret()
+    }
+
+    /// Makes a relative SQLite path relative to `base`, and has a missing
+    /// SQLite file created (unless the URL says otherwise).
+    fn resolve(&mut self, base: &Path) {
+        if let Some(rest) = self.expose().strip_prefix("sqlite://")
+            && !rest.starts_with(':')
+        {
+            let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+            let url = format!("sqlite://{}?{}", base.join(path).display(), query.unwrap_or("mode=rwc"));
+            self.0 = url.into();
         }
     }
 }
@@ -200,14 +198,12 @@ pub fn load(path: &Path) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let text = substitute_env(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut config: Config = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    config.base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    config.resolve_paths();
+    config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
     Ok(config)
 }
 
 impl Config {
-    fn resolve_paths(&mut self) {
-        let base = self.base.clone();
+    fn resolve_paths(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -218,8 +214,12 @@ impl Config {
             SourceConfig::Csv(c) => fix(&mut c.path),
             SourceConfig::Scim(_) | SourceConfig::Ldap(_) | SourceConfig::Jumpcloud(_) | SourceConfig::Rest(_) => {}
         }
-        if let StateConfig::Json { path } = &mut self.state {
-            fix(path);
+        if let TargetConfig::Sql(c) = &mut self.target {
+            c.url.resolve(base);
+        }
+        match &mut self.state {
+            StateConfig::Json { path } => fix(path),
+            StateConfig::Sql { url, .. } => url.resolve(base),
         }
     }
 }

@@ -23,9 +23,7 @@ pub async fn target(config: &Config) -> Result<Arc<dyn Target>> {
     Ok(match &config.target {
         TargetConfig::Scim(c) => Arc::new(idsync_scim::ScimTarget::connect((**c).clone()).await?),
         TargetConfig::Ldap(c) => Arc::new(idsync_ldap::LdapTarget::connect((**c).clone()).await?),
-        TargetConfig::Sql(c) => {
-            Arc::new(idsync_sql::SqlTarget::connect(&c.url.resolved(&config.base), c.tables.clone()).await?)
-        }
+        TargetConfig::Sql(c) => Arc::new(idsync_sql::SqlTarget::connect(c.url.expose(), c.tables.clone()).await?),
         TargetConfig::Jumpcloud(c) => Arc::new(idsync_jumpcloud::JumpCloudTarget::new((**c).clone())?),
         TargetConfig::Rest(c) => Arc::new(idsync_rest::RestTarget::new((**c).clone())?),
     })

@@ -58,7 +58,7 @@ impl State {
             StateConfig::Sql { url, lease } => State::Sql {
                 lease: parse_duration("state.lease", lease).map_err(Failure::config)?,
                 store: Arc::new(
-                    SqlStateStore::connect(&url.resolved(&config.base))
+                    SqlStateStore::connect(url.expose())
                         .await
                         .map_err(Failure::unavailable)?,
                 ),
