@@ -23,7 +23,7 @@ use ldap3::controls::RawControl;
 use ldap3::{Ldap, SearchEntry};
 use tokio::sync::mpsc;
 
-use crate::changes::{self, Changes, ids};
+use crate::changes::{self, Changes, Outcome, ids};
 use crate::config::{AdDelta, LdapConfig};
 use crate::entry::{id_of, raw, text};
 use crate::error::LdapError;
@@ -79,14 +79,6 @@ impl AdCursor {
             position,
         })
     }
-}
-
-/// What a delta read ends with.
-pub(crate) enum Outcome {
-    /// The cursor for the next delta.
-    Next(AdCursor),
-    /// Read in full, for this reason.
-    Resync(String),
 }
 
 /// What the DC says about itself.
@@ -345,11 +337,14 @@ pub(crate) async fn delta(
     if !changes::send(ldap, config, filter, &attrs, changes, tx).await {
         return Ok(Outcome::Resync("the reader went away".into()));
     }
-    Ok(Outcome::Next(AdCursor {
-        invocation: dc.invocation,
-        taken: now(),
-        position,
-    }))
+    Ok(Outcome::Next(
+        AdCursor {
+            invocation: dc.invocation,
+            taken: now(),
+            position,
+        }
+        .to_cursor(),
+    ))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use idsync_core::{DeltaItem, ExternalId, Result};
+use idsync_core::{Cursor, DeltaItem, ExternalId, Result};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::RawControl;
 use ldap3::{Ldap, SearchEntry};
@@ -14,6 +14,14 @@ use tokio::sync::mpsc;
 use crate::config::LdapConfig;
 use crate::entry::id_of;
 use crate::error::LdapError;
+
+/// What a named-change delta read ends with.
+pub(crate) enum Outcome {
+    /// The cursor for the next delta.
+    Next(Cursor),
+    /// Read in full, for this reason.
+    Resync(String),
+}
 
 /// What changed since a cursor: ids changed, ids deleted, and, where
 /// deletions may go unseen, every id still in scope (the present set).

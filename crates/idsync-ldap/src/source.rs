@@ -13,6 +13,7 @@ use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{Ldap, SearchEntry};
 use tokio::sync::mpsc;
 
+use crate::changes::Outcome;
 use crate::config::{Flavor, LdapConfig};
 use crate::conn::connect;
 use crate::entry::{dn_key, id_of, is_group, to_object};
@@ -124,6 +125,14 @@ fn uuid_like(s: &str) -> bool {
                 c.is_ascii_hexdigit()
             }
         })
+}
+
+/// Where a named-change delta starts.
+enum Named {
+    /// An AD cursor (DirSync or uSNChanged).
+    Ad(crate::ad_delta::AdCursor),
+    /// A GeneralizedTime (modifyTimestamp).
+    Since(String),
 }
 
 /// The items a reading task sends, as a stream.
@@ -417,38 +426,27 @@ impl Source for LdapSource {
             };
             Ok(futures::stream::iter(vec![Ok(item)]).boxed())
         };
-        if self.config.flavor == Flavor::Ad {
-            let Some(from) = crate::ad_delta::AdCursor::parse(from) else {
-                return resync("the cursor is not an Active Directory cursor");
-            };
+        // AD's cursors and modifyTimestamp ones name what changed; the
+        // changed objects are then read whole.
+        let named = match self.config.flavor {
+            Flavor::Ad => match crate::ad_delta::AdCursor::parse(from) {
+                Some(from) => Some(Named::Ad(from)),
+                None => return resync("the cursor is not an Active Directory cursor"),
+            },
+            Flavor::Generic => crate::timestamp::parse(from).map(|t| Named::Since(t.to_owned())),
+        };
+        if let Some(named) = named {
             let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_delta"))?;
             let (config, filter, attrs) = (self.config.clone(), self.filter(scope), self.attributes());
             let (tx, rx) = mpsc::channel(1024);
             tokio::spawn(async move {
-                let item = match crate::ad_delta::delta(&mut ldap, &config, &filter, attrs, from, &tx).await {
-                    Ok(crate::ad_delta::Outcome::Next(cursor)) => Ok(DeltaItem::End {
-                        cursor: cursor.to_cursor(),
-                    }),
-                    Ok(crate::ad_delta::Outcome::Resync(reason)) => Ok(DeltaItem::ResyncRequired { reason }),
-                    // No End item: the engine keeps the old cursor and reads again.
-                    Err(e) => Err(e.into_core("read_delta")),
+                let outcome = match named {
+                    Named::Ad(from) => crate::ad_delta::delta(&mut ldap, &config, &filter, attrs, from, &tx).await,
+                    Named::Since(t) => crate::timestamp::delta(&mut ldap, &config, &filter, attrs, &t, &tx).await,
                 };
-                let _ = tx.send(item).await;
-                let _ = ldap.unbind().await;
-            });
-            return Ok(received(rx));
-        }
-        if let Some(since) = crate::timestamp::parse(from) {
-            let since = since.to_owned();
-            let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_delta"))?;
-            let (config, filter, attrs) = (self.config.clone(), self.filter(scope), self.attributes());
-            let (tx, rx) = mpsc::channel(1024);
-            tokio::spawn(async move {
-                let item = match crate::timestamp::delta(&mut ldap, &config, &filter, attrs, &since, &tx).await {
-                    Ok(Some(cursor)) => Ok(DeltaItem::End { cursor }),
-                    Ok(None) => Ok(DeltaItem::ResyncRequired {
-                        reason: "the reader went away".into(),
-                    }),
+                let item = match outcome {
+                    Ok(Outcome::Next(cursor)) => Ok(DeltaItem::End { cursor }),
+                    Ok(Outcome::Resync(reason)) => Ok(DeltaItem::ResyncRequired { reason }),
                     // No End item: the engine keeps the old cursor and reads again.
                     Err(e) => Err(e.into_core("read_delta")),
                 };

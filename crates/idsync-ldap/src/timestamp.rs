@@ -17,7 +17,7 @@ use idsync_core::{Cursor, DeltaItem, Result};
 use ldap3::Ldap;
 use tokio::sync::mpsc;
 
-use crate::changes::{self, Changes, ids};
+use crate::changes::{self, Changes, Outcome, ids};
 use crate::config::LdapConfig;
 use crate::error::LdapError;
 
@@ -45,7 +45,7 @@ pub(crate) fn parse(cursor: &Cursor) -> Option<&str> {
     (digits.len() == 14 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(t)
 }
 
-/// Sends the changes since `since` (a GeneralizedTime) and gives the
+/// Sends the changes since `since` (a GeneralizedTime) and ends with the
 /// cursor for the next delta. `filter` is the profile's full filter.
 pub(crate) async fn delta(
     ldap: &mut Ldap,
@@ -54,7 +54,7 @@ pub(crate) async fn delta(
     attrs: Vec<String>,
     since: &str,
     tx: &mpsc::Sender<Result<DeltaItem>>,
-) -> std::result::Result<Option<Cursor>, LdapError> {
+) -> std::result::Result<Outcome, LdapError> {
     let next = cursor_now();
     // Loose on purpose: a change that takes an entry out of the profile's
     // filter must be seen; the entry is read again with that filter.
@@ -64,9 +64,11 @@ pub(crate) async fn delta(
         deleted: Vec::new(),
         present: Some(ids(ldap, &config.base_dn, filter, None, config).await?),
     };
-    Ok(changes::send(ldap, config, filter, &attrs, changes, tx)
-        .await
-        .then_some(next))
+    Ok(if changes::send(ldap, config, filter, &attrs, changes, tx).await {
+        Outcome::Next(next)
+    } else {
+        Outcome::Resync("the reader went away".into())
+    })
 }
 
 #[cfg(test)]
