@@ -117,13 +117,16 @@ fn run_planner(d: &Data, p: &Profile) -> usize {
             disable_groups: true,
             delete: false,
             veto: false,
+            ..TargetCapabilities::default()
         },
         mode: ReadMode::Full,
         completeness: &Completeness::Complete,
         objects: &d.objects,
         deleted: &[],
         linked: &d.linked,
+        linked_total: d.linked.len(),
         candidates: &[],
+        assigned: None,
         confirmed: false,
     });
     plan.operations.len()

@@ -16,6 +16,7 @@ pub mod report;
 pub mod scope;
 pub mod source;
 pub mod state;
+mod stop;
 pub mod target;
 
 pub use engine::{Engine, EngineOptions, Prepared, RunOptions};
@@ -31,4 +32,5 @@ pub use report::RunReport;
 pub use scope::Scope;
 pub use source::{Completeness, Cursor, DeltaItem, ReadItem, Source, SourceCapabilities};
 pub use state::{JsonFileStateStore, MemoryStateStore, ProfileState, StateStore};
+pub use stop::StopSignal;
 pub use target::{Applied, FieldChange, Lookup, Target, TargetCapabilities, TargetOp, Veto};

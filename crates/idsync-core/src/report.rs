@@ -95,8 +95,24 @@ pub struct RunReport {
     pub cursor_saved: bool,
     /// The plan that was applied (its findings included).
     pub plan: Plan,
-    /// One outcome per operation attempted or skipped.
+    /// How many operations were applied, failed and skipped.
+    pub tally: Tally,
+    /// The outcome of every operation that was not simply applied: those
+    /// that failed or were skipped, those applied after retries, and those
+    /// the target said something about. An operation of the plan without an
+    /// outcome here was applied at the first attempt.
     pub outcomes: Vec<OpOutcome>,
+}
+
+/// How many operations of a run were applied, failed and skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Applied.
+    pub applied: usize,
+    /// Failed (after their retries).
+    pub failed: usize,
+    /// Not attempted.
+    pub skipped: usize,
 }
 
 impl RunReport {
@@ -114,6 +130,17 @@ impl RunReport {
 
     /// How many operations were applied.
     pub fn applied(&self) -> usize {
-        self.outcomes.iter().filter(|o| o.status == OpStatus::Applied).count()
+        self.tally.applied
+    }
+
+    /// The status of operation `op`: its outcome's, or applied when the
+    /// report lists no outcome for an operation of a run that applied.
+    pub fn status_of(&self, op: OpId) -> Option<&OpStatus> {
+        const APPLIED: &OpStatus = &OpStatus::Applied;
+        match self.outcomes.binary_search_by_key(&op, |o| o.op) {
+            Ok(i) => Some(&self.outcomes[i].status),
+            Err(_) if self.outcome == RunOutcome::DryRun => None,
+            Err(_) => self.plan.operations.iter().any(|o| o.id == op).then_some(APPLIED),
+        }
     }
 }

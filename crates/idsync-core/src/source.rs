@@ -20,6 +20,13 @@ pub struct SourceCapabilities {
     pub read_one: bool,
     /// Groups with members.
     pub groups: bool,
+    /// A group may go on naming a member after that member was deleted,
+    /// moved or renamed, without the group itself changing (LDAP groups
+    /// name members by DN; without referential integrity the DN goes
+    /// stale). A delta then tells nothing about those groups, so the engine
+    /// re-reads the groups that named an object a delta changed. (Groups
+    /// that named a deleted object are re-read whatever the source.)
+    pub stale_members: bool,
 }
 
 /// How a full read ended.
@@ -114,6 +121,9 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
     /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
     async fn read_delta(&self, scope: &Scope, from: &Cursor) -> Result<BoxStream<'_, Result<DeltaItem>>>;
 
-    /// Reads one object by id, `None` when it does not exist (any more).
-    async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>>;
+    /// Reads one object by id: `None` when it does not exist (any more) or
+    /// when it is outside what the source applies of `scope` itself (a
+    /// filter, containers, kinds), so that one object read alone is
+    /// admitted exactly when a full read would list it.
+    async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>>;
 }

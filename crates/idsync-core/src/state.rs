@@ -1,6 +1,6 @@
 //! What a profile remembers between runs, and where it is kept.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -29,6 +29,15 @@ pub struct ProfileState {
     /// fields a new mapping changes. `None` (a state saved before this
     /// existed) forces nothing.
     pub scope_digest: Option<String>,
+    /// The members of each group as last read from the source: a delta
+    /// looks up only the members that joined or left a changed group, and
+    /// reads again the groups that named an object it deleted.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub members: BTreeMap<ExternalId, BTreeSet<ExternalId>>,
+    /// How many accounts were linked to the profile after the last run: the
+    /// base of the threshold's percentage for a delta, which does not list
+    /// them all. `None` makes the next delta list them.
+    pub linked: Option<usize>,
 }
 
 /// Where profile states are kept: in memory, a JSON file, a database.
@@ -126,7 +135,7 @@ impl StateStore for JsonFileStateStore {
     async fn save(&self, profile: ProfileId, state: &ProfileState) -> Result<()> {
         use std::io::Write;
         let path = self.path(profile);
-        let json = serde_json::to_vec_pretty(state)
+        let json = serde_json::to_vec(state)
             .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()).backend("state"))?;
         let mut tmp =
             tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| io_error(&path, "create a temporary file", e))?;
@@ -157,6 +166,10 @@ mod tests {
             last_full_unix: Some(42),
             retry: [ExternalId::from("u1")].into_iter().collect(),
             scope_digest: Some("d1".into()),
+            members: [(ExternalId::from("g1"), [ExternalId::from("u1")].into_iter().collect())]
+                .into_iter()
+                .collect(),
+            linked: Some(7),
         };
         futures::executor::block_on(store.save(profile, &state)).unwrap();
         assert_eq!(futures::executor::block_on(store.load(profile)).unwrap(), state);

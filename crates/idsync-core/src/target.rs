@@ -22,6 +22,11 @@ pub struct TargetCapabilities {
     pub delete: bool,
     /// Asks [`Target::can_deprovision`] before each deprovision.
     pub veto: bool,
+    /// The most operations [`Target::apply_batch`] takes in one call: a
+    /// target that sends many changes as one request (SCIM Bulk and member
+    /// PATCHes, one SQL transaction, one LDAP modify of many `member`
+    /// values) says how many. 0 and 1 mean one at a time.
+    pub batch: usize,
 }
 
 /// A field's change: old → new. `None` is "not set".
@@ -162,6 +167,29 @@ pub trait Target: Send + Sync + fmt::Debug + 'static {
 
     /// Applies one operation.
     async fn apply(&self, op: &TargetOp) -> Result<Applied>;
+
+    /// Applies several operations, returning one result per operation, in
+    /// the same order. Called with up to [`TargetCapabilities::batch`]
+    /// operations; the default applies them one after the other with
+    /// [`Target::apply`], so a target without batches needs nothing more.
+    ///
+    /// What the engine promises: no operation in a batch depends on another
+    /// one of the same batch; the operations on one account come in the
+    /// order they must be applied in; the membership changes of one group
+    /// are never in two batches at once.
+    ///
+    /// What a target promises: one bad operation fails alone. A target that
+    /// sends a batch as one request and sees the request refused as a whole
+    /// applies the operations again in smaller requests (down to one), so
+    /// that the error names the object that caused it. Transient errors are
+    /// returned as such: the engine retries those operations, in a batch.
+    async fn apply_batch(&self, ops: &[TargetOp]) -> Vec<Result<Applied>> {
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            results.push(self.apply(op).await);
+        }
+        results
+    }
 
     /// Whether `account` may be deprovisioned. Asked only when
     /// [`TargetCapabilities::veto`] is set; the default allows.

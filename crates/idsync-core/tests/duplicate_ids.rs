@@ -34,6 +34,7 @@ impl Source for Verbatim {
             delta: false,
             read_one: false,
             groups: false,
+            ..SourceCapabilities::default()
         }
     }
 
@@ -57,7 +58,7 @@ impl Source for Verbatim {
         Err(Error::new(idsync_core::ErrorKind::Unsupported, "no deltas"))
     }
 
-    async fn read_one(&self, _id: &ExternalId) -> Result<Option<SourceObject>> {
+    async fn read_one(&self, _scope: &Scope, _id: &ExternalId) -> Result<Option<SourceObject>> {
         Ok(None)
     }
 }

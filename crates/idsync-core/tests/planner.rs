@@ -30,6 +30,7 @@ fn all_caps() -> TargetCapabilities {
         disable_groups: true,
         delete: true,
         veto: false,
+        ..TargetCapabilities::default()
     }
 }
 
@@ -103,7 +104,9 @@ impl<'a> Case<'a> {
             objects: &self.objects,
             deleted: &self.deleted,
             linked: &self.linked,
+            linked_total: self.linked.len(),
             candidates: &self.candidates,
+            assigned: None,
             confirmed: self.confirmed,
         })
     }

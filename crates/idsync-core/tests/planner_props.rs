@@ -168,6 +168,7 @@ fn world_strategy() -> impl Strategy<Value = World> {
                         disable_groups: disable_cap,
                         delete: true,
                         veto: false,
+                        ..TargetCapabilities::default()
                     },
                     objects: objects.into_values().collect(),
                     accounts: list,
@@ -196,7 +197,9 @@ impl World {
             objects,
             deleted: &[],
             linked: &linked,
+            linked_total: linked.len(),
             candidates: &candidates,
+            assigned: None,
             confirmed,
         })
     }

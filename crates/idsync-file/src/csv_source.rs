@@ -304,6 +304,7 @@ impl Source for CsvSource {
             delta: false,
             read_one: true,
             groups: false,
+            ..SourceCapabilities::default()
         }
     }
 
@@ -321,7 +322,7 @@ impl Source for CsvSource {
     }
 
     /// Reads the file to find one row (files have no index).
-    async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
-        crate::stream::find(self, id).await
+    async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>> {
+        crate::stream::find(self, scope, id).await
     }
 }

@@ -178,6 +178,7 @@ impl Source for LdifSource {
             delta: false,
             read_one: true,
             groups: true,
+            ..SourceCapabilities::default()
         }
     }
 
@@ -195,7 +196,7 @@ impl Source for LdifSource {
     }
 
     /// Reads the file in full to find one object (files have no index).
-    async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
-        crate::stream::find(self, id).await
+    async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>> {
+        crate::stream::find(self, scope, id).await
     }
 }

@@ -19,9 +19,10 @@ pub(crate) fn blocking_stream<T: Send + 'static>(
 /// A file has no index: one object is found by reading the file.
 pub(crate) async fn find(
     source: &dyn idsync_core::Source,
+    scope: &idsync_core::Scope,
     id: &idsync_core::ExternalId,
 ) -> idsync_core::Result<Option<idsync_core::SourceObject>> {
-    let mut stream = source.read_full(&idsync_core::Scope::default()).await?;
+    let mut stream = source.read_full(scope).await?;
     while let Some(item) = stream.next().await {
         if let Ok(idsync_core::ReadItem::Object(o)) = item
             && &o.id == id

@@ -28,6 +28,34 @@ enum Step {
 }
 
 impl JumpCloudSource {
+    /// A user or group by id, whatever the scope.
+    async fn read_object(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
+        if let Some(u) = self
+            .client
+            .get_user(id.as_str())
+            .await
+            .map_err(|e| e.into_core("read_one"))?
+        {
+            return Ok(user_to_source(&u));
+        }
+        match self
+            .client
+            .get_group(id.as_str())
+            .await
+            .map_err(|e| e.into_core("read_one"))?
+        {
+            Some(g) => {
+                let members = self
+                    .client
+                    .group_members(id.as_str())
+                    .await
+                    .map_err(|e| e.into_core("read_one"))?;
+                Ok(group_to_source(&g, &members))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Builds the source; does no I/O.
     pub fn new(config: JumpCloudConfig) -> Result<Self> {
         let client = JumpCloudClient::new(&config).map_err(|e| e.into_core("new"))?;
@@ -124,6 +152,7 @@ impl Source for JumpCloudSource {
             delta: false,
             read_one: true,
             groups: true,
+            ..SourceCapabilities::default()
         }
     }
 
@@ -210,31 +239,11 @@ impl Source for JumpCloudSource {
         .op("read_delta"))
     }
 
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = NAME))]
-    async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
-        if let Some(u) = self
-            .client
-            .get_user(id.as_str())
-            .await
-            .map_err(|e| e.into_core("read_one"))?
-        {
-            return Ok(user_to_source(&u));
-        }
-        match self
-            .client
-            .get_group(id.as_str())
-            .await
-            .map_err(|e| e.into_core("read_one"))?
-        {
-            Some(g) => {
-                let members = self
-                    .client
-                    .group_members(id.as_str())
-                    .await
-                    .map_err(|e| e.into_core("read_one"))?;
-                Ok(group_to_source(&g, &members))
-            }
-            None => Ok(None),
-        }
+    /// Applies of `scope` what a full read applies: kinds and
+    /// [`Scope::admits`].
+    #[tracing::instrument(level = "debug", skip(self, scope), fields(backend = NAME))]
+    async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>> {
+        let object = self.read_object(id).await?;
+        Ok(object.filter(|o| wants(scope, o.kind) && scope.admits(o)))
     }
 }

@@ -150,6 +150,7 @@ impl Target for JumpCloudTarget {
             disable_groups: false,
             delete: true,
             veto: false,
+            ..TargetCapabilities::default()
         }
     }
 

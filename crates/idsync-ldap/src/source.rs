@@ -366,6 +366,10 @@ impl Source for LdapSource {
             delta: true,
             read_one: true,
             groups: true,
+            // Groups name members by DN. AD keeps `member` right through
+            // renames, moves and deletes; OpenLDAP does so only with the
+            // refint overlay, which idsync cannot see.
+            stale_members: self.config.flavor == Flavor::Generic,
         }
     }
 
@@ -484,10 +488,13 @@ impl Source for LdapSource {
         Ok(received(rx))
     }
 
-    async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
+    /// Reads the entry by id AND the profile's filter: an entry the filter
+    /// leaves out is `None`, as it is absent from a full read.
+    async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>> {
         let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_one"))?;
-        let (base, scope, filter) = crate::entry::by_id(&self.config, &id.0);
-        let found = read_object(&mut ldap, &self.config, &base, scope, &filter, self.attributes()).await;
+        let (base, search_scope, by_id) = crate::entry::by_id(&self.config, &id.0);
+        let filter = format!("(&{by_id}{})", self.filter(scope));
+        let found = read_object(&mut ldap, &self.config, &base, search_scope, &filter, self.attributes()).await;
         let _ = ldap.unbind().await;
         found.map_err(|e| e.into_core("read_one"))
     }

@@ -407,6 +407,7 @@ impl Target for LdapTarget {
             disable_groups: false,
             delete: true,
             veto: false,
+            ..TargetCapabilities::default()
         }
     }
 

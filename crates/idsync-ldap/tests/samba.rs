@@ -76,7 +76,7 @@ async fn users_read_with_guid_ids_sid_aliases_and_their_enabled_state() {
     assert_eq!(g.members.len(), 2);
     // read_one by GUID
     let one = LdapSource::new(config(dc))
-        .read_one(&people[0].id)
+        .read_one(&Scope::default(), &people[0].id)
         .await
         .unwrap()
         .unwrap();

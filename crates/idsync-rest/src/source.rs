@@ -79,6 +79,7 @@ impl Source for RestSource {
             delta: false,
             read_one: true,
             groups: self.client.config().groups.is_some(),
+            ..SourceCapabilities::default()
         }
     }
 
@@ -156,9 +157,14 @@ impl Source for RestSource {
         .op("read_delta"))
     }
 
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = NAME))]
-    async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
+    /// Applies of `scope` what a full read applies: kinds and
+    /// [`Scope::admits`].
+    #[tracing::instrument(level = "debug", skip(self, scope), fields(backend = NAME))]
+    async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>> {
         for kind in [ObjectKind::User, ObjectKind::Group] {
+            if !wants(scope, kind) {
+                continue;
+            }
             let Some(resource) = self.client.config().resource(kind) else {
                 continue;
             };
@@ -167,7 +173,7 @@ impl Source for RestSource {
             };
             let found = self.client.get(kind, raw).await.map_err(|e| e.into_core("read_one"))?;
             if let Some(v) = found {
-                return Ok(self.object(kind, &v));
+                return Ok(self.object(kind, &v).filter(|o| scope.admits(o)));
             }
         }
         Ok(None)

@@ -332,6 +332,7 @@ impl Target for RestTarget {
             disable_groups: groups.is_some_and(can_disable),
             delete: c.users.delete.is_some(),
             veto: c.users.veto.is_some() || groups.is_some_and(|g| g.veto.is_some()),
+            ..TargetCapabilities::default()
         }
     }
 

@@ -185,6 +185,7 @@ impl Source for ScimSource {
             delta: true,
             read_one: true,
             groups: self.client.sp.groups_endpoint.is_some(),
+            ..SourceCapabilities::default()
         }
     }
 
@@ -245,8 +246,15 @@ impl Source for ScimSource {
         Ok(objects.chain(end).boxed())
     }
 
-    async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
-        for (kind, endpoint) in self.kinds(&Scope::default()) {
+    /// With a `scope.filter`, the server applies it: the object is listed
+    /// with `id eq "…" and (filter)`. Otherwise it is read by id.
+    async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>> {
+        if scope.filter.as_deref().is_some_and(|f| !f.trim().is_empty()) {
+            let by_id = format!("id eq {}", quote(id.as_str()));
+            let mut found = self.objects(scope, Some(by_id), Arc::default(), "read_one");
+            return found.next().await.transpose();
+        }
+        for (kind, endpoint) in self.kinds(scope) {
             match self.client.get(&[&endpoint, id.as_str()]).await {
                 Ok(r) => {
                     let v: Value = r

@@ -533,6 +533,7 @@ impl Target for ScimTarget {
             disable_groups: false,
             delete: true,
             veto: false,
+            ..TargetCapabilities::default()
         }
     }
 

@@ -699,6 +699,7 @@ impl Target for SqlTarget {
             disable_groups: self.groups.as_ref().is_some_and(|g| g.enabled.is_some()),
             delete: self.config.allow_delete,
             veto: false,
+            ..TargetCapabilities::default()
         }
     }
 

@@ -150,6 +150,8 @@ impl Source for MemorySource {
             delta: true,
             read_one: true,
             groups: true,
+            // Members are named by id: moves and renames leave groups right.
+            stale_members: false,
         }
     }
 
@@ -201,8 +203,13 @@ impl Source for MemorySource {
         Ok(stream::iter(items).boxed())
     }
 
-    async fn read_one(&self, id: &ExternalId) -> Result<Option<SourceObject>> {
+    async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>> {
         let inner = self.lock();
-        inner.objects.get(id).map(|o| Self::read(&inner, o)).transpose()
+        inner
+            .objects
+            .get(id)
+            .filter(|o| scope.container_in_scope(&o.container))
+            .map(|o| Self::read(&inner, o))
+            .transpose()
     }
 }

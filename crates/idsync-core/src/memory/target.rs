@@ -60,6 +60,7 @@ impl MemoryTarget {
             disable_groups: true,
             delete: true,
             veto: true,
+            ..TargetCapabilities::default()
         })
     }
 

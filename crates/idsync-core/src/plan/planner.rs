@@ -41,12 +41,22 @@ pub struct PlanInput<'a> {
     pub objects: &'a [SourceObject],
     /// Delta: the ids deleted (including those missing from a present set).
     pub deleted: &'a [ExternalId],
-    /// The accounts linked to the profile.
+    /// The accounts linked to the profile: all of them on a full read; on
+    /// a delta, those of the objects it names (changed, deleted, members
+    /// that joined or left a changed group).
     pub linked: &'a [TargetAccount],
+    /// How many accounts are linked to the profile in all: the base of the
+    /// threshold's percentage (a delta's `linked` holds only some).
+    pub linked_total: usize,
     /// Accounts found by the engine's lookups for the unlinked objects:
     /// unlinked soft-match candidates and accounts linked to the same
     /// external ids by other profiles.
     pub candidates: &'a [TargetAccount],
+    /// The ids the scope's assigned groups bring in, when the caller worked
+    /// them out (a just-in-time sync reads the groups for that). `None`: on
+    /// a full read the planner resolves them itself; a delta has no
+    /// assigned groups (such profiles always read in full).
+    pub assigned: Option<&'a HashSet<ExternalId>>,
     /// An operator confirmed the deprovisions: the threshold holds nothing.
     pub confirmed: bool,
 }
@@ -105,6 +115,8 @@ struct Planner<'a> {
     /// Aggregated findings: (kind, message, remedy) → objects.
     grouped: BTreeMap<(FindingKind, &'static str, &'static str), BTreeSet<String>>,
     unchanged: usize,
+    /// Deprovisions and member removals a partial read left out.
+    spared: usize,
     /// The objects in scope, in input order.
     in_scope: Vec<&'a SourceObject>,
 }
@@ -112,9 +124,14 @@ struct Planner<'a> {
 impl<'a> Planner<'a> {
     fn new(input: PlanInput<'a>) -> Self {
         let profile = input.profile;
-        let assigned = match input.mode {
-            ReadMode::Full => profile.scope.assigned(input.objects),
-            ReadMode::Delta => None,
+        let resolved;
+        let assigned = match (input.assigned, input.mode) {
+            (Some(given), _) => Some(given),
+            (None, ReadMode::Full) => {
+                resolved = profile.scope.assigned(input.objects);
+                resolved.as_ref()
+            }
+            (None, ReadMode::Delta) => None,
         };
         let mut by_id: Map<&'a ExternalId, (&'a SourceObject, bool)> =
             Map::with_capacity_and_hasher(input.objects.len(), Default::default());
@@ -130,7 +147,7 @@ impl<'a> Planner<'a> {
                 }
                 continue;
             }
-            let inside = profile.scope.admits(o) && assigned.as_ref().is_none_or(|a| a.contains(&o.id));
+            let inside = profile.scope.admits(o) && assigned.is_none_or(|a| a.contains(&o.id));
             if inside {
                 in_scope.push(o);
             }
@@ -160,6 +177,7 @@ impl<'a> Planner<'a> {
             findings: Vec::new(),
             grouped: BTreeMap::new(),
             unchanged: 0,
+            spared: 0,
             in_scope,
         };
         for account in input.linked {
@@ -279,6 +297,7 @@ impl<'a> Planner<'a> {
                 remedy: "limit the scope to users (scope.kinds = [\"user\"])".into(),
             });
         }
+        self.partial_read_finding();
         self.apply_threshold();
         self.finish()
     }
@@ -695,7 +714,6 @@ impl<'a> Planner<'a> {
     /// Linked accounts whose object was not planned: gone, out of scope, or
     /// (delta) unchanged.
     fn plan_absent(&mut self) {
-        let mut spared = 0usize;
         let mut accounts: Vec<&'a TargetAccount> = self.linked.values().copied().collect();
         accounts.sort_by(|a, b| a.id.cmp(&b.id));
         for account in accounts {
@@ -708,11 +726,7 @@ impl<'a> Planner<'a> {
                 Some((_, false)) if self.profile.rules.out_of_scope == OutOfScope::Leave => continue,
                 Some((_, false)) => Situation::OutOfScope,
                 None => match self.input.mode {
-                    ReadMode::Full if self.input.completeness.is_complete() => Situation::Absent,
-                    ReadMode::Full => {
-                        spared += 1;
-                        continue;
-                    }
+                    ReadMode::Full => Situation::Absent,
                     ReadMode::Delta if self.input.deleted.contains(&link.external) => Situation::Deleted,
                     ReadMode::Delta => {
                         self.unchanged += 1;
@@ -720,6 +734,10 @@ impl<'a> Planner<'a> {
                     }
                 },
             };
+            // What a partial read did not see may still be there.
+            if situation != Situation::OutOfScope && self.spare() {
+                continue;
+            }
             let detail = match situation {
                 Situation::OutOfScope => "left the scope",
                 Situation::Deleted => "deleted in the source",
@@ -741,6 +759,9 @@ impl<'a> Planner<'a> {
                     &link.external,
                 ),
                 Deprovision::Delete => {
+                    if self.spare_deprovision() {
+                        continue;
+                    }
                     self.push(Draft {
                         kind: account.kind,
                         link: link.clone(),
@@ -753,20 +774,47 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        if spared > 0 {
-            let reason = match self.input.completeness {
-                Completeness::Partial { reason } => reason.as_str(),
-                Completeness::Complete => "",
-            };
-            self.findings.push(Finding {
-                kind: FindingKind::PartialRead,
-                objects: vec![],
-                message: format!(
-                    "the read was partial ({reason}): {spared} linked account(s) not seen are not deprovisioned"
-                ),
-                remedy: "fix the cause; the next complete read deprovisions what is really gone".into(),
-            });
+    }
+
+    /// True (and counted) when a partial read must leave this deprovision
+    /// or member removal out: a full read's absent objects may only be
+    /// unread, and a delta cut short may not have listed what is still
+    /// present, so nothing a partial delta implies is removed.
+    fn spare(&mut self) -> bool {
+        let spare = !self.input.completeness.is_complete();
+        self.spared += usize::from(spare);
+        spare
+    }
+
+    /// [`Planner::spare`] for deprovisions of objects that were read (source
+    /// disabled, left the scope): only a partial delta leaves them out.
+    fn spare_deprovision(&mut self) -> bool {
+        self.input.mode == ReadMode::Delta && self.spare()
+    }
+
+    fn partial_read_finding(&mut self) {
+        let spared = self.spared;
+        if spared == 0 {
+            return;
         }
+        let reason = match self.input.completeness {
+            Completeness::Partial { reason } => reason.as_str(),
+            Completeness::Complete => "",
+        };
+        let message = match self.input.mode {
+            ReadMode::Full => {
+                format!("the read was partial ({reason}): {spared} linked account(s) not seen are not deprovisioned")
+            }
+            ReadMode::Delta => format!(
+                "the delta read was partial ({reason}): {spared} deprovision(s) and member removal(s) are left for the next complete read"
+            ),
+        };
+        self.findings.push(Finding {
+            kind: FindingKind::PartialRead,
+            objects: vec![],
+            message,
+            remedy: "fix the cause; the next complete read deprovisions what is really gone".into(),
+        });
     }
 
     /// Disables `account` unless Do Not Disable, it is disabled already, or
@@ -779,7 +827,7 @@ impl<'a> Planner<'a> {
         detail: &str,
         after: Vec<usize>,
     ) {
-        if !account.enabled {
+        if !account.enabled || self.spare_deprovision() {
             return;
         }
         if self.profile.rules.do_not_disable {
@@ -827,7 +875,11 @@ impl<'a> Planner<'a> {
                 Some((_, inside)) => *inside,
                 None => !self.input.completeness.is_complete(),
             },
-            ReadMode::Delta => !self.input.deleted.contains(external),
+            // Read in this delta: in scope or not; otherwise unchanged, unless deleted.
+            ReadMode::Delta => match self.by_id.get(external) {
+                Some((_, inside)) => *inside,
+                None => !self.input.deleted.contains(external),
+            },
         };
         managed.then_some(Account {
             target: Some(&account.id),
@@ -905,6 +957,7 @@ impl<'a> Planner<'a> {
                         group_account.draft.into_iter().chain(member.draft).collect(),
                     )
                 }
+                Some(_) if self.input.mode == ReadMode::Delta && self.spare() => continue,
                 Some(t) => (
                     Action::RemoveMember {
                         member: self.link_for(m),
@@ -929,14 +982,12 @@ impl<'a> Planner<'a> {
     fn apply_threshold(&mut self) {
         let count = self.drafts.iter().filter(|d| d.action.is_deprovision()).count();
         let threshold = self.profile.rules.threshold;
-        if count == 0 || self.input.confirmed || !threshold.exceeded(count, self.linked.len()) {
+        let linked = self.input.linked_total;
+        if count == 0 || self.input.confirmed || !threshold.exceeded(count, linked) {
             return;
         }
         // Disables and deletes are held (in `finish`); the run still creates and updates.
-        let why = format!(
-            "{count} deprovisions of {} linked accounts exceed the threshold",
-            self.linked.len()
-        );
+        let why = format!("{count} deprovisions of {linked} linked accounts exceed the threshold");
         self.findings.push(Finding {
             kind: FindingKind::ThresholdExceeded,
             objects: vec![],
@@ -1000,7 +1051,7 @@ impl<'a> Planner<'a> {
             })
             .collect();
         self.findings.sort();
-        let counts = Counts::of(&operations, self.in_scope.len(), self.linked.len(), self.unchanged);
+        let counts = Counts::of(&operations, self.in_scope.len(), self.input.linked_total, self.unchanged);
         Plan {
             profile: self.profile.id,
             mode: self.input.mode,

@@ -142,14 +142,14 @@ async fn read_one(s: &dyn Source, fx: &Fixture, objects: &[SourceObject]) -> Res
         .iter()
         .find(|o| o.kind == ObjectKind::User)
         .ok_or("no user read")?;
-    let one = step("read_one", s.read_one(&first.id).await)?
+    let one = step("read_one", s.read_one(&fx.scope, &first.id).await)?
         .ok_or_else(|| format!("read_one({}) found nothing", first.id))?;
     ensure(one.id == first.id && name(&one, fx) == name(first, fx), || {
         format!("read_one gave {one:?}")
     })?;
     let none = step(
         "read_one of an unknown id",
-        s.read_one(&ExternalId("00000000-dead-beef-0000-000000000000".into()))
+        s.read_one(&fx.scope, &ExternalId("00000000-dead-beef-0000-000000000000".into()))
             .await,
     )?;
     ensure(none.is_none(), || format!("an unknown id read as {none:?}"))

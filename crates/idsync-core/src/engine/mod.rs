@@ -2,28 +2,34 @@
 //! and target → plan → safety checks → apply (or stop on a dry run) → save
 //! the cursor only when nothing is lost → report.
 
+mod read;
+mod view;
+
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures::{StreamExt, TryStreamExt};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info, info_span};
 
 use crate::error::Result;
-use crate::executor::{self, RetryPolicy};
+use crate::executor::{self, RetryPolicy, Settings};
 use crate::model::{ExternalId, SourceObject, TargetAccount};
 use crate::observe::{Event, Observer, Observers};
-use crate::plan::{self, Action, OpId, Plan, PlanInput, ReadMode};
+use crate::plan::{self, Action, OpId, Operation, Plan, PlanInput, ReadMode};
 use crate::profile::Profile;
-use crate::report::{OpStatus, RunOutcome, RunReport};
-use crate::source::{Completeness, Cursor, DeltaItem, ReadItem, Source};
+use crate::report::{OpOutcome, OpStatus, RunOutcome, RunReport, Tally};
+use crate::source::{Completeness, Cursor, Source};
 use crate::state::{ProfileState, StateStore};
-use crate::target::{Lookup, Target, Veto};
+use crate::stop::StopSignal;
+use crate::target::{Target, Veto};
+
+use read::{MembersSeen, SourceRead};
+use view::TargetView;
 
 /// How an engine works, whatever the run.
 #[derive(Clone, Copy, Debug)]
 pub struct EngineOptions {
-    /// Operations applied at once within a phase.
+    /// Batches (or single operations) applied at once within a phase.
     pub concurrency: usize,
     /// Retries of transient errors.
     pub retry: RetryPolicy,
@@ -72,6 +78,8 @@ pub struct Prepared {
     complete_full: bool,
     /// Operations planned but not chosen.
     left_out: BTreeSet<ExternalId>,
+    /// The group members read, remembered in the state once applied.
+    members: Option<MembersSeen>,
 }
 
 impl Prepared {
@@ -87,6 +95,7 @@ impl Prepared {
             cursor_ok: false,
             complete_full: false,
             left_out: BTreeSet::new(),
+            members: None,
         }
     }
 
@@ -109,6 +118,7 @@ pub struct Engine {
     state: Arc<dyn StateStore>,
     options: EngineOptions,
     observers: Observers,
+    stop: StopSignal,
 }
 
 fn unix_now() -> u64 {
@@ -122,18 +132,6 @@ fn ms(since: Instant) -> u64 {
     since.elapsed().as_millis().try_into().unwrap_or(u64::MAX)
 }
 
-/// What a source read produced, before planning.
-struct SourceRead {
-    mode: ReadMode,
-    objects: Vec<SourceObject>,
-    deleted: Vec<ExternalId>,
-    present: Option<HashSet<ExternalId>>,
-    completeness: Completeness,
-    errors: Vec<String>,
-    cursor: Option<Cursor>,
-    cursor_ok: bool,
-}
-
 impl Engine {
     /// An engine with default options and no observers.
     pub fn new(profile: Profile, source: Arc<dyn Source>, target: Arc<dyn Target>, state: Arc<dyn StateStore>) -> Self {
@@ -144,6 +142,7 @@ impl Engine {
             state,
             options: EngineOptions::default(),
             observers: Observers::default(),
+            stop: StopSignal::new(),
         }
     }
 
@@ -156,6 +155,13 @@ impl Engine {
     /// Adds an observer.
     pub fn observe(mut self, observer: Arc<dyn Observer>) -> Self {
         self.observers.0.push(observer);
+        self
+    }
+
+    /// Stops applying when `stop` is raised (a lost lease, a SIGTERM): see
+    /// [`StopSignal`].
+    pub fn with_stop(mut self, stop: StopSignal) -> Self {
+        self.stop = stop;
         self
     }
 
@@ -190,22 +196,67 @@ impl Engine {
         let mut read = match self.delta_cursor(&state, options) {
             Some(cursor) => {
                 self.observers.emit(&Event::RunStarted { mode: ReadMode::Delta });
-                match self.read_delta(cursor, &state).await? {
+                match read::delta(self.source.as_ref(), &self.profile, cursor, &state).await? {
                     Some(read) => read,
-                    None => self.read_full().await?,
+                    None => read::full(self.source.as_ref(), &self.profile).await?,
                 }
             }
             None => {
                 self.observers.emit(&Event::RunStarted { mode: ReadMode::Full });
-                self.read_full().await?
+                read::full(self.source.as_ref(), &self.profile).await?
             }
         };
         let read_ms = ms(read_start);
         self.observers.emit(&Event::SourceRead {
             objects: read.objects.len(),
         });
-        let linked: Vec<TargetAccount> = self.target.linked(self.profile.id).await?.try_collect().await?;
-        if let Some(present) = read.present.take() {
+        let view = self.target_view(&mut read, &state).await?;
+        let mut plan = plan::plan(PlanInput {
+            profile: &self.profile,
+            capabilities: self.target.capabilities(),
+            mode: read.mode,
+            completeness: &read.completeness,
+            objects: &read.objects,
+            deleted: &read.deleted,
+            linked: &view.linked,
+            linked_total: view.linked_total,
+            candidates: &view.candidates,
+            assigned: None,
+            confirmed: options.confirm,
+        });
+        self.vetoes(&mut plan, &view.linked).await?;
+        info!(operations = plan.operations.len(), findings = plan.findings.len(), mode = ?plan.mode, "planned");
+        self.observers.emit(&Event::Planned { plan: &plan });
+        Ok(Prepared {
+            plan,
+            complete_full: read.complete_full(),
+            members: Some(read.members_seen()),
+            read_errors: read.errors,
+            started,
+            read_ms,
+            next_cursor: read.cursor,
+            cursor_ok: read.cursor_ok,
+            left_out: BTreeSet::new(),
+        })
+    }
+
+    /// What the planner must see of the target. A full read and a
+    /// present-mode delta list every linked account (the present set turns
+    /// into deletions here); any other delta looks up only what it names,
+    /// after reading again the groups that named what it deleted.
+    async fn target_view(&self, read: &mut SourceRead, state: &ProfileState) -> Result<TargetView> {
+        let (target, profile, batch) = (self.target.as_ref(), &self.profile, self.options.lookup_batch);
+        let present = read.present.take();
+        if read.mode == ReadMode::Delta
+            && present.is_none()
+            && let Some(total) = state.linked
+        {
+            read::stale_groups(self.source.as_ref(), profile, read, state).await?;
+            let members = view::member_changes(&read.objects, &state.members);
+            return view::named(target, profile, &read.objects, &read.deleted, &members, total, batch).await;
+        }
+        let linked = view::linked(target, profile).await?;
+        if let Some(present) = present {
             let changed: HashSet<&ExternalId> = read.objects.iter().map(|o| &o.id).collect();
             read.deleted.extend(
                 linked
@@ -215,32 +266,10 @@ impl Engine {
                     .cloned(),
             );
         }
-        let candidates = self.lookups(&read.objects, &linked).await?;
-        let mut plan = plan::plan(PlanInput {
-            profile: &self.profile,
-            capabilities: self.target.capabilities(),
-            mode: read.mode,
-            completeness: &read.completeness,
-            objects: &read.objects,
-            deleted: &read.deleted,
-            linked: &linked,
-            candidates: &candidates,
-            confirmed: options.confirm,
-        });
-        self.vetoes(&mut plan, &linked).await?;
-        info!(operations = plan.operations.len(), findings = plan.findings.len(), mode = ?plan.mode, "planned");
-        self.observers.emit(&Event::Planned { plan: &plan });
-        let complete_full = read.mode == ReadMode::Full && read.completeness.is_complete() && read.errors.is_empty();
-        Ok(Prepared {
-            plan,
-            read_errors: read.errors,
-            started,
-            read_ms,
-            next_cursor: read.cursor,
-            cursor_ok: read.cursor_ok,
-            complete_full,
-            left_out: BTreeSet::new(),
-        })
+        if read.mode == ReadMode::Delta {
+            read::stale_groups(self.source.as_ref(), profile, read, state).await?;
+        }
+        view::listed(target, profile, &read.objects, linked, batch).await
     }
 
     /// The cursor to read a delta from, when a delta is possible and wanted.
@@ -268,153 +297,6 @@ impl Engine {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
         format!("{hash:016x}")
-    }
-
-    async fn read_full(&self) -> Result<SourceRead> {
-        let mut stream = self.source.read_full(&self.profile.scope).await?;
-        let read = self.profile.attributes_read();
-        let mut objects = Vec::new();
-        let mut errors = Vec::new();
-        let mut end = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(ReadItem::Object(o)) => objects.push(keep_attributes(o, &read)),
-                Ok(ReadItem::End { completeness, cursor }) => {
-                    end = Some((completeness, cursor));
-                    break;
-                }
-                Err(e) if e.stops_run() => return Err(e),
-                Err(e) => {
-                    warn!(error = %e, "an object could not be read");
-                    errors.push(e.to_string());
-                }
-            }
-        }
-        let (completeness, cursor) = match end {
-            None => (
-                Completeness::Partial {
-                    reason: "the read ended before the source said it was complete".into(),
-                },
-                None,
-            ),
-            Some((Completeness::Complete, cursor)) if !errors.is_empty() => (
-                Completeness::Partial {
-                    reason: format!("{} object(s) could not be read", errors.len()),
-                },
-                cursor,
-            ),
-            Some(end) => end,
-        };
-        let cursor_ok = completeness.is_complete();
-        Ok(SourceRead {
-            mode: ReadMode::Full,
-            objects,
-            deleted: Vec::new(),
-            present: None,
-            completeness,
-            errors,
-            cursor: if cursor_ok { cursor } else { None },
-            cursor_ok,
-        })
-    }
-
-    /// A delta read, or `None` when the source asks for a full read.
-    async fn read_delta(&self, from: &Cursor, state: &ProfileState) -> Result<Option<SourceRead>> {
-        let mut stream = self.source.read_delta(&self.profile.scope, from).await?;
-        let attributes = self.profile.attributes_read();
-        let mut read = SourceRead {
-            mode: ReadMode::Delta,
-            objects: Vec::new(),
-            deleted: Vec::new(),
-            present: None,
-            completeness: Completeness::Complete,
-            errors: Vec::new(),
-            cursor: None,
-            cursor_ok: false,
-        };
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(DeltaItem::Changed(o)) => read.objects.push(keep_attributes(o, &attributes)),
-                Ok(DeltaItem::Deleted(id)) => read.deleted.push(id),
-                Ok(DeltaItem::Present(id)) => {
-                    read.present.get_or_insert_with(HashSet::new).insert(id);
-                }
-                Ok(DeltaItem::End { cursor }) => {
-                    read.cursor = Some(cursor);
-                    read.cursor_ok = read.errors.is_empty();
-                    break;
-                }
-                Ok(DeltaItem::ResyncRequired { reason }) => {
-                    info!(%reason, "the source asks for a full read");
-                    return Ok(None);
-                }
-                Err(e) if e.stops_run() => return Err(e),
-                Err(e) => {
-                    warn!(error = %e, "a change could not be read; the cursor stays");
-                    read.errors.push(e.to_string());
-                }
-            }
-        }
-        drop(stream);
-        if read.cursor.is_none() {
-            read.completeness = Completeness::Partial {
-                reason: "the delta read ended early".into(),
-            };
-        }
-        // Objects whose operations failed last time are read again.
-        let seen: HashSet<ExternalId> = read
-            .objects
-            .iter()
-            .map(|o| o.id.clone())
-            .chain(read.deleted.iter().cloned())
-            .collect();
-        for id in state.retry.iter().filter(|id| !seen.contains(*id)) {
-            match self.source.read_one(id).await {
-                Ok(Some(o)) => read.objects.push(o),
-                Ok(None) => read.deleted.push(id.clone()),
-                Err(e) if e.stops_run() => return Err(e),
-                Err(e) => {
-                    read.errors.push(e.to_string());
-                    read.cursor_ok = false;
-                }
-            }
-        }
-        Ok(Some(read))
-    }
-
-    /// Asks the target about accounts the unlinked objects may already have.
-    async fn lookups(&self, objects: &[SourceObject], linked: &[TargetAccount]) -> Result<Vec<TargetAccount>> {
-        let linked_ids: HashSet<&ExternalId> = linked
-            .iter()
-            .filter_map(|a| a.link.as_ref().map(|l| &l.external))
-            .collect();
-        let corr = self.profile.rules.correlation.as_ref();
-        let mut lookups = Vec::new();
-        for o in objects {
-            if linked_ids.contains(&o.id) || !o.enabled || !self.profile.scope.admits(o) {
-                continue;
-            }
-            lookups.push(Lookup::External {
-                kind: o.kind,
-                external: o.id.clone(),
-            });
-            if let Some(value) = corr
-                .and_then(|c| o.first_text(&c.attribute))
-                .filter(|v| !v.trim().is_empty())
-            {
-                let field = corr.map(|c| c.field.clone()).unwrap_or_default();
-                lookups.push(Lookup::Field {
-                    kind: o.kind,
-                    field,
-                    value: value.to_owned(),
-                });
-            }
-        }
-        let mut found = Vec::new();
-        for batch in lookups.chunks(self.options.lookup_batch.max(1)) {
-            found.extend(self.target.lookup(batch).await?);
-        }
-        Ok(found)
     }
 
     /// Asks the target's veto for each deprovision it may refuse.
@@ -447,6 +329,7 @@ impl Engine {
             read_errors: prepared.read_errors,
             cursor_saved: false,
             plan: prepared.plan,
+            tally: Tally::default(),
             outcomes: Vec::new(),
         };
         self.observers.emit(&Event::RunFinished { report: &report });
@@ -458,32 +341,41 @@ impl Engine {
     pub async fn apply(&self, prepared: Prepared) -> Result<RunReport> {
         let span = info_span!("apply", profile = %self.profile.id, target = self.target.backend());
         async move {
-            let apply_start = Instant::now();
-            let (outcomes, stopped) = executor::execute(
-                &prepared.plan,
-                self.target.as_ref(),
-                self.options.concurrency,
-                self.options.retry,
-                &self.observers,
-            )
-            .await;
-            let apply_ms = ms(apply_start);
-            let mut retry: BTreeSet<ExternalId> = prepared.left_out.clone();
-            let (mut failed, mut skipped) = (0, 0);
-            for o in &outcomes {
-                match &o.status {
-                    OpStatus::Applied => continue,
-                    OpStatus::Failed { .. } => failed += 1,
-                    OpStatus::Skipped { .. } => skipped += 1,
-                }
-                retry.insert(o.link.external.clone());
-                if let Some(op) = prepared.plan.operations.iter().find(|op| op.id == o.op)
-                    && let Action::AddMember { member, .. } | Action::RemoveMember { member, .. } = &op.action
-                {
-                    retry.insert(member.external.clone());
-                }
-            }
             let mut state = self.state.load(self.profile.id).await?;
+            let apply_start = Instant::now();
+            let mut tally = Tally::default();
+            let mut outcomes: Vec<OpOutcome> = Vec::new();
+            let mut retry: BTreeSet<ExternalId> = prepared.left_out.clone();
+            let mut linked = state.linked.unwrap_or(prepared.plan.counts.linked) as i64;
+            let settings = Settings {
+                concurrency: self.options.concurrency,
+                retry: self.options.retry,
+                observers: &self.observers,
+                stop: &self.stop,
+            };
+            let stopped = executor::execute(&prepared.plan, self.target.as_ref(), &settings, &mut |op, o| {
+                match &o.status {
+                    OpStatus::Applied => {
+                        tally.applied += 1;
+                        linked += linked_change(op, &self.profile);
+                    }
+                    OpStatus::Failed { .. } => tally.failed += 1,
+                    OpStatus::Skipped { .. } => tally.skipped += 1,
+                }
+                if o.status != OpStatus::Applied {
+                    retry.insert(o.link.external.clone());
+                    if let Action::AddMember { member, .. } | Action::RemoveMember { member, .. } = &op.action {
+                        retry.insert(member.external.clone());
+                    }
+                }
+                if o.status != OpStatus::Applied || o.note.is_some() || o.attempts > 1 {
+                    outcomes.push(o);
+                }
+            })
+            .await;
+            let stopped = stopped.map(|e| e.to_string()).or_else(|| self.stop.reason());
+            outcomes.sort_by_key(|o| o.op);
+            let apply_ms = ms(apply_start);
             let cursor_saved = prepared.cursor_ok && stopped.is_none();
             if cursor_saved {
                 state.cursor = prepared.next_cursor.clone();
@@ -498,11 +390,18 @@ impl Engine {
                 state.last_full_unix = Some(unix_now());
                 state.scope_digest = Some(self.scope_digest());
             }
+            if let Some(members) = prepared.members {
+                members.remember(&mut state.members);
+                state.linked = Some(linked.max(0) as usize);
+            }
             self.state.save(self.profile.id, &state).await?;
-            let outcome = match (&stopped, failed + skipped) {
-                (Some(e), _) => RunOutcome::Stopped { error: e.to_string() },
+            let outcome = match (stopped, tally.failed + tally.skipped) {
+                (Some(error), _) => RunOutcome::Stopped { error },
                 (None, 0) => RunOutcome::Succeeded,
-                (None, _) => RunOutcome::PartiallyFailed { failed, skipped },
+                (None, _) => RunOutcome::PartiallyFailed {
+                    failed: tally.failed,
+                    skipped: tally.skipped,
+                },
             };
             let report = RunReport {
                 profile: self.profile.id,
@@ -514,11 +413,15 @@ impl Engine {
                 read_errors: prepared.read_errors,
                 cursor_saved,
                 plan: prepared.plan,
+                tally,
                 outcomes,
             };
             info!(
-                applied = report.applied(),
-                failed, skipped, cursor_saved, "run finished"
+                applied = tally.applied,
+                failed = tally.failed,
+                skipped = tally.skipped,
+                cursor_saved,
+                "run finished"
             );
             self.observers.emit(&Event::RunFinished { report: &report });
             Ok(report)
@@ -528,40 +431,49 @@ impl Engine {
     }
 
     /// Just-in-time sync of one object (at first login, seed 001): reads it
-    /// and plans it alone, as a delta of one. Group memberships are left to
-    /// the next scheduled run.
+    /// and plans it alone, as a delta of one, with its memberships of the
+    /// groups the profile manages. It admits exactly what a full run
+    /// admits: the source applies its filter, and with assigned groups the
+    /// groups the last run saw in scope are read again to tell whether the
+    /// object is in one of them now. (A group that came into scope since
+    /// the last run is seen by the next scheduled run.)
     pub async fn sync_one(&self, id: &ExternalId, options: &RunOptions) -> Result<RunReport> {
         let started = SystemTime::now();
         let read_start = Instant::now();
-        let object = self.source.read_one(id).await?;
-        let read_ms = ms(read_start);
-        let kind = object
-            .as_ref()
-            .map(|o| o.kind)
-            .unwrap_or(crate::model::ObjectKind::User);
-        let mut lookups = vec![Lookup::External {
-            kind,
-            external: id.clone(),
-        }];
-        if let (Some(o), Some(c)) = (&object, &self.profile.rules.correlation)
-            && let Some(value) = o.first_text(&c.attribute)
-        {
-            lookups.push(Lookup::Field {
-                kind,
-                field: c.field.clone(),
-                value: value.to_owned(),
-            });
-        }
-        let found = self.target.lookup(&lookups).await?;
-        let (linked, candidates): (Vec<TargetAccount>, Vec<TargetAccount>) = found
+        let state = self.state.load(self.profile.id).await?;
+        let scope = &self.profile.scope;
+        let object = self.source.read_one(scope, id).await?;
+        let attributes = self.profile.attributes_read();
+        let mut objects: Vec<SourceObject> = object
             .into_iter()
-            .partition(|a| a.link.as_ref().is_some_and(|l| l.profile == self.profile.id));
-        let objects: Vec<SourceObject> = object.into_iter().collect();
-        let deleted: Vec<ExternalId> = if objects.is_empty() {
-            vec![id.clone()]
-        } else {
+            .map(|o| read::keep_attributes(o, &attributes))
+            .collect();
+        if !objects.is_empty() && (self.target.capabilities().groups || scope.needs_full_view()) {
+            for group in state.members.iter().filter(|(g, _)| *g != id).map(|(g, _)| g) {
+                if let Some(g) = self.source.read_one(scope, group).await? {
+                    objects.push(read::keep_attributes(g, &attributes));
+                }
+            }
+        }
+        let assigned = scope.assigned(&objects);
+        // Only the groups that hold the object matter to it.
+        objects.retain(|o| &o.id == id || o.members.contains(id));
+        let read_ms = ms(read_start);
+        let deleted: Vec<ExternalId> = if objects.iter().any(|o| &o.id == id) {
             Vec::new()
+        } else {
+            vec![id.clone()]
         };
+        let view = view::named(
+            self.target.as_ref(),
+            &self.profile,
+            &objects,
+            &deleted,
+            &BTreeSet::new(),
+            state.linked.unwrap_or_default(),
+            self.options.lookup_batch,
+        )
+        .await?;
         let mut plan = plan::plan(PlanInput {
             profile: &self.profile,
             capabilities: self.target.capabilities(),
@@ -569,11 +481,13 @@ impl Engine {
             completeness: &Completeness::Complete,
             objects: &objects,
             deleted: &deleted,
-            linked: &linked,
-            candidates: &candidates,
+            linked: &view.linked,
+            linked_total: view.linked_total,
+            candidates: &view.candidates,
+            assigned: assigned.as_ref(),
             confirmed: options.confirm,
         });
-        self.vetoes(&mut plan, &linked).await?;
+        self.vetoes(&mut plan, &view.linked).await?;
         let prepared = Prepared {
             plan,
             read_errors: Vec::new(),
@@ -583,6 +497,7 @@ impl Engine {
             cursor_ok: false,
             complete_full: false,
             left_out: BTreeSet::new(),
+            members: None,
         };
         if options.dry_run {
             return Ok(self.dry_run_report(prepared));
@@ -592,10 +507,13 @@ impl Engine {
     }
 }
 
-/// The object with only the attributes the profile reads: a full read of a
-/// large directory holds every object at once, and most attributes of an
-/// entry are never looked at.
-fn keep_attributes(mut object: SourceObject, read: &BTreeSet<&str>) -> SourceObject {
-    object.attributes.retain(|name, _| read.contains(name.as_str()));
-    object
+/// How an applied operation changes the number of accounts linked to the
+/// profile.
+fn linked_change(op: &Operation, profile: &Profile) -> i64 {
+    match &op.action {
+        Action::Create { .. } => 1,
+        Action::Link { previous } if previous.as_ref().is_none_or(|p| p.profile != profile.id) => 1,
+        Action::Delete => -1,
+        _ => 0,
+    }
 }

@@ -1,0 +1,182 @@
+//! The target side of a run: the accounts the planner needs to see.
+//!
+//! A full read (and a present-mode delta) lists every account linked to the
+//! profile, then looks up candidates for the objects without one. Any other
+//! delta asks only about the ids it names — changed and deleted objects,
+//! and the members that joined or left a changed group — so that its cost
+//! follows the changes, not the size of the directory.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use futures::TryStreamExt;
+
+use crate::error::Result;
+use crate::model::{ExternalId, ObjectKind, SourceObject, TargetAccount, TargetId};
+use crate::profile::Profile;
+use crate::target::{Lookup, Target};
+
+/// What the planner sees of the target.
+pub(super) struct TargetView {
+    /// Accounts linked to the profile (all, or those the delta names).
+    pub linked: Vec<TargetAccount>,
+    /// Unlinked soft-match candidates and other profiles' accounts.
+    pub candidates: Vec<TargetAccount>,
+    /// How many accounts are linked to the profile in all.
+    pub linked_total: usize,
+}
+
+/// Every account linked to the profile.
+pub(super) async fn linked(target: &dyn Target, profile: &Profile) -> Result<Vec<TargetAccount>> {
+    target.linked(profile.id).await?.try_collect().await
+}
+
+/// The view of a listing: `linked`, every account linked to the profile,
+/// and candidates for the objects without one.
+pub(super) async fn listed(
+    target: &dyn Target,
+    profile: &Profile,
+    objects: &[SourceObject],
+    linked: Vec<TargetAccount>,
+    batch: usize,
+) -> Result<TargetView> {
+    let linked_ids: HashSet<&ExternalId> = linked
+        .iter()
+        .filter_map(|a| a.link.as_ref().map(|l| &l.external))
+        .collect();
+    let mut lookups = Vec::new();
+    for o in objects.iter().filter(|o| !linked_ids.contains(&o.id) && wanted(profile, o)) {
+        lookups.push(Lookup::External {
+            kind: o.kind,
+            external: o.id.clone(),
+        });
+        lookups.extend(by_field(profile, o));
+    }
+    let candidates = look_up(target, &lookups, batch).await?;
+    Ok(TargetView {
+        linked_total: linked.len(),
+        linked,
+        candidates,
+    })
+}
+
+/// The accounts of the ids a delta names: `objects` (changed), `deleted`,
+/// and `members` (ids of either kind); then candidates for the changed
+/// objects that have no account.
+pub(super) async fn named(
+    target: &dyn Target,
+    profile: &Profile,
+    objects: &[SourceObject],
+    deleted: &[ExternalId],
+    members: &BTreeSet<ExternalId>,
+    linked_total: usize,
+    batch: usize,
+) -> Result<TargetView> {
+    let known: HashSet<&ExternalId> = objects.iter().map(|o| &o.id).collect();
+    let mut lookups: Vec<Lookup> = objects
+        .iter()
+        .map(|o| Lookup::External {
+            kind: o.kind,
+            external: o.id.clone(),
+        })
+        .collect();
+    for id in deleted.iter().chain(members).filter(|id| !known.contains(id)) {
+        for kind in [ObjectKind::User, ObjectKind::Group] {
+            lookups.push(Lookup::External {
+                kind,
+                external: id.clone(),
+            });
+        }
+    }
+    lookups.sort_by(|a, b| lookup_key(a).cmp(&lookup_key(b)));
+    lookups.dedup();
+    let mut view = TargetView {
+        linked: Vec::new(),
+        candidates: Vec::new(),
+        linked_total,
+    };
+    view.sort(profile, look_up(target, &lookups, batch).await?);
+    let linked_ids: HashSet<&ExternalId> = view
+        .linked
+        .iter()
+        .filter_map(|a| a.link.as_ref().map(|l| &l.external))
+        .collect();
+    let by_field: Vec<Lookup> = objects
+        .iter()
+        .filter(|o| !linked_ids.contains(&o.id) && wanted(profile, o))
+        .filter_map(|o| by_field(profile, o))
+        .collect();
+    view.sort(profile, look_up(target, &by_field, batch).await?);
+    Ok(view)
+}
+
+impl TargetView {
+    /// Puts each account found where the planner looks for it: the
+    /// profile's own under `linked` (once each), the others' and unlinked
+    /// ones under `candidates`.
+    fn sort(&mut self, profile: &Profile, found: Vec<TargetAccount>) {
+        let mut seen: HashSet<TargetId> = self.linked.iter().map(|a| a.id.clone()).collect();
+        for account in found {
+            if account.link.as_ref().is_some_and(|l| l.profile == profile.id) {
+                if seen.insert(account.id.clone()) {
+                    self.linked.push(account);
+                }
+            } else {
+                self.candidates.push(account);
+            }
+        }
+    }
+}
+
+/// The ids whose accounts a delta must see for the membership of its
+/// changed groups: those that joined or left each group since its members
+/// were last read, or every member of a group read for the first time.
+pub(super) fn member_changes(
+    objects: &[SourceObject],
+    remembered: &BTreeMap<ExternalId, BTreeSet<ExternalId>>,
+) -> BTreeSet<ExternalId> {
+    let mut ids = BTreeSet::new();
+    for group in objects.iter().filter(|o| o.kind == ObjectKind::Group) {
+        let now: BTreeSet<&ExternalId> = group.members.iter().collect();
+        match remembered.get(&group.id) {
+            Some(before) => {
+                ids.extend(now.iter().filter(|m| !before.contains(**m)).map(|m| (*m).clone()));
+                ids.extend(before.iter().filter(|m| !now.contains(m)).cloned());
+            }
+            None => ids.extend(now.into_iter().cloned()),
+        }
+    }
+    ids
+}
+
+/// True when an unlinked object may be adopted or created: only those are
+/// worth a look-up.
+fn wanted(profile: &Profile, o: &SourceObject) -> bool {
+    o.enabled && profile.scope.admits(o)
+}
+
+/// The soft-match look-up of `o` by the profile's correlation key.
+fn by_field(profile: &Profile, o: &SourceObject) -> Option<Lookup> {
+    let corr = profile.rules.correlation.as_ref()?;
+    let value = o.first_text(&corr.attribute).filter(|v| !v.trim().is_empty())?;
+    Some(Lookup::Field {
+        kind: o.kind,
+        field: corr.field.clone(),
+        value: value.to_owned(),
+    })
+}
+
+fn lookup_key(l: &Lookup) -> (u8, ObjectKind, &str, &str) {
+    match l {
+        Lookup::External { kind, external } => (0, *kind, external.as_str(), ""),
+        Lookup::Field { kind, field, value } => (1, *kind, field.as_str(), value.as_str()),
+    }
+}
+
+/// Sends `lookups` to the target `batch` at a time.
+async fn look_up(target: &dyn Target, lookups: &[Lookup], batch: usize) -> Result<Vec<TargetAccount>> {
+    let mut found = Vec::new();
+    for chunk in lookups.chunks(batch.max(1)) {
+        found.extend(target.lookup(chunk).await?);
+    }
+    Ok(found)
+}
