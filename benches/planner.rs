@@ -127,6 +127,8 @@ fn run_planner(d: &Data, p: &Profile) -> usize {
         linked_total: d.linked.len(),
         candidates: &[],
         assigned: None,
+        unread_groups: &[],
+        gone: &Default::default(),
         confirmed: false,
     });
     plan.operations.len()

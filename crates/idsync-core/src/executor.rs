@@ -254,7 +254,10 @@ async fn apply_batch<'p>(
         let p = progress.lock().unwrap_or_else(|p| p.into_inner());
         for (op, target_op) in again {
             match stopped(&p, settings.stop) {
-                Some(reason) => out.push((op, outcome(op, OpStatus::Skipped { reason }, attempts, op.target.clone(), None))),
+                Some(reason) => out.push((
+                    op,
+                    outcome(op, OpStatus::Skipped { reason }, attempts, op.target.clone(), None),
+                )),
                 None => pending.push((op, target_op)),
             }
         }
@@ -315,11 +318,7 @@ fn failed(op: &Operation, e: Error, attempts: u32, progress: &Mutex<Progress>, o
         transient: matches!(e.status(), crate::Status::Exhausted),
     };
     if e.stops_run() {
-        progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stop
-            .get_or_insert(e);
+        progress.lock().unwrap_or_else(|p| p.into_inner()).stop.get_or_insert(e);
     }
     outcome(op, status, attempts, op.target.clone(), None)
 }
@@ -424,7 +423,12 @@ mod tests {
 
     #[test]
     fn a_groups_membership_changes_share_a_lane_only_when_the_target_batches() {
-        let ops = [add(0, "g1", "a"), add(1, "g1", "b"), add(2, "g2", "a"), op(3, "g1", Action::Enable)];
+        let ops = [
+            add(0, "g1", "a"),
+            add(1, "g1", "b"),
+            add(2, "g2", "a"),
+            op(3, "g1", Action::Enable),
+        ];
         let batched = lanes(ops.iter(), true);
         let sizes: Vec<(usize, bool)> = batched.iter().map(|l| (l.ops.len(), l.grouped)).collect();
         assert_eq!(sizes, [(2, true), (1, true), (1, false)]);

@@ -34,6 +34,11 @@ pub struct ProfileState {
     /// reads again the groups that named an object it deleted.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub members: BTreeMap<ExternalId, BTreeSet<ExternalId>>,
+    /// Objects deleted or out of scope whose accounts are (or were) linked:
+    /// a delta, which does not see them, must not count them as managed
+    /// members of a group (a full read does not).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub gone: BTreeSet<ExternalId>,
     /// How many accounts were linked to the profile after the last run: the
     /// base of the threshold's percentage for a delta, which does not list
     /// them all. `None` makes the next delta list them.
@@ -135,8 +140,8 @@ impl StateStore for JsonFileStateStore {
     async fn save(&self, profile: ProfileId, state: &ProfileState) -> Result<()> {
         use std::io::Write;
         let path = self.path(profile);
-        let json = serde_json::to_vec(state)
-            .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()).backend("state"))?;
+        let json =
+            serde_json::to_vec(state).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()).backend("state"))?;
         let mut tmp =
             tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| io_error(&path, "create a temporary file", e))?;
         tmp.write_all(&json)
@@ -169,6 +174,7 @@ mod tests {
             members: [(ExternalId::from("g1"), [ExternalId::from("u1")].into_iter().collect())]
                 .into_iter()
                 .collect(),
+            gone: [ExternalId::from("u9")].into_iter().collect(),
             linked: Some(7),
         };
         futures::executor::block_on(store.save(profile, &state)).unwrap();

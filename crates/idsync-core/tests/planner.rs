@@ -107,6 +107,8 @@ impl<'a> Case<'a> {
             linked_total: self.linked.len(),
             candidates: &self.candidates,
             assigned: None,
+            unread_groups: &[],
+            gone: &Default::default(),
             confirmed: self.confirmed,
         })
     }

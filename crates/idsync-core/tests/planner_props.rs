@@ -200,6 +200,8 @@ impl World {
             linked_total: linked.len(),
             candidates: &candidates,
             assigned: None,
+            unread_groups: &[],
+            gone: &Default::default(),
             confirmed,
         })
     }

@@ -81,7 +81,11 @@ async fn suspended_users_read_as_disabled_with_their_fields() {
             .unwrap()
             .enabled
     );
-    let one = s.read_one(&Scope::default(), &id.as_str().into()).await.unwrap().unwrap();
+    let one = s
+        .read_one(&Scope::default(), &id.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&one, bo);
 }
 

@@ -175,11 +175,25 @@ async fn full_read_then_lastmodified_delta() {
     assert!(matches!(bad[0], DeltaItem::ResyncRequired { .. }));
 
     // read one
-    let one = source.read_one(&Scope::default(), &ids[1].as_str().into()).await.unwrap().unwrap();
+    let one = source
+        .read_one(&Scope::default(), &ids[1].as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(one.first_text("userName"), Some("src1"));
-    let g1 = source.read_one(&Scope::default(), &group.as_str().into()).await.unwrap().unwrap();
+    let g1 = source
+        .read_one(&Scope::default(), &group.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(g1.kind, ObjectKind::Group);
-    assert!(source.read_one(&Scope::default(), &"nope".into()).await.unwrap().is_none());
+    assert!(
+        source
+            .read_one(&Scope::default(), &"nope".into())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ use crate::state::{ProfileState, StateStore};
 use crate::stop::StopSignal;
 use crate::target::{Target, Veto};
 
-use read::{MembersSeen, SourceRead};
+use read::{Seen, SourceRead};
 use view::TargetView;
 
 /// How an engine works, whatever the run.
@@ -78,8 +78,8 @@ pub struct Prepared {
     complete_full: bool,
     /// Operations planned but not chosen.
     left_out: BTreeSet<ExternalId>,
-    /// The group members read, remembered in the state once applied.
-    members: Option<MembersSeen>,
+    /// What the state keeps of the read, once applied.
+    seen: Option<Seen>,
 }
 
 impl Prepared {
@@ -95,7 +95,7 @@ impl Prepared {
             cursor_ok: false,
             complete_full: false,
             left_out: BTreeSet::new(),
-            members: None,
+            seen: None,
         }
     }
 
@@ -222,6 +222,8 @@ impl Engine {
             linked_total: view.linked_total,
             candidates: &view.candidates,
             assigned: None,
+            unread_groups: &view.unread,
+            gone: &state.gone,
             confirmed: options.confirm,
         });
         self.vetoes(&mut plan, &view.linked).await?;
@@ -230,7 +232,7 @@ impl Engine {
         Ok(Prepared {
             plan,
             complete_full: read.complete_full(),
-            members: Some(read.members_seen()),
+            seen: Some(read.seen(&self.profile, &view.linked)),
             read_errors: read.errors,
             started,
             read_ms,
@@ -244,7 +246,7 @@ impl Engine {
     /// present-mode delta list every linked account (the present set turns
     /// into deletions here); any other delta looks up only what it names,
     /// after reading again the groups that named what it deleted.
-    async fn target_view(&self, read: &mut SourceRead, state: &ProfileState) -> Result<TargetView> {
+    async fn target_view<'s>(&self, read: &mut SourceRead, state: &'s ProfileState) -> Result<TargetView<'s>> {
         let (target, profile, batch) = (self.target.as_ref(), &self.profile, self.options.lookup_batch);
         let present = read.present.take();
         if read.mode == ReadMode::Delta
@@ -252,8 +254,17 @@ impl Engine {
             && let Some(total) = state.linked
         {
             read::stale_groups(self.source.as_ref(), profile, read, state).await?;
-            let members = view::member_changes(&read.objects, &state.members);
-            return view::named(target, profile, &read.objects, &read.deleted, &members, total, batch).await;
+            let named = view::Named {
+                objects: &read.objects,
+                deleted: &read.deleted,
+                members: view::member_changes(&read.objects, &state.members),
+                unread: view::unread_groups(&state.members, &read.objects, &read.deleted),
+            };
+            let view = view::named(target, profile, named, total, batch).await?;
+            if !view::unknown_members(&view, &read.objects, &state.members) {
+                return Ok(view);
+            }
+            info!("a group new to the state has members in the target: listing the linked accounts");
         }
         let linked = view::linked(target, profile).await?;
         if let Some(present) = present {
@@ -266,10 +277,15 @@ impl Engine {
                     .cloned(),
             );
         }
-        if read.mode == ReadMode::Delta {
-            read::stale_groups(self.source.as_ref(), profile, read, state).await?;
+        if read.mode == ReadMode::Full {
+            return view::listed(target, profile, &read.objects, linked, batch).await;
         }
-        view::listed(target, profile, &read.objects, linked, batch).await
+        read::stale_groups(self.source.as_ref(), profile, read, state).await?;
+        let view = view::listed(target, profile, &read.objects, linked, batch).await?;
+        Ok(TargetView {
+            unread: view::unread_groups(&state.members, &read.objects, &read.deleted),
+            ..view
+        })
     }
 
     /// The cursor to read a delta from, when a delta is possible and wanted.
@@ -390,8 +406,8 @@ impl Engine {
                 state.last_full_unix = Some(unix_now());
                 state.scope_digest = Some(self.scope_digest());
             }
-            if let Some(members) = prepared.members {
-                members.remember(&mut state.members);
+            if let Some(seen) = prepared.seen {
+                seen.remember(&mut state);
                 state.linked = Some(linked.max(0) as usize);
             }
             self.state.save(self.profile.id, &state).await?;
@@ -432,11 +448,11 @@ impl Engine {
 
     /// Just-in-time sync of one object (at first login, seed 001): reads it
     /// and plans it alone, as a delta of one, with its memberships of the
-    /// groups the profile manages. It admits exactly what a full run
-    /// admits: the source applies its filter, and with assigned groups the
-    /// groups the last run saw in scope are read again to tell whether the
-    /// object is in one of them now. (A group that came into scope since
-    /// the last run is seen by the next scheduled run.)
+    /// groups that listed it at the last run. It admits exactly what a full
+    /// run admits: the source applies its filter, and with assigned groups
+    /// the groups the last run saw in scope are read again to tell whether
+    /// the object is in one of them now. (Group changes since the last run
+    /// other than those are seen by the next scheduled run.)
     pub async fn sync_one(&self, id: &ExternalId, options: &RunOptions) -> Result<RunReport> {
         let started = SystemTime::now();
         let read_start = Instant::now();
@@ -448,15 +464,17 @@ impl Engine {
             .into_iter()
             .map(|o| read::keep_attributes(o, &attributes))
             .collect();
-        if !objects.is_empty() && (self.target.capabilities().groups || scope.needs_full_view()) {
-            for group in state.members.iter().filter(|(g, _)| *g != id).map(|(g, _)| g) {
+        // Assigned groups decide the scope: read them (the groups the last
+        // run saw) as they are now.
+        if !objects.is_empty() && scope.needs_full_view() {
+            for group in state.members.keys().filter(|g| *g != id) {
                 if let Some(g) = self.source.read_one(scope, group).await? {
                     objects.push(read::keep_attributes(g, &attributes));
                 }
             }
         }
         let assigned = scope.assigned(&objects);
-        // Only the groups that hold the object matter to it.
+        // Of the groups, only those that hold the object matter to it.
         objects.retain(|o| &o.id == id || o.members.contains(id));
         let read_ms = ms(read_start);
         let deleted: Vec<ExternalId> = if objects.iter().any(|o| &o.id == id) {
@@ -464,13 +482,18 @@ impl Engine {
         } else {
             vec![id.clone()]
         };
+        let named = view::Named {
+            objects: &objects,
+            deleted: &deleted,
+            members: BTreeSet::new(),
+            unread: view::unread_groups(&state.members, &objects, &deleted),
+        };
+        let total = state.linked.unwrap_or_default();
         let view = view::named(
             self.target.as_ref(),
             &self.profile,
-            &objects,
-            &deleted,
-            &BTreeSet::new(),
-            state.linked.unwrap_or_default(),
+            named,
+            total,
             self.options.lookup_batch,
         )
         .await?;
@@ -485,6 +508,8 @@ impl Engine {
             linked_total: view.linked_total,
             candidates: &view.candidates,
             assigned: assigned.as_ref(),
+            unread_groups: &view.unread,
+            gone: &state.gone,
             confirmed: options.confirm,
         });
         self.vetoes(&mut plan, &view.linked).await?;
@@ -497,7 +522,7 @@ impl Engine {
             cursor_ok: false,
             complete_full: false,
             left_out: BTreeSet::new(),
-            members: None,
+            seen: None,
         };
         if options.dry_run {
             return Ok(self.dry_run_report(prepared));

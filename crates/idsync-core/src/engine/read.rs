@@ -2,13 +2,13 @@
 //! the objects it implies (failures held for retry, groups that named a
 //! deleted or renamed object).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::error::Result;
-use crate::model::{ExternalId, ObjectKind, SourceObject};
+use crate::model::{ExternalId, ObjectKind, SourceObject, TargetAccount};
 use crate::plan::ReadMode;
 use crate::profile::Profile;
 use crate::source::{Completeness, Cursor, DeltaItem, ReadItem, Source};
@@ -37,42 +37,73 @@ impl SourceRead {
         self.mode == ReadMode::Full && self.completeness.is_complete() && self.errors.is_empty()
     }
 
-    /// The member lists this read saw, to remember in the state.
-    pub fn members_seen(&self) -> MembersSeen {
+    /// What the state keeps of this read: the groups' members, and which
+    /// objects of `linked` accounts are gone.
+    pub fn seen(&self, profile: &Profile, linked: &[TargetAccount]) -> Seen {
         let groups = self
             .objects
             .iter()
             .filter(|o| o.kind == ObjectKind::Group)
             .map(|g| (g.id.clone(), g.members.iter().cloned().collect()))
             .collect();
-        MembersSeen {
-            whole: self.complete_full(),
+        let (inside, outside): (Vec<&SourceObject>, Vec<&SourceObject>) =
+            self.objects.iter().partition(|o| profile.scope.admits(o));
+        let whole = self.complete_full();
+        let gone = if whole {
+            let inside: HashSet<&ExternalId> = inside.iter().map(|o| &o.id).collect();
+            linked
+                .iter()
+                .filter_map(|a| a.link.as_ref().map(|l| &l.external))
+                .filter(|e| !inside.contains(e))
+                .cloned()
+                .collect()
+        } else {
+            outside
+                .iter()
+                .map(|o| o.id.clone())
+                .chain(self.deleted.iter().cloned())
+                .collect()
+        };
+        Seen {
+            whole,
             groups,
-            gone: self.deleted.clone(),
+            deleted: self.deleted.clone(),
+            gone,
+            back: inside.iter().map(|o| o.id.clone()).collect(),
         }
     }
 }
 
-/// The members of the groups a run read (see [`ProfileState::members`]).
+/// What the state keeps of a read (see [`ProfileState::members`] and
+/// [`ProfileState::gone`]).
 #[derive(Clone, Debug, Default)]
-pub(super) struct MembersSeen {
-    /// Every group in scope was read: groups not listed are gone.
+pub(super) struct Seen {
+    /// Every object in scope was read: what is not listed is gone.
     whole: bool,
     groups: Vec<(ExternalId, BTreeSet<ExternalId>)>,
     /// Deleted ids (groups among them are forgotten).
+    deleted: Vec<ExternalId>,
+    /// Objects now deleted or out of scope.
     gone: Vec<ExternalId>,
+    /// Objects read in scope.
+    back: Vec<ExternalId>,
 }
 
-impl MembersSeen {
-    /// Writes what was seen into the state's member lists.
-    pub fn remember(self, members: &mut BTreeMap<ExternalId, BTreeSet<ExternalId>>) {
+impl Seen {
+    /// Writes what was seen into the state.
+    pub fn remember(self, state: &mut ProfileState) {
         if self.whole {
-            members.clear();
+            state.members.clear();
+            state.gone.clear();
         }
-        for id in &self.gone {
-            members.remove(id);
+        for id in &self.deleted {
+            state.members.remove(id);
         }
-        members.extend(self.groups);
+        state.members.extend(self.groups);
+        state.gone.extend(self.gone);
+        for id in &self.back {
+            state.gone.remove(id);
+        }
     }
 }
 
@@ -182,24 +213,21 @@ pub(super) async fn delta(
     Ok(Some(read))
 }
 
-/// Reads the groups a delta cannot show changed although their members did:
-/// those that named an object the delta deleted, and, where the source's
-/// member references go stale ([`SourceCapabilities::stale_members`](crate::SourceCapabilities::stale_members)),
-/// an object it changed (moved, renamed). A full read would drop such
-/// members; read again, the groups tell the planner the same.
+/// Where a source's member references go stale
+/// ([`SourceCapabilities::stale_members`](crate::SourceCapabilities::stale_members)),
+/// reads again the groups that named an object the delta changed: moved or
+/// renamed, it may have dropped out of them without the groups changing,
+/// as a full read would show.
 pub(super) async fn stale_groups(
     source: &dyn Source,
     profile: &Profile,
     read: &mut SourceRead,
     state: &ProfileState,
 ) -> Result<()> {
-    let mut named: HashSet<&ExternalId> = read.deleted.iter().collect();
-    if source.capabilities().stale_members {
-        named.extend(read.objects.iter().map(|o| &o.id));
-    }
-    if named.is_empty() {
+    if !source.capabilities().stale_members || read.objects.is_empty() {
         return Ok(());
     }
+    let named: HashSet<&ExternalId> = read.objects.iter().map(|o| &o.id).collect();
     let groups: Vec<ExternalId> = state
         .members
         .iter()

@@ -12,17 +12,21 @@ use futures::TryStreamExt;
 
 use crate::error::Result;
 use crate::model::{ExternalId, ObjectKind, SourceObject, TargetAccount, TargetId};
+use crate::plan::GroupMembers;
 use crate::profile::Profile;
 use crate::target::{Lookup, Target};
 
 /// What the planner sees of the target.
-pub(super) struct TargetView {
+#[derive(Default)]
+pub(super) struct TargetView<'s> {
     /// Accounts linked to the profile (all, or those the delta names).
     pub linked: Vec<TargetAccount>,
     /// Unlinked soft-match candidates and other profiles' accounts.
     pub candidates: Vec<TargetAccount>,
     /// How many accounts are linked to the profile in all.
     pub linked_total: usize,
+    /// Delta: the groups it did not read whose memberships it may change.
+    pub unread: Vec<GroupMembers<'s>>,
 }
 
 /// Every account linked to the profile.
@@ -38,13 +42,16 @@ pub(super) async fn listed(
     objects: &[SourceObject],
     linked: Vec<TargetAccount>,
     batch: usize,
-) -> Result<TargetView> {
+) -> Result<TargetView<'static>> {
     let linked_ids: HashSet<&ExternalId> = linked
         .iter()
         .filter_map(|a| a.link.as_ref().map(|l| &l.external))
         .collect();
     let mut lookups = Vec::new();
-    for o in objects.iter().filter(|o| !linked_ids.contains(&o.id) && wanted(profile, o)) {
+    for o in objects
+        .iter()
+        .filter(|o| !linked_ids.contains(&o.id) && wanted(profile, o))
+    {
         lookups.push(Lookup::External {
             kind: o.kind,
             external: o.id.clone(),
@@ -56,21 +63,37 @@ pub(super) async fn listed(
         linked_total: linked.len(),
         linked,
         candidates,
+        unread: Vec::new(),
     })
 }
 
-/// The accounts of the ids a delta names: `objects` (changed), `deleted`,
-/// and `members` (ids of either kind); then candidates for the changed
+/// What a delta names, whose accounts it must see.
+pub(super) struct Named<'r, 's> {
+    /// The objects changed (or read again).
+    pub objects: &'r [SourceObject],
+    /// The ids deleted.
+    pub deleted: &'r [ExternalId],
+    /// Members (users or groups) that joined or left a changed group.
+    pub members: BTreeSet<ExternalId>,
+    /// Groups not read whose memberships the delta may change.
+    pub unread: Vec<GroupMembers<'s>>,
+}
+
+/// The accounts of the ids a delta names, then candidates for the changed
 /// objects that have no account.
-pub(super) async fn named(
+pub(super) async fn named<'s>(
     target: &dyn Target,
     profile: &Profile,
-    objects: &[SourceObject],
-    deleted: &[ExternalId],
-    members: &BTreeSet<ExternalId>,
+    named: Named<'_, 's>,
     linked_total: usize,
     batch: usize,
-) -> Result<TargetView> {
+) -> Result<TargetView<'s>> {
+    let Named {
+        objects,
+        deleted,
+        members,
+        unread,
+    } = named;
     let known: HashSet<&ExternalId> = objects.iter().map(|o| &o.id).collect();
     let mut lookups: Vec<Lookup> = objects
         .iter()
@@ -79,7 +102,11 @@ pub(super) async fn named(
             external: o.id.clone(),
         })
         .collect();
-    for id in deleted.iter().chain(members).filter(|id| !known.contains(id)) {
+    lookups.extend(unread.iter().map(|g| Lookup::External {
+        kind: ObjectKind::Group,
+        external: g.group.clone(),
+    }));
+    for id in deleted.iter().chain(&members).filter(|id| !known.contains(id)) {
         for kind in [ObjectKind::User, ObjectKind::Group] {
             lookups.push(Lookup::External {
                 kind,
@@ -90,9 +117,9 @@ pub(super) async fn named(
     lookups.sort_by(|a, b| lookup_key(a).cmp(&lookup_key(b)));
     lookups.dedup();
     let mut view = TargetView {
-        linked: Vec::new(),
-        candidates: Vec::new(),
         linked_total,
+        unread,
+        ..TargetView::default()
     };
     view.sort(profile, look_up(target, &lookups, batch).await?);
     let linked_ids: HashSet<&ExternalId> = view
@@ -109,7 +136,7 @@ pub(super) async fn named(
     Ok(view)
 }
 
-impl TargetView {
+impl TargetView<'_> {
     /// Puts each account found where the planner looks for it: the
     /// profile's own under `linked` (once each), the others' and unlinked
     /// ones under `candidates`.
@@ -146,6 +173,42 @@ pub(super) fn member_changes(
         }
     }
     ids
+}
+
+/// True when a group the state holds no members for (new to the profile,
+/// or back in scope) has an account with members the view does not know:
+/// their links are needed to tell which are managed, and only a listing
+/// gives them.
+pub(super) fn unknown_members(
+    view: &TargetView<'_>,
+    objects: &[SourceObject],
+    remembered: &BTreeMap<ExternalId, BTreeSet<ExternalId>>,
+) -> bool {
+    let known: HashSet<&TargetId> = view.linked.iter().map(|a| &a.id).collect();
+    let new_groups: HashSet<&ExternalId> = objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Group && !remembered.contains_key(&o.id))
+        .map(|o| &o.id)
+        .collect();
+    view.linked.iter().any(|a| {
+        a.link.as_ref().is_some_and(|l| new_groups.contains(&l.external))
+            && a.members.iter().any(|m| !known.contains(m))
+    })
+}
+
+/// The groups a delta did not read that list an object it changed or
+/// deleted (see [`PlanInput::unread_groups`](crate::PlanInput::unread_groups)).
+pub(super) fn unread_groups<'s>(
+    remembered: &'s BTreeMap<ExternalId, BTreeSet<ExternalId>>,
+    objects: &[SourceObject],
+    deleted: &[ExternalId],
+) -> Vec<GroupMembers<'s>> {
+    let read: HashSet<&ExternalId> = objects.iter().map(|o| &o.id).chain(deleted).collect();
+    remembered
+        .iter()
+        .filter(|(group, members)| !read.contains(group) && read.iter().any(|id| members.contains(*id)))
+        .map(|(group, members)| GroupMembers { group, members })
+        .collect()
 }
 
 /// True when an unlinked object may be adopted or created: only those are

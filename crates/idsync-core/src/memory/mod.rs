@@ -7,4 +7,4 @@ mod source;
 mod target;
 
 pub use source::MemorySource;
-pub use target::{Fault, MemoryTarget};
+pub use target::{Calls, Fault, MemoryTarget};

@@ -43,6 +43,21 @@ struct Inner {
     vetoes: HashMap<TargetId, String>,
     /// Every operation applied, in order.
     log: Vec<TargetOp>,
+    calls: Calls,
+}
+
+/// How often the engine asked a [`MemoryTarget`] for what: the measure of
+/// what a run costs a target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Calls {
+    /// Listings of the linked accounts.
+    pub linked: usize,
+    /// Calls to `lookup`, and the lookups they carried.
+    pub lookup: usize,
+    /// Lookups carried by those calls.
+    pub lookups: usize,
+    /// The size of each batch given to `apply_batch`.
+    pub batches: Vec<usize>,
 }
 
 impl Default for MemoryTarget {
@@ -108,6 +123,11 @@ impl MemoryTarget {
     /// Every operation applied so far.
     pub fn log(&self) -> Vec<TargetOp> {
         self.lock().log.clone()
+    }
+
+    /// The calls received so far.
+    pub fn calls(&self) -> Calls {
+        self.lock().calls.clone()
     }
 
     /// Injects a failure.
@@ -177,8 +197,9 @@ impl Target for MemoryTarget {
     }
 
     async fn linked(&self, profile: ProfileId) -> Result<BoxStream<'_, Result<TargetAccount>>> {
-        let accounts: Vec<Result<TargetAccount>> = self
-            .lock()
+        let mut inner = self.lock();
+        inner.calls.linked += 1;
+        let accounts: Vec<Result<TargetAccount>> = inner
             .accounts
             .values()
             .filter(|a| a.link.as_ref().is_some_and(|l| l.profile == profile))
@@ -189,7 +210,9 @@ impl Target for MemoryTarget {
     }
 
     async fn lookup(&self, lookups: &[Lookup]) -> Result<Vec<TargetAccount>> {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        inner.calls.lookup += 1;
+        inner.calls.lookups += lookups.len();
         let found = inner
             .accounts
             .values()
@@ -301,6 +324,15 @@ impl Target for MemoryTarget {
             target: Some(id),
             note: None,
         })
+    }
+
+    async fn apply_batch(&self, ops: &[TargetOp]) -> Vec<Result<Applied>> {
+        self.lock().calls.batches.push(ops.len());
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            results.push(self.apply(op).await);
+        }
+        results
     }
 
     async fn can_deprovision(&self, account: &TargetAccount) -> Result<Veto> {

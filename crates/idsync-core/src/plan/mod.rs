@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use planner::{PlanInput, ReadMode, plan};
+pub use planner::{GroupMembers, PlanInput, ReadMode, plan};
 
 use crate::model::{Fields, Link, ObjectKind, TargetId};
 use crate::source::Completeness;

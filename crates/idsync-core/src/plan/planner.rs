@@ -57,8 +57,28 @@ pub struct PlanInput<'a> {
     /// a full read the planner resolves them itself; a delta has no
     /// assigned groups (such profiles always read in full).
     pub assigned: Option<&'a HashSet<ExternalId>>,
+    /// Delta: groups the delta did not read that list an object it changed
+    /// or deleted, with their members as last read. Their memberships of
+    /// the objects whose accounts the planner sees are planned again: an
+    /// object that came into scope joins the groups that list it, one that
+    /// left the scope or was deleted leaves them, as a full read would do.
+    pub unread_groups: &'a [GroupMembers<'a>],
+    /// Delta: objects an earlier run found deleted or out of scope, whose
+    /// accounts may still be linked (disabled, or left by the rules). As on
+    /// a full read, where they are absent, they are no group's members and
+    /// count as gone for the relink rule; their deprovisioning is done.
+    pub gone: &'a BTreeSet<ExternalId>,
     /// An operator confirmed the deprovisions: the threshold holds nothing.
     pub confirmed: bool,
+}
+
+/// A group's members as the last run read them.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupMembers<'a> {
+    /// The group.
+    pub group: &'a ExternalId,
+    /// Its members.
+    pub members: &'a BTreeSet<ExternalId>,
 }
 
 /// An operation before sorting: `after` holds draft indices.
@@ -93,6 +113,8 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
 struct Planner<'a> {
     input: PlanInput<'a>,
     profile: &'a Profile,
+    /// Delta: the ids deleted.
+    deleted: Set<&'a ExternalId>,
     /// Every object read, with whether it is in scope.
     by_id: Map<&'a ExternalId, (&'a SourceObject, bool)>,
     /// Linked accounts by external id (one per link).
@@ -165,6 +187,7 @@ impl<'a> Planner<'a> {
         let mut planner = Planner {
             input,
             profile,
+            deleted: input.deleted.iter().collect(),
             by_id,
             linked: Map::with_capacity_and_hasher(input.linked.len(), Default::default()),
             others: Map::default(),
@@ -238,6 +261,11 @@ impl<'a> Planner<'a> {
         });
     }
 
+    /// Delta: deleted by this delta or found gone by an earlier run.
+    fn gone(&self, external: &ExternalId) -> bool {
+        self.deleted.contains(external) || self.input.gone.contains(external)
+    }
+
     fn link_for(&self, external: &ExternalId) -> Link {
         Link {
             profile: self.profile.id,
@@ -283,12 +311,21 @@ impl<'a> Planner<'a> {
         }
         self.plan_absent();
         if groups_supported {
-            let groups: Vec<&'a SourceObject> = in_scope
+            let mut groups: Vec<(&'a ExternalId, Vec<&'a ExternalId>)> = in_scope
                 .iter()
-                .copied()
                 .filter(|o| o.kind == ObjectKind::Group)
+                .map(|g| (&g.id, g.members.iter().collect()))
                 .collect();
-            self.plan_memberships(&groups);
+            if self.input.mode == ReadMode::Delta {
+                groups.extend(
+                    self.input
+                        .unread_groups
+                        .iter()
+                        .filter(|g| !self.by_id.contains_key(g.group) && !self.gone(g.group))
+                        .map(|g| (g.group, g.members.iter().collect())),
+                );
+            }
+            self.plan_memberships(groups);
         } else if groups_ignored {
             self.findings.push(Finding {
                 kind: FindingKind::Unsupported,
@@ -421,7 +458,7 @@ impl<'a> Planner<'a> {
             }
             None => match self.input.mode {
                 ReadMode::Full => self.input.completeness.is_complete(),
-                ReadMode::Delta => self.input.deleted.contains(&link.external),
+                ReadMode::Delta => self.gone(&link.external),
             },
         }
     }
@@ -633,7 +670,11 @@ impl<'a> Planner<'a> {
                 {
                     live.push(e)
                 }
-                None if account.is_some() && self.input.mode == ReadMode::Delta && !self.input.deleted.contains(e) => {
+                None if account.is_some()
+                    && self.input.mode == ReadMode::Delta
+                    && !self.deleted.contains(e)
+                    && !self.input.gone.contains(e) =>
+                {
                     live.push(e)
                 }
                 _ if account.is_some() => gone.push(e),
@@ -727,7 +768,7 @@ impl<'a> Planner<'a> {
                 Some((_, false)) => Situation::OutOfScope,
                 None => match self.input.mode {
                     ReadMode::Full => Situation::Absent,
-                    ReadMode::Delta if self.input.deleted.contains(&link.external) => Situation::Deleted,
+                    ReadMode::Delta if self.deleted.contains(&link.external) => Situation::Deleted,
                     ReadMode::Delta => {
                         self.unchanged += 1;
                         continue;
@@ -878,7 +919,7 @@ impl<'a> Planner<'a> {
             // Read in this delta: in scope or not; otherwise unchanged, unless deleted.
             ReadMode::Delta => match self.by_id.get(external) {
                 Some((_, inside)) => *inside,
-                None => !self.input.deleted.contains(external),
+                None => !self.gone(external),
             },
         };
         managed.then_some(Account {
@@ -889,7 +930,7 @@ impl<'a> Planner<'a> {
 
     /// Member adds and removes for every group in scope; members not managed
     /// by the profile are left alone.
-    fn plan_memberships(&mut self, groups: &[&'a SourceObject]) {
+    fn plan_memberships(&mut self, groups: Vec<(&'a ExternalId, Vec<&'a ExternalId>)>) {
         // Accounts by target id, to translate a group's current members.
         let by_target: Map<&'a TargetId, &'a TargetAccount> = self
             .input
@@ -916,9 +957,9 @@ impl<'a> Planner<'a> {
         };
         // Adds and removes, worked out first (the closure above borrows the
         // planner), then pushed.
-        let mut changes: Vec<(&'a SourceObject, Account<'a>, &'a ExternalId, Option<&'a TargetId>)> = Vec::new();
-        for &group in groups {
-            let Some(group_account) = self.account_of(&group.id) else {
+        let mut changes: Vec<(&'a ExternalId, Account<'a>, &'a ExternalId, Option<&'a TargetId>)> = Vec::new();
+        for (group, members) in groups {
+            let Some(group_account) = self.account_of(group) else {
                 continue;
             };
             let current: BTreeMap<&'a ExternalId, &'a TargetId> = group_account
@@ -926,10 +967,9 @@ impl<'a> Planner<'a> {
                 .and_then(|t| by_target.get(t))
                 .map(|g| g.members.iter().filter_map(|t| Some((managed(t)?, t))).collect())
                 .unwrap_or_default();
-            let desired: BTreeSet<&'a ExternalId> = group
-                .members
-                .iter()
-                .filter(|m| **m != group.id && self.account_of(m).is_some())
+            let desired: BTreeSet<&'a ExternalId> = members
+                .into_iter()
+                .filter(|m| *m != group && self.account_of(m).is_some())
                 .collect();
             changes.extend(
                 desired
@@ -953,7 +993,7 @@ impl<'a> Planner<'a> {
                             member: self.link_for(m),
                             member_target: member.target.cloned(),
                         },
-                        format!("{m} joined {}", group.id),
+                        format!("{m} joined {group}"),
                         group_account.draft.into_iter().chain(member.draft).collect(),
                     )
                 }
@@ -963,13 +1003,13 @@ impl<'a> Planner<'a> {
                         member: self.link_for(m),
                         member_target: t.clone(),
                     },
-                    format!("{m} left {}", group.id),
+                    format!("{m} left {group}"),
                     group_account.draft.into_iter().collect(),
                 ),
             };
             self.push(Draft {
                 kind: ObjectKind::Group,
-                link: self.link_for(&group.id),
+                link: self.link_for(group),
                 target: group_account.target.cloned(),
                 action,
                 situation: Situation::Membership,
@@ -1051,7 +1091,12 @@ impl<'a> Planner<'a> {
             })
             .collect();
         self.findings.sort();
-        let counts = Counts::of(&operations, self.in_scope.len(), self.input.linked_total, self.unchanged);
+        let counts = Counts::of(
+            &operations,
+            self.in_scope.len(),
+            self.input.linked_total,
+            self.unchanged,
+        );
         Plan {
             profile: self.profile.id,
             mode: self.input.mode,
