@@ -174,10 +174,12 @@ async fn post_is_retried_after_429_honouring_retry_after_seconds() {
 #[tokio::test]
 async fn retry_after_as_http_date() {
     let (base, s) = serve().await;
+    // Started before the date is taken, so that a slow machine cannot make
+    // the wait look shorter than the date asks.
+    let started = Instant::now();
     let when = httpdate_in(2);
     fault(&s, &[(503, Some(&when))]);
     let client = HttpClient::new(&fast_retries(bearer())).unwrap();
-    let started = Instant::now();
     client.send(Request::get(base.join("x").unwrap())).await.unwrap();
     // HTTP dates have one-second resolution: the wait is between 1 and 2.3 s
     let waited = started.elapsed();
