@@ -659,7 +659,9 @@ fn engine_read(stream: &Stream, profile: ProfileId, accounts: &[TargetAccount]) 
                 }
             }
             let sent_deleted = deleted.iter().cloned().collect();
-            if let Some(present) = present {
+            // A present set cut short may not list what is still there: the
+            // engine drops it.
+            if let Some(present) = present.filter(|_| completeness.is_complete()) {
                 let changed: HashSet<&ExternalId> = objects.iter().map(|o| &o.id).collect();
                 deleted.extend(
                     linked_to(profile, accounts)

@@ -115,6 +115,10 @@ struct Planner<'a> {
     profile: &'a Profile,
     /// Delta: the ids deleted.
     deleted: Set<&'a ExternalId>,
+    /// Ids read several times in different copies: their accounts are left
+    /// as they are, and no copy decides anything (which one is right is not
+    /// known).
+    held: Set<&'a ExternalId>,
     /// Every object read, with whether it is in scope.
     by_id: Map<&'a ExternalId, (&'a SourceObject, bool)>,
     /// Linked accounts by external id (one per link).
@@ -175,8 +179,8 @@ impl<'a> Planner<'a> {
             }
             by_id.insert(&o.id, (o, inside));
         }
-        if !conflicting.is_empty() {
-            let held: Set<&ExternalId> = conflicting.iter().copied().collect();
+        let held: Set<&'a ExternalId> = conflicting.iter().copied().collect();
+        if !held.is_empty() {
             in_scope.retain(|o| !held.contains(&o.id));
             for id in &held {
                 if let Some(entry) = by_id.get_mut(id) {
@@ -189,6 +193,7 @@ impl<'a> Planner<'a> {
             profile,
             deleted: input.deleted.iter().collect(),
             by_id,
+            held,
             linked: Map::with_capacity_and_hasher(input.linked.len(), Default::default()),
             others: Map::default(),
             unlinked_by_key: Map::default(),
@@ -424,14 +429,16 @@ impl<'a> Planner<'a> {
     }
 
     /// The correlation key of a linked account: its source object's when the
-    /// read has it (the truth now), else the target's field.
+    /// read has it (the truth now; not when its copies differ), else the
+    /// target's field.
     fn key_of(
         by_id: &Map<&'a ExternalId, (&'a SourceObject, bool)>,
+        held: &Set<&'a ExternalId>,
         corr: &crate::profile::Correlation,
         account: &TargetAccount,
     ) -> Option<String> {
         let external = &account.link.as_ref()?.external;
-        match by_id.get(external) {
+        match by_id.get(external).filter(|_| !held.contains(external)) {
             Some((o, _)) => o.first_text(&corr.attribute).map(norm),
             None => account.fields.get(&corr.field).map(|v| norm(v)),
         }
@@ -439,14 +446,14 @@ impl<'a> Planner<'a> {
     }
 
     fn account_key(&self, account: &TargetAccount) -> Option<String> {
-        Self::key_of(&self.by_id, self.profile.rules.correlation.as_ref()?, account)
+        Self::key_of(&self.by_id, &self.held, self.profile.rules.correlation.as_ref()?, account)
     }
 
     /// True when `account` (linked to another id) may pass to the enabled
     /// object `new`: its object is gone, or is disabled and named by `new`.
     fn predecessor_of(&self, account: &TargetAccount, new: &SourceObject) -> bool {
         let Some(link) = &account.link else { return false };
-        if link.external == new.id || !new.enabled {
+        if link.external == new.id || !new.enabled || self.held.contains(&link.external) {
             return false;
         }
         match self.by_id.get(&link.external) {
@@ -640,13 +647,13 @@ impl<'a> Planner<'a> {
         };
         let keys = self.keys.get_or_insert_with(|| {
             let mut keys: Map<String, Vec<&'a ExternalId>> = Map::default();
-            for (o, inside) in self.by_id.values() {
+            for (o, inside) in self.by_id.values().filter(|(o, _)| !self.held.contains(&o.id)) {
                 if let Some(k) = o.first_text(&corr.attribute).filter(|_| *inside).map(norm) {
                     keys.entry(k).or_default().push(&o.id);
                 }
             }
             for a in self.linked.values() {
-                if let (Some(k), Some(l)) = (Self::key_of(&self.by_id, corr, a), &a.link) {
+                if let (Some(k), Some(l)) = (Self::key_of(&self.by_id, &self.held, corr, a), &a.link) {
                     keys.entry(k).or_default().push(&l.external);
                 }
             }
