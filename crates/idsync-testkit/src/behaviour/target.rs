@@ -83,10 +83,12 @@ async fn create(t: &dyn Target, kind: ObjectKind, link: &Link, fields: Fields) -
 /// What a target does by its own rules, which the suite then expects.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Expect {
-    /// New user accounts start disabled (Active Directory without a
-    /// password): the suite expects them disabled, and tolerates the enables
-    /// the engine keeps planning for them.
-    pub creates_disabled: bool,
+    /// A user account needs a password before it can be enabled, and the
+    /// target gives it none (Active Directory without an initial password):
+    /// new accounts start disabled, an enable leaves them disabled and
+    /// says why in its note, and the engine plans exactly those enables
+    /// again on every run.
+    pub enable_needs_password: bool,
 }
 
 /// Runs every check the target's capabilities allow. (An `Arc`, because
@@ -121,7 +123,7 @@ pub async fn run_with(target: Arc<dyn Target>, fx: &Fixture, expect: Expect) -> 
         caps.disable,
         "no disable capability",
         "disable_keeps_the_account",
-        disable_keeps_the_account(t, fx),
+        disable_keeps_the_account(t, fx, expect),
     )
     .await;
     r.check_if(
@@ -141,6 +143,13 @@ pub async fn run_with(target: Arc<dyn Target>, fx: &Fixture, expect: Expect) -> 
     r.check(
         "an_engine_run_converges",
         an_engine_run_converges(target.clone(), fx, expect),
+    )
+    .await;
+    r.check_if(
+        caps.disable,
+        "no disable capability",
+        "an_engine_run_disables_a_leaver",
+        an_engine_run_disables_a_leaver(target.clone(), fx),
     )
     .await;
     r
@@ -167,7 +176,7 @@ async fn create_twice_links_once(t: &dyn Target, fx: &Fixture, expect: Expect) -
             format!("field {k}: got {:?}, expected {v:?}", a.fields.get(&k))
         })?;
     }
-    ensure(a.enabled != expect.creates_disabled, || {
+    ensure(a.enabled != expect.enable_needs_password, || {
         format!("a new account is enabled = {}", a.enabled)
     })
 }
@@ -270,7 +279,7 @@ async fn set_link_moves_the_account(t: &dyn Target, fx: &Fixture) -> Result<(), 
     )
 }
 
-async fn disable_keeps_the_account(t: &dyn Target, fx: &Fixture) -> Result<(), String> {
+async fn disable_keeps_the_account(t: &dyn Target, fx: &Fixture, expect: Expect) -> Result<(), String> {
     let profile = ProfileId::new_random();
     let id = create(
         t,
@@ -287,9 +296,18 @@ async fn disable_keeps_the_account(t: &dyn Target, fx: &Fixture) -> Result<(), S
     step("disable", t.apply(&set(false)).await)?;
     let a = linked(t, profile).await?;
     ensure(a.len() == 1 && !a[0].enabled, || format!("after disable: {a:?}"))?;
-    step("enable", t.apply(&set(true)).await)?;
+    let enabled = step("enable", t.apply(&set(true)).await)?;
     let a = linked(t, profile).await?;
-    ensure(a.len() == 1 && a[0].enabled, || format!("after enable: {a:?}"))
+    if expect.enable_needs_password {
+        ensure(a.len() == 1 && !a[0].enabled, || {
+            format!("enabled without a password: {a:?}")
+        })?;
+        ensure(enabled.note.is_some(), || {
+            "an enable left undone says nothing about it".into()
+        })
+    } else {
+        ensure(a.len() == 1 && a[0].enabled, || format!("after enable: {a:?}"))
+    }
 }
 
 async fn membership_changes_are_deltas(t: &dyn Target, fx: &Fixture) -> Result<(), String> {
@@ -371,10 +389,11 @@ async fn an_engine_run_converges(target: Arc<dyn Target>, fx: &Fixture, expect: 
     let mut profile = fx.profile.clone();
     profile.id = ProfileId::new_random();
     let prefix = format!("{}-e", fx.prefix);
-    let source = MemorySource::with_objects(directory(&prefix));
+    let directory = directory(&prefix);
+    let users = directory.iter().filter(|o| o.kind == ObjectKind::User).count();
     let engine = Engine::new(
-        profile.clone(),
-        Arc::new(source.clone()),
+        profile,
+        Arc::new(MemorySource::with_objects(directory)),
         target,
         Arc::new(MemoryStateStore::new()),
     );
@@ -386,33 +405,53 @@ async fn an_engine_run_converges(target: Arc<dyn Target>, fx: &Fixture, expect: 
     ensure(first.plan.counts.create == expected, || {
         format!("first run: {}", first.plan)
     })?;
-    let second = step(
-        "second run",
-        engine
-            .run(&RunOptions {
-                full: true,
-                ..RunOptions::default()
-            })
-            .await,
-    )?;
-    let enable = idsync_core::plan::Action::Enable;
-    let left = second
-        .plan
-        .operations
-        .iter()
-        .filter(|op| !(expect.creates_disabled && op.action == enable))
-        .count();
-    ensure(left == 0, || format!("the second run is not empty:\n{}", second.plan))?;
-    source.delete(&format!("{prefix}-u3"));
-    let third = step("third run", engine.run(&RunOptions::default()).await)?;
-    let disabled = linked(t, profile.id).await?;
-    let gone = disabled
-        .iter()
-        .find(|a| a.link.as_ref().is_some_and(|l| l.external.0 == format!("{prefix}-u3")));
-    if t.capabilities().disable {
-        ensure(gone.is_some_and(|a| !a.enabled), || {
-            format!("after the leaver: {}\n{disabled:?}", third.plan)
-        })?;
+    let full = RunOptions {
+        full: true,
+        ..RunOptions::default()
+    };
+    let second = step("second run", engine.run(&full).await)?;
+    if !expect.enable_needs_password {
+        return ensure(second.plan.is_empty(), || {
+            format!("the second run is not empty:\n{}", second.plan)
+        });
     }
-    Ok(())
+    // Exactly the users' enables, each left undone with a note.
+    let enable = idsync_core::plan::Action::Enable;
+    ensure(
+        second.plan.operations.len() == users && second.plan.operations.iter().all(|op| op.action == enable),
+        || format!("the second run is not the {users} enables:\n{}", second.plan),
+    )?;
+    ensure(
+        second.outcomes.len() == users && second.outcomes.iter().all(|o| o.note.is_some()),
+        || format!("an enable left undone says nothing: {}", second.to_json()),
+    )
+}
+
+async fn an_engine_run_disables_a_leaver(target: Arc<dyn Target>, fx: &Fixture) -> Result<(), String> {
+    let t = target.clone();
+    let t = t.as_ref();
+    let mut profile = fx.profile.clone();
+    profile.id = ProfileId::new_random();
+    let prefix = format!("{}-l", fx.prefix);
+    let source = MemorySource::with_objects(directory(&prefix));
+    let engine = Engine::new(
+        profile.clone(),
+        Arc::new(source.clone()),
+        target,
+        Arc::new(MemoryStateStore::new()),
+    );
+    let first = step("first run", engine.run(&RunOptions::default()).await)?;
+    ensure(first.failures().next().is_none(), || {
+        format!("first run failed operations: {}", first.to_json())
+    })?;
+    let leaver = format!("{prefix}-u3");
+    source.delete(&leaver);
+    let second = step("run after the leaver", engine.run(&RunOptions::default()).await)?;
+    let accounts = linked(t, profile.id).await?;
+    let gone = accounts
+        .iter()
+        .find(|a| a.link.as_ref().is_some_and(|l| l.external.0 == leaver));
+    ensure(gone.is_some_and(|a| !a.enabled), || {
+        format!("after the leaver: {}\n{accounts:?}", second.plan)
+    })
 }
