@@ -60,7 +60,9 @@ async fn the_source_passes_the_behaviour_suite() {
         ],
         disabled: vec![],
     };
-    source::run(&LdapSource::new(config(&s)), &fx).await.assert_ok();
+    let report = source::run(&LdapSource::new(config(&s)), &fx).await;
+    report.assert_ok();
+    assert!(report.skipped.is_empty(), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -293,22 +295,45 @@ fn target_profile() -> Profile {
     }))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_target_passes_the_behaviour_suite() {
-    let Some(s) = slapd(SlapdOptions::default()).await else {
-        return;
-    };
-    let fx = target::Fixture {
-        prefix: "bt".into(),
+fn target_fixture(prefix: &str) -> target::Fixture {
+    target::Fixture {
+        prefix: prefix.into(),
         user_fields,
         group_fields,
         correlation_field: "mail".into(),
         updatable_field: "sn".into(),
         profile: target_profile(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_target_passes_the_behaviour_suite() {
+    let Some(s) = slapd(SlapdOptions::default()).await else {
+        return;
     };
-    target::run(Arc::new(LdapTarget::new(target_config(&s))), &fx)
-        .await
-        .assert_ok();
+    let report = target::run(Arc::new(LdapTarget::new(target_config(&s))), &target_fixture("bt")).await;
+    report.assert_ok();
+    assert!(report.skipped.is_empty(), "{report}");
+}
+
+/// Generic LDAP has no disabled flag of its own: without
+/// `disabled_attribute` the target cannot disable, and the suite says
+/// exactly which checks it skipped for that.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_disabled_attribute_the_suite_skips_exactly_the_disable_checks() {
+    let Some(s) = slapd(SlapdOptions::default()).await else {
+        return;
+    };
+    let mut c = target_config(&s);
+    c.disabled_attribute = None;
+    let report = target::run(Arc::new(LdapTarget::new(c)), &target_fixture("nd")).await;
+    report.assert_ok();
+    let skipped: Vec<_> = report.skipped.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        skipped,
+        ["disable_keeps_the_account", "an_engine_run_disables_a_leaver"],
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
