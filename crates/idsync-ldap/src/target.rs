@@ -329,10 +329,13 @@ impl LdapTarget {
         Ok(Applied { target, note })
     }
 
-    /// The flags of the AD user at `dn`, and whether it has a password:
-    /// `pwdLastSet` is 0 and `msDS-KeyVersionNumber` (how many times
-    /// `unicodePwd` was written, its creation included) at most 1 only when
-    /// no password was ever set. Unreadable values count as "no password".
+    /// The flags of the AD user at `dn`, and whether it has a password. An
+    /// account that never had one has `pwdLastSet` 0 and
+    /// `msDS-KeyVersionNumber` (how many times `unicodePwd` was written,
+    /// creation included) at most 1; unreadable values count the same. So
+    /// does an account added with its password and `pwdLastSet = 0` in one
+    /// operation: it stays disabled, the safe way. (One whose `pwdLastSet`
+    /// an admin set to -1 without giving it a password would pass.)
     async fn ad_user(&self, ldap: &mut Ldap, dn: &str) -> Res<AdUser> {
         let (entries, _) = ldap
             .with_timeout(self.config.op_timeout())
