@@ -6,11 +6,16 @@
 //! `IDSYNC_LDAP_BASE`, `IDSYNC_LDAP_OU` point it elsewhere). It plans only
 //! (dry run) unless `IDSYNC_APPLY=1`. Run with
 //! `cargo run --example jumpcloud_to_ad --features jumpcloud,ldap`.
+//!
+//! idsync never enables an AD account without a password: new accounts
+//! stay disabled until someone sets one, unless the directory is reached
+//! over TLS (an `ldaps://` `IDSYNC_LDAP_URL`), where each new account gets a
+//! random password that must be changed at the next logon.
 
 use std::sync::Arc;
 
 use idsync::jumpcloud::{JumpCloudConfig, JumpCloudSource};
-use idsync::ldap::{Flavor, LdapConfig, LdapTarget};
+use idsync::ldap::{Flavor, InitialPassword, LdapConfig, LdapTarget};
 use idsync::{Engine, MemoryStateStore, Profile, RunOptions};
 
 fn env(name: &str, default: &str) -> String {
@@ -31,6 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Flavor::Ad,
     );
     ad.default_container = Some(env("IDSYNC_LDAP_OU", &format!("CN=Users,{base}")));
+    if ad.url.starts_with("ldaps://") {
+        ad.initial_password = InitialPassword::Random;
+    }
     let profile: Profile = serde_json::from_value(serde_json::json!({
         "id": "d4d4d4d4-0000-4000-8000-000000000003",
         "name": "JumpCloud to AD",

@@ -5,11 +5,16 @@
 //! with their members; a department change moves the account; a suspension
 //! disables it and its end enables it again; a member removed in JumpCloud
 //! leaves the AD group; rate limiting during a run is retried through.
+//!
+//! The target sets a random initial password over ldaps://
+//! (`initial_password = "random"`): every account idsync creates is enabled
+//! with a password that must be changed at the next logon, never with
+//! PASSWD_NOTREQD, and an empty password does not bind.
 
 use std::sync::Arc;
 
 use idsync::jumpcloud::{JumpCloudConfig, JumpCloudSource};
-use idsync::ldap::{Flavor, LdapConfig, LdapTarget};
+use idsync::ldap::{Flavor, InitialPassword, LdapConfig, LdapTarget};
 use idsync::{Engine, MemoryStateStore, Profile, RunOptions};
 use idsync_testkit::jumpcloud::{FakeJumpCloud, Fault};
 use idsync_testkit::samba::SambaDc;
@@ -27,22 +32,54 @@ async fn hr_update(jc: &FakeJumpCloud, id: &str, change: Value) {
     assert!(put.status().is_success(), "{}", put.status());
 }
 
-/// The test's AD users: sAMAccountName → (DN, userAccountControl).
-async fn ad_users(dc: &SambaDc, ou: &str, tag: &str) -> Vec<(String, String, u32)> {
+/// One of the test's AD users.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct AdUser {
+    sam: String,
+    dn: String,
+    uac: u32,
+    pwd_last_set: i64,
+}
+
+const ACCOUNTDISABLE: u32 = 0x2;
+const PASSWD_NOTREQD: u32 = 0x20;
+
+/// The test's AD users, by sAMAccountName.
+async fn ad_users(dc: &SambaDc, ou: &str, tag: &str) -> Vec<AdUser> {
     let found = dc
-        .search(ou, "(objectClass=user)", &["sAMAccountName", "userAccountControl"])
+        .search(
+            ou,
+            "(objectClass=user)",
+            &["sAMAccountName", "userAccountControl", "pwdLastSet"],
+        )
         .await
         .unwrap();
-    let mut out: Vec<(String, String, u32)> = found
+    let mut out: Vec<AdUser> = found
         .iter()
         .filter_map(|u| {
             let sam = u.first_str("sAMAccountName")?;
             let uac = u.first_str("userAccountControl")?.parse().ok()?;
-            sam.starts_with(tag).then(|| (sam, u.dn.clone(), uac))
+            let pwd_last_set = u.first_str("pwdLastSet")?.parse().ok()?;
+            sam.starts_with(tag).then(|| AdUser {
+                sam,
+                dn: u.dn.clone(),
+                uac,
+                pwd_last_set,
+            })
         })
         .collect();
     out.sort();
     out
+}
+
+/// Every user is enabled, none may have an empty password, and an empty
+/// password does not bind.
+async fn assert_enabled_with_passwords(dc: &SambaDc, users: &[AdUser]) {
+    for u in users {
+        assert_eq!(u.uac & (ACCOUNTDISABLE | PASSWD_NOTREQD), 0, "{u:?}");
+        let empty = dc.simple_bind(&u.dn, "").await.unwrap_err();
+        assert!(empty.stderr_tail.contains("data 52e"), "{u:?}: {empty}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -73,10 +110,17 @@ async fn jumpcloud_users_and_groups_are_provisioned_into_ad() {
             .await
             .unwrap();
     }
-    // Cy already has an AD account (made by hand, under another name): it is adopted, not duplicated.
+    // Cy already has an AD account (made by hand, under another name, with
+    // a password): it is adopted, not duplicated.
     let existing = format!("CN={tag}cy-old,OU=IT,{ou}");
     dc.ldapadd(&format!(
-        "dn: {existing}\nobjectClass: user\nsAMAccountName: {tag}cy-old\nemployeeID: E-{tag}-2\nuserAccountControl: 544\n"
+        "dn: {existing}\nobjectClass: user\nsAMAccountName: {tag}cy-old\nemployeeID: E-{tag}-2\n"
+    ))
+    .await
+    .unwrap();
+    dc.set_password(&existing, "Cy-Hand-Passw0rd!").await.unwrap();
+    dc.ldapmodify(&format!(
+        "dn: {existing}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 512\n"
     ))
     .await
     .unwrap();
@@ -106,9 +150,13 @@ async fn jumpcloud_users_and_groups_are_provisioned_into_ad() {
     .unwrap();
     let mut source_config = JumpCloudConfig::new(jc.base_url().parse().unwrap(), jc.api_key().to_owned().into());
     source_config.retry.base_ms = 10;
-    let mut target_config = LdapConfig::new(dc.url(), dc.admin_upn(), dc.admin_password(), dc.base_dn(), Flavor::Ad);
+    let ldaps = dc.url().replace("ldap://", "ldaps://");
+    let mut target_config = LdapConfig::new(&ldaps, dc.admin_upn(), dc.admin_password(), dc.base_dn(), Flavor::Ad);
     // the fake's ids repeat across runs and the DC is shared: the target looks only into this run's OU
     target_config.base_dn = ou.clone();
+    target_config.initial_password = InitialPassword::Random;
+    // Samba's own certificate names DC1.example.test, not 127.0.0.1: still encrypted, not verified.
+    target_config.tls_verify = false;
     let engine = Engine::new(
         profile,
         Arc::new(JumpCloudSource::new(source_config).unwrap()),
@@ -130,7 +178,7 @@ async fn jumpcloud_users_and_groups_are_provisioned_into_ad() {
         report.plan
     );
     let users = ad_users(dc, &ou, &tag).await;
-    let names: Vec<&str> = users.iter().map(|u| u.0.as_str()).collect();
+    let names: Vec<&str> = users.iter().map(|u| u.sam.as_str()).collect();
     assert_eq!(
         names,
         [format!("{tag}u0"), format!("{tag}u1"), format!("{tag}u2")],
@@ -138,18 +186,23 @@ async fn jumpcloud_users_and_groups_are_provisioned_into_ad() {
     );
     assert!(
         users[0]
-            .1
+            .dn
             .to_lowercase()
             .ends_with(&format!("ou=sales,{ou}").to_lowercase()),
         "{users:?}"
     );
     assert!(
         users[2]
-            .1
+            .dn
             .to_lowercase()
             .ends_with(&format!("ou=it,{ou}").to_lowercase()),
         "{users:?}"
     );
+    // Created enabled, each with a random password to change at the next
+    // logon; Cy keeps the password set by hand.
+    assert_enabled_with_passwords(dc, &users).await;
+    assert_eq!((users[0].pwd_last_set, users[1].pwd_last_set), (0, 0), "{users:?}");
+    assert_ne!(users[2].pwd_last_set, 0, "{users:?}");
     let ann = dc
         .search(
             &ou,
@@ -168,10 +221,8 @@ async fn jumpcloud_users_and_groups_are_provisioned_into_ad() {
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].strs("member").len(), 2);
 
-    // AD creates accounts disabled (idsync never sets passwords): the next run enables them.
     let second = engine.run(&RunOptions::default()).await.unwrap();
-    assert_eq!(second.plan.counts.enable, 2, "{}", second.plan);
-    assert!(ad_users(dc, &ou, &tag).await.iter().all(|u| u.2 & 2 == 0));
+    assert!(second.plan.is_empty(), "{}", second.plan);
 
     // HR moves Ann to IT, suspends Bob, hires Dee and takes Bob out of the group.
     hr_update(&jc, &ids[0], json!({"department": "IT"})).await;
@@ -187,12 +238,13 @@ async fn jumpcloud_users_and_groups_are_provisioned_into_ad() {
     let users = ad_users(dc, &ou, &tag).await;
     assert!(
         users[0]
-            .1
+            .dn
             .to_lowercase()
             .ends_with(&format!("ou=it,{ou}").to_lowercase()),
         "Ann moved: {users:?}"
     );
-    assert_ne!(users[1].2 & 2, 0, "Bob disabled: {users:?}");
+    assert_eq!(users[1].uac, 512 | ACCOUNTDISABLE, "Bob disabled: {users:?}");
+    assert_enabled_with_passwords(dc, &users[3..]).await; // Dee
     let groups = dc.search(&ou, "(objectClass=group)", &["cn", "member"]).await.unwrap();
     assert_eq!(groups[0].strs("member").len(), 1);
     let moved = dc
@@ -201,11 +253,12 @@ async fn jumpcloud_users_and_groups_are_provisioned_into_ad() {
         .unwrap();
     assert_eq!(moved[0].first_str("department").as_deref(), Some("IT"));
 
-    // Bob's suspension ends; Dee's new account is enabled too.
+    // Bob's suspension ends: enabled again, with the password he had.
     hr_update(&jc, &ids[1], json!({"suspended": false})).await;
     let report = engine.run(&RunOptions::default()).await.unwrap();
-    assert_eq!(report.plan.counts.enable, 2, "{}", report.plan);
-    assert!(ad_users(dc, &ou, &tag).await.iter().all(|u| u.2 & 2 == 0));
+    assert_eq!(report.plan.counts.enable, 1, "{}", report.plan);
+    assert_eq!(report.outcomes[0].note, None, "{}", report.to_json());
+    assert_enabled_with_passwords(dc, &ad_users(dc, &ou, &tag).await).await;
     let last = engine.run(&RunOptions::default()).await.unwrap();
     assert!(last.plan.is_empty(), "converged: {}", last.plan);
 }

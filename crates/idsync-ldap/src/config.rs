@@ -33,6 +33,28 @@ pub enum AdDelta {
     Usn,
 }
 
+/// Active Directory target: the password a user account gets, so that it
+/// can be enabled. idsync never enables an account that has no password.
+///
+/// ```toml
+/// initial_password = "random"   # needs an ldaps:// url or start_tls = true
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitialPassword {
+    /// None: accounts are created disabled (userAccountControl 514), and an
+    /// account without a password stays disabled when the source enables
+    /// it; the operation's note says it needs a password first.
+    #[default]
+    None,
+    /// A strong random password that nobody is told, to be changed at the
+    /// next logon (`pwdLastSet = 0`), set on new accounts and on accounts
+    /// without a password when they are enabled (userAccountControl 512).
+    /// Users get in through a password reset. It is sent only over ldaps://
+    /// or StartTLS, and never logged or reported.
+    Random,
+}
+
 /// How to reach and read (or write) a directory.
 ///
 /// ```toml
@@ -97,6 +119,10 @@ pub struct LdapConfig {
     /// cannot disable.
     #[serde(default)]
     pub disabled_attribute: Option<String>,
+    /// Target, Active Directory: the password new and enabled accounts get
+    /// (none by default: such accounts stay disabled).
+    #[serde(default)]
+    pub initial_password: InitialPassword,
 }
 
 fn yes() -> bool {
@@ -137,7 +163,33 @@ impl LdapConfig {
             naming_attribute: default_naming(),
             default_container: None,
             disabled_attribute: None,
+            initial_password: InitialPassword::None,
         }
+    }
+
+    /// `Err` when `initial_password` cannot be used with this connection:
+    /// it needs Active Directory and TLS (an ldaps:// url or StartTLS), so
+    /// that no password crosses the network in the clear.
+    pub(crate) fn check_initial_password(&self) -> Result<(), crate::LdapError> {
+        if self.initial_password == InitialPassword::None {
+            return Ok(());
+        }
+        if self.flavor != Flavor::Ad {
+            return Err(crate::LdapError::Config(
+                "initial_password applies to Active Directory only (flavor = \"ad\")".into(),
+            ));
+        }
+        let ldaps = self
+            .url
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("ldaps://"));
+        if !ldaps && !self.start_tls {
+            return Err(crate::LdapError::Config(format!(
+                "initial_password = \"random\" sends passwords to the directory, which needs TLS: {} is neither an ldaps:// url nor used with start_tls = true",
+                self.url
+            )));
+        }
+        Ok(())
     }
 
     /// The user filter in force.
@@ -189,6 +241,47 @@ impl fmt::Debug for LdapConfig {
             .field("password", &"<redacted>")
             .field("base_dn", &self.base_dn)
             .field("flavor", &self.flavor)
+            .field("initial_password", &self.initial_password)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(extra: serde_json::Value) -> LdapConfig {
+        let mut json = serde_json::json!({
+            "url": "ldaps://dc1.acme.test", "bind_dn": "idsync@ACME.TEST",
+            "password": "x", "base_dn": "DC=acme,DC=test"
+        });
+        if let (Some(o), Some(extra)) = (json.as_object_mut(), extra.as_object()) {
+            o.extend(extra.clone());
+        }
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn an_initial_password_needs_active_directory_and_tls() {
+        assert_eq!(parsed(serde_json::json!({})).initial_password, InitialPassword::None);
+        let random = parsed(serde_json::json!({"initial_password": "random"}));
+        assert_eq!(random.initial_password, InitialPassword::Random);
+        assert!(random.check_initial_password().is_ok());
+        let start_tls =
+            parsed(serde_json::json!({"initial_password": "random", "url": "ldap://dc1", "start_tls": true}));
+        assert!(start_tls.check_initial_password().is_ok());
+        let plain = parsed(serde_json::json!({"initial_password": "random", "url": "LDAP://dc1"}));
+        let e = plain.check_initial_password().unwrap_err().into_core("connect");
+        assert!(e.stops_run() && e.kind() == idsync_core::ErrorKind::Config, "{e}");
+        assert!(e.to_string().contains("needs TLS"), "{e}");
+        let generic = parsed(serde_json::json!({"initial_password": "random", "flavor": "generic"}));
+        let e = generic.check_initial_password().unwrap_err().into_core("connect");
+        assert!(e.to_string().contains("Active Directory only"), "{e}");
+        // Without the option, plain LDAP is fine.
+        assert!(
+            parsed(serde_json::json!({"url": "ldap://dc1"}))
+                .check_initial_password()
+                .is_ok()
+        );
     }
 }

@@ -11,12 +11,13 @@ mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod password;
 mod source;
 mod syncrepl;
 mod target;
 mod timestamp;
 
-pub use config::{AdDelta, Flavor, LdapConfig};
+pub use config::{AdDelta, Flavor, InitialPassword, LdapConfig};
 pub use error::{LdapError, classify};
 pub use source::LdapSource;
 pub use target::LdapTarget;

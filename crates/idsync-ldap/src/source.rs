@@ -59,12 +59,21 @@ impl LdapSource {
         attrs
     }
 
-    fn filter(&self, scope: &Scope) -> String {
+    /// The search filter of a read: the flavour's (or configured) user and
+    /// group filters, and the scope's. A filter that does not parse is a
+    /// configuration error, found before anything is read.
+    fn filter(&self, scope: &Scope) -> std::result::Result<String, LdapError> {
         let kinds = format!("(|{}{})", self.config.users(), self.config.groups());
-        match &scope.filter {
-            Some(f) => format!("(&{kinds}{f})"),
-            None => kinds,
-        }
+        checked(
+            match &scope.filter {
+                Some(f) => {
+                    checked(f.clone(), "scope.filter")?;
+                    format!("(&{kinds}{f})")
+                }
+                None => kinds,
+            },
+            "user_filter or group_filter",
+        )
     }
 
     /// AD with assigned groups: the filter pushes the scope down with
@@ -108,10 +117,24 @@ impl LdapSource {
         }
         let (users, kinds) = (self.config.users(), self.config.groups());
         let chain = format!("(|(&{users}(|{members}))(&{kinds}(|{groups})))");
-        Ok(match &scope.filter {
-            Some(f) => format!("(&{chain}{f})"),
-            None => chain,
-        })
+        match &scope.filter {
+            Some(f) => {
+                checked(f.clone(), "scope.filter")?;
+                checked(format!("(&{chain}{f})"), "user_filter or group_filter")
+            }
+            None => checked(chain, "user_filter or group_filter"),
+        }
+    }
+}
+
+/// `filter` when it parses as an LDAP filter (RFC 4515), else a
+/// configuration error naming the setting it came from.
+fn checked(filter: String, setting: &str) -> std::result::Result<String, LdapError> {
+    match ldap3::parse_filter(&filter) {
+        Ok(_) => Ok(filter),
+        Err(()) => Err(LdapError::Config(format!(
+            "{setting}: {filter:?} is not a valid LDAP filter (RFC 4515)"
+        ))),
     }
 }
 
@@ -379,6 +402,8 @@ impl Source for LdapSource {
         } else {
             scope.containers.clone()
         };
+        // A filter that does not parse stops the run before anything is read.
+        let filter = self.filter(scope).map_err(|e| e.into_core("read_full"))?;
         // Connect first: a directory that cannot be reached fails the read
         // as a whole (the run stops, nothing is planned).
         let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_full"))?;
@@ -416,7 +441,7 @@ impl Source for LdapSource {
                 .await
                 .map_err(|e| e.into_core("read_full"))?
         } else {
-            self.filter(scope)
+            filter
         };
         let (config, attrs) = (self.config.clone(), self.attributes());
         tokio::spawn(read(ldap, config, attrs, filter, bases, cursor, tx));
@@ -440,8 +465,9 @@ impl Source for LdapSource {
             Flavor::Generic => crate::timestamp::parse(from).map(|t| Named::Since(t.to_owned())),
         };
         if let Some(named) = named {
+            let filter = self.filter(scope).map_err(|e| e.into_core("read_delta"))?;
             let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_delta"))?;
-            let (config, filter, attrs) = (self.config.clone(), self.filter(scope), self.attributes());
+            let (config, attrs) = (self.config.clone(), self.attributes());
             let (tx, rx) = mpsc::channel(1024);
             tokio::spawn(async move {
                 let outcome = match named {
@@ -462,8 +488,9 @@ impl Source for LdapSource {
         let Some(cookie) = crate::syncrepl::cookie(from) else {
             return resync("the cursor is neither a syncrepl cookie nor a modifyTimestamp cursor");
         };
+        let filter = self.filter(scope).map_err(|e| e.into_core("read_delta"))?;
         let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_delta"))?;
-        let (config, filter, attrs) = (self.config.clone(), self.filter(scope), self.attributes());
+        let (config, attrs) = (self.config.clone(), self.attributes());
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(async move {
             match crate::syncrepl::refresh(&mut ldap, &config, &filter, attrs, Some(cookie), Some(&tx)).await {

@@ -1,7 +1,9 @@
 //! `LdapTarget`: the directory as the application (JumpCloud → AD, seed
 //! 003). Accounts are named by their objectGUID / entryUUID; the link is
 //! kept in an attribute as `idsync:<profile>:<external id>`. Passwords are
-//! never written.
+//! never read; on Active Directory an account without a password is never
+//! enabled, and with `initial_password = "random"` it gets a random one
+//! (over TLS only) that must be changed at the next logon.
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,7 +18,7 @@ use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{Ldap, Mod, SearchEntry, dn_escape, ldap_escape};
 use tokio::sync::Mutex;
 
-use crate::config::{Flavor, LdapConfig};
+use crate::config::{Flavor, InitialPassword, LdapConfig};
 use crate::conn::connect;
 use crate::entry::{dn_key, id_of, is_group, parent, text};
 use crate::error::{LdapError, check};
@@ -28,6 +30,32 @@ pub const CONTAINER_FIELD: &str = "container";
 /// LDAP result codes that mean "already a member" / "not a member".
 const ALREADY_MEMBER: [u32; 2] = [20, 68];
 const NOT_A_MEMBER: [u32; 2] = [16, 53];
+
+/// userAccountControl: the account is disabled.
+const ACCOUNTDISABLE: u32 = 0x2;
+/// userAccountControl: the account may have an empty password. idsync
+/// never sets it, and clears it wherever it writes the flags.
+const PASSWD_NOTREQD: u32 = 0x20;
+/// userAccountControl: a normal user account.
+const NORMAL_ACCOUNT: u32 = 0x200;
+
+/// The note of an AD account left disabled because it has no password.
+const NO_PASSWORD: &str = "left disabled: the Active Directory account has no password. Set one and the next run enables it, or set initial_password = \"random\" on this target";
+/// The note of an AD account enabled with a random initial password.
+const RANDOM_PASSWORD: &str = "enabled with a random initial password that nobody knows and that must be changed at the next logon: the user gets in through a password reset";
+
+/// An AD user's flags, and whether it has a password.
+struct AdUser {
+    uac: u32,
+    has_password: bool,
+}
+
+fn uac_mod(uac: u32) -> Mod<Vec<u8>> {
+    Mod::Replace(
+        b"userAccountControl".to_vec(),
+        [uac.to_string().into_bytes()].into_iter().collect(),
+    )
+}
 
 /// A directory as the target of a sync.
 #[derive(Debug)]
@@ -60,8 +88,10 @@ impl LdapTarget {
         }
     }
 
-    /// A target whose bind has been tried (wrong credentials fail here).
+    /// A target whose bind has been tried (wrong credentials fail here, as
+    /// does an `initial_password` without TLS).
     pub async fn connect(config: LdapConfig) -> Result<Self> {
+        config.check_initial_password().map_err(|e| e.into_core("connect"))?;
         let t = LdapTarget::new(config);
         t.handle().await.map_err(|e| e.into_core("connect"))?;
         Ok(t)
@@ -249,8 +279,18 @@ impl LdapTarget {
             ),
             (self.config.link_attr().to_owned(), [value].into_iter().collect()),
         ];
-        for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != CONTAINER_FIELD) {
+        let ad_user = self.config.flavor == Flavor::Ad && kind == ObjectKind::User;
+        // idsync sets an AD user's flags itself: created disabled, without
+        // PASSWD_NOTREQD (AD would set it, 546), until it has a password.
+        let own = |k: &str| k == CONTAINER_FIELD || (ad_user && k.eq_ignore_ascii_case("userAccountControl"));
+        for (k, v) in fields.iter().filter(|(k, _)| !own(k)) {
             attrs.push((k.clone(), [v.clone()].into_iter().collect()));
+        }
+        if ad_user {
+            attrs.push((
+                "userAccountControl".into(),
+                [(NORMAL_ACCOUNT | ACCOUNTDISABLE).to_string()].into_iter().collect(),
+            ));
         }
         if kind == ObjectKind::Group && self.config.flavor == Flavor::Generic {
             // groupOfNames must have a member: the empty DN until real members come.
@@ -264,12 +304,7 @@ impl LdapTarget {
         )?;
         let (entries, _) = ldap
             .with_timeout(self.config.op_timeout())
-            .search(
-                &dn,
-                ldap3::Scope::Base,
-                "(objectClass=*)",
-                vec![self.config.id_attr(), "userAccountControl"],
-            )
+            .search(&dn, ldap3::Scope::Base, "(objectClass=*)", vec![self.config.id_attr()])
             .await?
             .success()?;
         let entry = entries
@@ -281,14 +316,92 @@ impl LdapTarget {
                 text: "the new entry cannot be read back".into(),
                 dn: dn.clone(),
             })?;
-        let note = (self.config.flavor == Flavor::Ad
-            && kind == ObjectKind::User
-            && text(&entry, "userAccountControl").and_then(|u| u.parse::<u32>().ok()).is_some_and(|u| u & 2 != 0))
-        .then(|| "AD created the account disabled: idsync never sets passwords, and AD enables an account only once it has one".to_owned());
-        Ok(Applied {
-            target: Some(TargetId(id_of(&self.config, &entry)?.0)),
-            note,
-        })
+        let target = Some(TargetId(id_of(&self.config, &entry)?.0));
+        let note = if ad_user {
+            let user = AdUser {
+                uac: NORMAL_ACCOUNT | ACCOUNTDISABLE,
+                has_password: false,
+            };
+            self.enable_ad(&mut ldap, &dn, user).await?
+        } else {
+            None
+        };
+        Ok(Applied { target, note })
+    }
+
+    /// The flags of the AD user at `dn`, and whether it has a password. An
+    /// account that never had one has `pwdLastSet` 0 and
+    /// `msDS-KeyVersionNumber` (how many times `unicodePwd` was written,
+    /// creation included) at most 1; unreadable values count the same. So
+    /// does an account added with its password and `pwdLastSet = 0` in one
+    /// operation: it stays disabled, the safe way. (One whose `pwdLastSet`
+    /// an admin set to -1 without giving it a password would pass.)
+    async fn ad_user(&self, ldap: &mut Ldap, dn: &str) -> Res<AdUser> {
+        let (entries, _) = ldap
+            .with_timeout(self.config.op_timeout())
+            .search(
+                dn,
+                ldap3::Scope::Base,
+                "(objectClass=*)",
+                vec!["userAccountControl", "pwdLastSet", "msDS-KeyVersionNumber"],
+            )
+            .await?
+            .success()?;
+        let entry = entries.into_iter().next().map(SearchEntry::construct);
+        let number = |name: &str| {
+            entry
+                .as_ref()
+                .and_then(|e| text(e, name))
+                .and_then(|v| v.parse::<i64>().ok())
+        };
+        let uac = number("userAccountControl")
+            .and_then(|u| u32::try_from(u).ok())
+            .unwrap_or(NORMAL_ACCOUNT);
+        let has_password =
+            number("pwdLastSet").is_some_and(|t| t != 0) || number("msDS-KeyVersionNumber").is_some_and(|k| k > 1);
+        Ok(AdUser { uac, has_password })
+    }
+
+    /// Enables the AD user at `dn` when it has a password or gets one
+    /// (`initial_password = "random"`); otherwise leaves it disabled. Clears
+    /// PASSWD_NOTREQD either way. Returns what the report should say.
+    async fn enable_ad(&self, ldap: &mut Ldap, dn: &str, user: AdUser) -> Res<Option<String>> {
+        let enabled = user.uac & !(ACCOUNTDISABLE | PASSWD_NOTREQD);
+        let (mods, note) = match (user.has_password, self.config.initial_password) {
+            (true, _) => (vec![uac_mod(enabled)], None),
+            (false, InitialPassword::Random) => {
+                self.config.check_initial_password()?;
+                let password = crate::password::random();
+                let mods = vec![
+                    Mod::Replace(
+                        b"unicodePwd".to_vec(),
+                        [crate::password::unicode_pwd(&password)].into_iter().collect(),
+                    ),
+                    // Must change at the next logon.
+                    Mod::Replace(b"pwdLastSet".to_vec(), [b"0".to_vec()].into_iter().collect()),
+                    uac_mod(enabled),
+                ];
+                (mods, Some(RANDOM_PASSWORD))
+            }
+            (false, InitialPassword::None) => {
+                tracing::warn!(dn, "an Active Directory account without a password is left disabled");
+                let disabled = (user.uac | ACCOUNTDISABLE) & !PASSWD_NOTREQD;
+                let mods = if disabled == user.uac {
+                    vec![]
+                } else {
+                    vec![uac_mod(disabled)]
+                };
+                (mods, Some(NO_PASSWORD))
+            }
+        };
+        if !mods.is_empty() {
+            check(
+                ldap.with_timeout(self.config.op_timeout()).modify(dn, mods).await?,
+                dn,
+                &[],
+            )?;
+        }
+        Ok(note.map(str::to_owned))
     }
 
     async fn update(&self, target: &TargetId, changes: &[idsync_core::FieldChange]) -> Res<()> {
@@ -336,41 +449,37 @@ impl LdapTarget {
         Ok(())
     }
 
-    async fn set_enabled(&self, target: &TargetId, enabled: bool) -> Res<()> {
+    /// Disables or enables an account; returns what the report should say.
+    async fn set_enabled(&self, target: &TargetId, enabled: bool) -> Res<Option<String>> {
         let dn = self.dn_of(target).await?;
         let mut ldap = self.handle().await?;
-        let m = match self.config.flavor {
-            Flavor::Ad => {
-                let (entries, _) = ldap
-                    .with_timeout(self.config.op_timeout())
-                    .search(&dn, ldap3::Scope::Base, "(objectClass=*)", vec!["userAccountControl"])
-                    .await?
-                    .success()?;
-                let uac = entries
-                    .into_iter()
-                    .next()
-                    .map(SearchEntry::construct)
-                    .and_then(|e| text(&e, "userAccountControl").and_then(|u| u.parse::<u32>().ok()))
-                    .unwrap_or(512);
-                let uac = if enabled { uac & !2 } else { uac | 2 };
-                Mod::Replace("userAccountControl".to_owned(), [uac.to_string()].into_iter().collect())
+        if self.config.flavor == Flavor::Ad {
+            let user = self.ad_user(&mut ldap, &dn).await?;
+            if enabled {
+                return self.enable_ad(&mut ldap, &dn, user).await;
             }
-            Flavor::Generic => {
-                let attr = self.config.disabled_attribute.clone().ok_or_else(|| {
-                    LdapError::Config("generic LDAP can disable only with `disabled_attribute` configured".into())
-                })?;
-                if enabled {
-                    Mod::Delete(attr, HashSet::new())
-                } else {
-                    Mod::Replace(attr, ["disabled".to_owned()].into_iter().collect())
-                }
-            }
+            let disabled = (user.uac | ACCOUNTDISABLE) & !PASSWD_NOTREQD;
+            let result = ldap
+                .with_timeout(self.config.op_timeout())
+                .modify(&dn, vec![uac_mod(disabled)])
+                .await?;
+            check(result, &dn, &[])?;
+            return Ok(None);
+        }
+        let attr = self.config.disabled_attribute.clone().ok_or_else(|| {
+            LdapError::Config("generic LDAP can disable only with `disabled_attribute` configured".into())
+        })?;
+        let m = if enabled {
+            Mod::Delete(attr, HashSet::new())
+        } else {
+            Mod::Replace(attr, ["disabled".to_owned()].into_iter().collect())
         };
         check(
             ldap.with_timeout(self.config.op_timeout()).modify(&dn, vec![m]).await?,
             &dn,
             &[16],
-        )
+        )?;
+        Ok(None)
     }
 
     async fn membership(&self, group: &TargetId, member: &TargetId, add: bool) -> Res<()> {
@@ -460,6 +569,8 @@ impl Target for LdapTarget {
     }
 
     async fn apply(&self, op: &TargetOp) -> Result<Applied> {
+        // Nothing is written with an initial password that cannot be sent.
+        self.config.check_initial_password().map_err(|e| e.into_core("apply"))?;
         let done = |t: &TargetId| Applied {
             target: Some(t.clone()),
             note: None,
@@ -485,7 +596,10 @@ impl Target for LdapTarget {
             }
             TargetOp::Update { target, changes, .. } => self.update(target, changes).await.map(|()| done(target)),
             TargetOp::SetEnabled { target, enabled, .. } => {
-                self.set_enabled(target, *enabled).await.map(|()| done(target))
+                self.set_enabled(target, *enabled).await.map(|note| Applied {
+                    target: Some(target.clone()),
+                    note,
+                })
             }
             TargetOp::Delete { target, .. } => {
                 async {

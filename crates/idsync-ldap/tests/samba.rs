@@ -6,10 +6,11 @@ use std::sync::Arc;
 use futures::StreamExt;
 use idsync_core::memory::{MemorySource, MemoryTarget};
 use idsync_core::{
-    DeltaItem, Engine, Fields, MemoryStateStore, ObjectKind, Profile, ReadItem, RunOptions, Scope, Source, SourceObject,
+    DeltaItem, Engine, ErrorKind, Fields, Link, Lookup, MemoryStateStore, ObjectKind, Profile, ProfileId, ReadItem,
+    RunOptions, Scope, Source, SourceObject, Target, TargetId, TargetOp,
 };
-use idsync_ldap::{AdDelta, Flavor, LdapConfig, LdapSource, LdapTarget};
-use idsync_testkit::behaviour::target;
+use idsync_ldap::{AdDelta, Flavor, InitialPassword, LdapConfig, LdapSource, LdapTarget};
+use idsync_testkit::behaviour::{source, target};
 use idsync_testkit::samba::{SambaDc, samba_dc};
 
 fn config(dc: &SambaDc) -> LdapConfig {
@@ -189,14 +190,34 @@ fn group_fields(prefix: &str, n: u32) -> Fields {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_target_passes_the_behaviour_suite_and_syncs_from_memory() {
+async fn the_source_passes_the_behaviour_suite() {
     let Some(dc) = samba_dc().await else { return };
-    let ou = dc.unique_ou("tgt").await.unwrap();
-    let mut c = config(dc);
-    c.default_container = Some(ou.clone());
-    let prefix = idsync_testkit::samba::random_tag()[..6].to_owned();
-    let fx = target::Fixture {
-        prefix: prefix.clone(),
+    let ou = dc.unique_ou("bsrc").await.unwrap();
+    let users = dc.add_users(&ou, 4).await.unwrap();
+    for u in &users[..2] {
+        enable(dc, u).await;
+    }
+    let group = format!("bg{}", idsync_testkit::samba::random_tag());
+    dc.add_group(&ou, &group, &users[1..3]).await.unwrap();
+    let sams: Vec<String> = users.iter().map(|dn| sam_of(dn).to_owned()).collect();
+    let fx = source::Fixture {
+        scope: Scope {
+            containers: vec![ou.clone()],
+            ..Scope::default()
+        },
+        name_attribute: "sAMAccountName".into(),
+        users: sams.clone(),
+        groups: vec![(group, sams[1..3].to_vec())],
+        disabled: sams[2..].to_vec(),
+    };
+    let report = source::run(&LdapSource::new(config(dc)), &fx).await;
+    report.assert_ok();
+    assert!(report.skipped.is_empty(), "{report}");
+}
+
+fn target_fixture(prefix: &str) -> target::Fixture {
+    target::Fixture {
+        prefix: prefix.to_owned(),
         user_fields,
         group_fields,
         correlation_field: "mail".into(),
@@ -208,12 +229,46 @@ async fn the_target_passes_the_behaviour_suite_and_syncs_from_memory() {
                         "groups": [{"field": "cn", "template": "{cn}"}]}
         }))
         .unwrap(),
+    }
+}
+
+/// Over ldaps:// or StartTLS with `initial_password = "random"`. Samba's
+/// certificate names DC1.example.test, not 127.0.0.1: verification is off
+/// (the bytes are still encrypted).
+#[derive(Clone, Copy, Debug)]
+enum Tls {
+    Ldaps,
+    StartTls,
+}
+
+fn random_password_config(dc: &SambaDc, ou: &str, tls: Tls) -> LdapConfig {
+    let mut c = config(dc);
+    match tls {
+        Tls::Ldaps => c.url = dc.url().replace("ldap://", "ldaps://"),
+        Tls::StartTls => c.start_tls = true,
+    }
+    c.tls_verify = false;
+    c.initial_password = InitialPassword::Random;
+    c.default_container = Some(ou.to_owned());
+    c
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_target_passes_the_behaviour_suite_and_leaves_accounts_without_a_password_disabled() {
+    let Some(dc) = samba_dc().await else { return };
+    let ou = dc.unique_ou("tgt").await.unwrap();
+    let mut c = config(dc);
+    c.default_container = Some(ou.clone());
+    let prefix = idsync_testkit::samba::random_tag()[..6].to_owned();
+    let fx = target_fixture(&prefix);
+    let expect = target::Expect {
+        enable_needs_password: true,
     };
-    let expect = target::Expect { creates_disabled: true };
     let report = target::run_with(Arc::new(LdapTarget::new(c.clone())), &fx, expect).await;
     report.assert_ok();
-    // The engine check above created users without passwords: AD keeps them
-    // disabled and the report says so.
+    let skipped: Vec<_> = report.skipped.iter().map(|(name, _)| *name).collect();
+    assert_eq!(skipped, ["an_engine_run_disables_a_leaver"], "{report}");
+    // An engine run creates the account disabled, and the report says why.
     let source = MemorySource::with_objects([SourceObject::new(format!("{prefix}-x1"), ObjectKind::User)
         .with("uid", format!("{prefix}x1"))
         .with("sn", "X")
@@ -228,12 +283,268 @@ async fn the_target_passes_the_behaviour_suite_and_syncs_from_memory() {
     );
     let report = engine.run(&RunOptions::default()).await.unwrap();
     let note = report.outcomes.iter().find_map(|o| o.note.clone()).unwrap_or_default();
-    assert!(note.contains("never sets passwords"), "{}", report.to_json());
+    assert!(note.contains("has no password"), "{}", report.to_json());
     let entry = dc
         .search(&ou, &format!("(sAMAccountName={prefix}x1)"), &["userAccountControl"])
         .await
         .unwrap();
-    assert_eq!(entry[0].first_str("userAccountControl").as_deref(), Some("546"));
+    assert_eq!(entry[0].first_str("userAccountControl").as_deref(), Some("514"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_target_with_random_initial_passwords_passes_the_behaviour_suite() {
+    let Some(dc) = samba_dc().await else { return };
+    let ou = dc.unique_ou("tgtpw").await.unwrap();
+    let prefix = idsync_testkit::samba::random_tag()[..6].to_owned();
+    let t = LdapTarget::new(random_password_config(dc, &ou, Tls::Ldaps));
+    let report = target::run(Arc::new(t), &target_fixture(&prefix)).await;
+    report.assert_ok();
+    assert!(report.skipped.is_empty(), "{report}");
+}
+
+/// userAccountControl, pwdLastSet and msDS-KeyVersionNumber (how many
+/// times unicodePwd was written) of `dn`.
+async fn password_state(dc: &SambaDc, dn: &str) -> (u32, i64, u32) {
+    let e = dc
+        .entry(dn, &["userAccountControl", "pwdLastSet", "msDS-KeyVersionNumber"])
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{dn} is missing"));
+    let n = |a: &str| e.first_str(a).and_then(|v| v.parse::<i64>().ok()).unwrap();
+    (
+        n("userAccountControl") as u32,
+        n("pwdLastSet"),
+        n("msDS-KeyVersionNumber") as u32,
+    )
+}
+
+/// A user's create operation with `cn` and `sAMAccountName` = `sam`.
+fn create_user(sam: &str) -> TargetOp {
+    TargetOp::Create {
+        kind: ObjectKind::User,
+        link: Link {
+            profile: ProfileId::new_random(),
+            external: format!("ext-{sam}").into(),
+        },
+        fields: [("cn", sam), ("sAMAccountName", sam)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    }
+}
+
+fn set_enabled(target: &TargetId, enabled: bool) -> TargetOp {
+    TargetOp::SetEnabled {
+        target: target.clone(),
+        kind: ObjectKind::User,
+        enabled,
+    }
+}
+
+/// The target id of the account `sam`.
+async fn id_by_sam(t: &LdapTarget, sam: &str) -> TargetId {
+    let found = t
+        .lookup(&[Lookup::Field {
+            kind: ObjectKind::User,
+            field: "sAMAccountName".into(),
+            value: sam.into(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{sam}: {found:?}");
+    found[0].id.clone()
+}
+
+/// The sAMAccountName in a fixture user's DN (`CN=<sam>,…`).
+fn sam_of(dn: &str) -> &str {
+    dn.strip_prefix("CN=").and_then(|r| r.split(',').next()).unwrap()
+}
+
+const ACCOUNTDISABLE: u32 = 0x2;
+const PASSWD_NOTREQD: u32 = 0x20;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_initial_password_no_account_is_enabled_before_it_has_one() {
+    let Some(dc) = samba_dc().await else { return };
+    let ou = dc.unique_ou("nopw").await.unwrap();
+    let mut c = config(dc);
+    c.default_container = Some(ou.clone());
+    let t = LdapTarget::new(c);
+    let sam = format!("np{}", idsync_testkit::samba::random_tag());
+    let dn = format!("CN={sam},{ou}");
+
+    // Created disabled, without PASSWD_NOTREQD (AD alone would make it 546).
+    let created = t.apply(&create_user(&sam)).await.unwrap();
+    assert!(created.note.unwrap_or_default().contains("has no password"));
+    let id = created.target.unwrap();
+    assert_eq!(password_state(dc, &dn).await.0, 514);
+    // Enabled in the source: it stays disabled, and the note says why.
+    let enable = t.apply(&set_enabled(&id, true)).await.unwrap();
+    assert!(enable.note.unwrap_or_default().contains("has no password"));
+    assert_eq!(password_state(dc, &dn).await.0, 514);
+    let empty = dc.simple_bind(&dn, "").await.unwrap_err();
+    assert_eq!(empty.code, Some(49), "{empty}");
+
+    // An account made by hand without a password (546) is not enabled
+    // either, and loses PASSWD_NOTREQD.
+    let hand = dc.add_users(&ou, 1).await.unwrap().remove(0);
+    assert_eq!(password_state(dc, &hand).await.0, 546);
+    let hand_id = id_by_sam(&t, sam_of(&hand)).await;
+    let enable = t.apply(&set_enabled(&hand_id, true)).await.unwrap();
+    assert!(enable.note.is_some());
+    assert_eq!(password_state(dc, &hand).await.0, 514);
+
+    // Once it has a password, the enable goes through; a disable keeps
+    // PASSWD_NOTREQD off.
+    dc.set_password(&dn, "Hand-Set-Passw0rd!").await.unwrap();
+    let enable = t.apply(&set_enabled(&id, true)).await.unwrap();
+    assert_eq!(enable.note, None);
+    assert_eq!(password_state(dc, &dn).await.0, 512);
+    t.apply(&set_enabled(&id, false)).await.unwrap();
+    assert_eq!(password_state(dc, &dn).await.0, 514);
+    for dn in [&dn, &hand] {
+        let uac = password_state(dc, dn).await.0;
+        assert_eq!(uac & PASSWD_NOTREQD, 0, "{dn}: {uac}");
+    }
+}
+
+/// Strings in `text` that could be a password idsync generated: 24
+/// characters of its alphabet with an upper and a lower case letter, a
+/// digit and a symbol.
+fn password_shaped(text: &str) -> std::collections::BTreeSet<String> {
+    const SYMBOLS: &str = "!#%*+-.:?@^_~";
+    let chars: Vec<char> = text.chars().collect();
+    let allowed = |c: &char| c.is_ascii_alphanumeric() || SYMBOLS.contains(*c);
+    let mut out = std::collections::BTreeSet::new();
+    for run in chars.split(|c| !allowed(c)).filter(|r| r.len() >= 24) {
+        for w in run.windows(24) {
+            let has = |f: fn(&char) -> bool| w.iter().any(f);
+            if has(char::is_ascii_uppercase)
+                && has(char::is_ascii_lowercase)
+                && has(char::is_ascii_digit)
+                && has(|c| SYMBOLS.contains(*c))
+            {
+                out.insert(w.iter().collect());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_random_initial_password_is_set_over_tls_must_be_changed_and_shows_nowhere() {
+    let logs = idsync_testkit::logs::capture();
+    let Some(dc) = samba_dc().await else { return };
+    let ou = dc.unique_ou("rndpw").await.unwrap();
+    let tag = idsync_testkit::samba::random_tag();
+
+    // Plain LDAP is refused before anything is written.
+    let mut plain = config(dc);
+    plain.initial_password = InitialPassword::Random;
+    plain.default_container = Some(ou.clone());
+    let e = LdapTarget::connect(plain.clone()).await.unwrap_err();
+    assert!(e.stops_run() && e.kind() == ErrorKind::Config, "{e}");
+    let e = LdapTarget::new(plain)
+        .apply(&create_user(&format!("pl{tag}")))
+        .await
+        .unwrap_err();
+    assert!(e.stops_run() && e.kind() == ErrorKind::Config, "{e}");
+    let errors = format!("{e}\n{e:?}");
+    assert!(
+        dc.search(&ou, &format!("(sAMAccountName=pl{tag})"), &["1.1"])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An engine run creates enabled accounts with a password to change.
+    let mut created = Vec::new();
+    let mut reports = Vec::new();
+    for (n, tls) in [Tls::Ldaps, Tls::StartTls].into_iter().enumerate() {
+        let sam = format!("rp{n}{tag}");
+        let source = MemorySource::with_objects([SourceObject::new(format!("rp-{n}-{tag}"), ObjectKind::User)
+            .with("uid", sam.clone())
+            .with("sn", "Random")
+            .with("mail", format!("{sam}@example.test"))]);
+        let mut profile = target_fixture(&tag).profile;
+        profile.id = ProfileId::new_random();
+        let t = LdapTarget::connect(random_password_config(dc, &ou, tls)).await.unwrap();
+        reports.push(format!("{t:?}"));
+        let engine = Engine::new(
+            profile,
+            Arc::new(source),
+            Arc::new(t),
+            Arc::new(MemoryStateStore::new()),
+        );
+        let report = engine.run(&RunOptions::default()).await.unwrap();
+        assert_eq!(report.failures().count(), 0, "{tls:?}: {}", report.to_json());
+        let note = report.outcomes[0].note.clone().unwrap_or_default();
+        assert!(note.contains("random initial password"), "{tls:?}: {note}");
+        let dn = format!("CN={sam},{ou}");
+        let (uac, pwd_last_set, kvno) = password_state(dc, &dn).await;
+        assert_eq!(
+            (uac, pwd_last_set),
+            (512, 0),
+            "{tls:?}: enabled, must change at next logon"
+        );
+        assert_eq!(kvno, 2, "{tls:?}: a password was set after the create");
+        assert!(engine.run(&RunOptions::default()).await.unwrap().plan.is_empty());
+        reports.push(report.to_json());
+        reports.push(format!("{report:?}"));
+        created.push(dn);
+    }
+
+    // A disable and an enable keep that password; an account made by hand
+    // without one gets one when it is enabled.
+    let t = LdapTarget::new(random_password_config(dc, &ou, Tls::Ldaps));
+    let id = id_by_sam(&t, sam_of(&created[0])).await;
+    t.apply(&set_enabled(&id, false)).await.unwrap();
+    assert_eq!(password_state(dc, &created[0]).await.0, 512 | ACCOUNTDISABLE);
+    let enable = t.apply(&set_enabled(&id, true)).await.unwrap();
+    assert_eq!(enable.note, None);
+    assert_eq!(
+        password_state(dc, &created[0]).await,
+        (512, 0, 2),
+        "the password was not reset"
+    );
+    let hand = dc.add_users(&ou, 1).await.unwrap().remove(0);
+    let hand_id = id_by_sam(&t, sam_of(&hand)).await;
+    let enable = t.apply(&set_enabled(&hand_id, true)).await.unwrap();
+    assert!(enable.note.unwrap_or_default().contains("random initial password"));
+    assert_eq!(password_state(dc, &hand).await, (512, 0, 2));
+    created.push(hand);
+
+    // Samba tells a wrong password (data 52e) from the right one that must
+    // be changed (data 773): the probe below would see a leaked password.
+    let probe = dc.add_users(&ou, 1).await.unwrap().remove(0);
+    dc.set_password(&probe, "Probe-Passw0rd!").await.unwrap();
+    dc.ldapmodify(&format!(
+        "dn: {probe}\nchangetype: modify\nreplace: pwdLastSet\npwdLastSet: 0\n-\nreplace: userAccountControl\nuserAccountControl: 512\n"
+    ))
+    .await
+    .unwrap();
+    let right = dc.simple_bind(&probe, "Probe-Passw0rd!").await.unwrap_err();
+    assert!(right.stderr_tail.contains("data 773"), "{right}");
+    let wrong = dc.simple_bind(&probe, "Probe-Passw0rd?").await.unwrap_err();
+    assert!(wrong.stderr_tail.contains("data 52e"), "{wrong}");
+
+    // No string in the logs, reports, Debug output or errors is any of the
+    // passwords: each one that could be is tried and refused.
+    let leaked = "Ab3!Cd4#Ef5%Gh6*Ij7+Kl8-";
+    assert!(password_shaped(&format!("note=\"{leaked}\"")).contains(leaked));
+    let channels = [logs.text(), reports.join("\n"), errors];
+    let candidates: std::collections::BTreeSet<String> = channels.iter().flat_map(|t| password_shaped(t)).collect();
+    for dn in &created {
+        let empty = dc.simple_bind(dn, "").await.unwrap_err();
+        assert!(empty.stderr_tail.contains("data 52e"), "{dn}: {empty}");
+        for candidate in &candidates {
+            let answer = dc.simple_bind(dn, candidate).await;
+            assert!(
+                answer.as_ref().is_err_and(|e| e.stderr_tail.contains("data 52e")),
+                "{dn}: a password shows in the logs or reports: {answer:?}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -252,7 +563,7 @@ async fn a_rename_and_a_move_reach_the_directory() {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-    use idsync_core::{FieldChange, Target, TargetOp};
+    use idsync_core::FieldChange;
     let id = t
         .apply(&TargetOp::Create {
             kind: ObjectKind::User,

@@ -60,7 +60,9 @@ async fn the_source_passes_the_behaviour_suite() {
         ],
         disabled: vec![],
     };
-    source::run(&LdapSource::new(config(&s)), &fx).await.assert_ok();
+    let report = source::run(&LdapSource::new(config(&s)), &fx).await;
+    report.assert_ok();
+    assert!(report.skipped.is_empty(), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -187,6 +189,80 @@ async fn wrong_credentials_stop_the_run() {
     );
 }
 
+/// A typo in the profile's LDAP filter or in the directory's URL is a
+/// configuration error: the run stops at once, before anything is read or
+/// written, and is not retried (`idsync schedule` stops on it too).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_filter_or_url_stops_the_run_at_once_with_a_config_error() {
+    let Some(s) = slapd(SlapdOptions::with_users(6, 1)).await else {
+        return;
+    };
+    let assert_config = |e: &idsync_core::Error, names: &str| {
+        assert_eq!(e.kind(), idsync_core::ErrorKind::Config, "{e}");
+        assert!(e.stops_run() && !e.is_transient(), "{e}");
+        assert!(e.to_string().contains(names), "{e}");
+    };
+    let mut bad = read_profile();
+    bad.scope.filter = Some("(uid=nobody".into());
+    let target = MemoryTarget::new();
+    let engine = Engine::new(
+        bad.clone(),
+        Arc::new(LdapSource::new(config(&s))),
+        Arc::new(target.clone()),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let started = std::time::Instant::now();
+    let e = engine.run(&RunOptions::default()).await.unwrap_err();
+    assert_config(&e, "scope.filter");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(target.accounts().is_empty());
+
+    // A delta from a good cursor with the same typo stops the same way.
+    let good = LdapSource::new(config(&s));
+    let mut stream = good.read_full(&Scope::default()).await.unwrap();
+    let mut cursor = None;
+    while let Some(item) = stream.next().await {
+        if let ReadItem::End { cursor: c, .. } = item.unwrap() {
+            cursor = c;
+        }
+    }
+    let e = match good.read_delta(&bad.scope, &cursor.unwrap()).await {
+        Ok(_) => panic!("a delta with a malformed filter started"),
+        Err(e) => e,
+    };
+    assert_config(&e, "scope.filter");
+
+    // So does a configured user filter that does not parse.
+    let mut c = config(&s);
+    c.user_filter = Some("(objectClass=inetOrgPerson".into());
+    let e = match LdapSource::new(c).read_full(&Scope::default()).await {
+        Ok(_) => panic!("a read with a malformed user_filter started"),
+        Err(e) => e,
+    };
+    assert_config(&e, "user_filter");
+
+    // And a URL that does not parse, on the source and on the target.
+    let mut c = config(&s);
+    c.url = s.url().replace("ldap://", "ldpa://");
+    assert_config(&LdapSource::connect(c.clone()).await.unwrap_err(), "scheme");
+    let engine = Engine::new(
+        read_profile(),
+        Arc::new(MemorySource::with_objects([SourceObject::new("e1", ObjectKind::User)])),
+        Arc::new(LdapTarget::new(LdapConfig {
+            url: "ldap://127.0.0.1:389x".into(),
+            ..target_config(&s)
+        })),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let started = std::time::Instant::now();
+    assert_config(&engine.run(&RunOptions::default()).await.unwrap_err(), "url");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
 fn target_config(s: &Slapd) -> LdapConfig {
     let mut c = config(s);
     c.default_container = Some(s.people_dn());
@@ -219,22 +295,45 @@ fn target_profile() -> Profile {
     }))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_target_passes_the_behaviour_suite() {
-    let Some(s) = slapd(SlapdOptions::default()).await else {
-        return;
-    };
-    let fx = target::Fixture {
-        prefix: "bt".into(),
+fn target_fixture(prefix: &str) -> target::Fixture {
+    target::Fixture {
+        prefix: prefix.into(),
         user_fields,
         group_fields,
         correlation_field: "mail".into(),
         updatable_field: "sn".into(),
         profile: target_profile(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_target_passes_the_behaviour_suite() {
+    let Some(s) = slapd(SlapdOptions::default()).await else {
+        return;
     };
-    target::run(Arc::new(LdapTarget::new(target_config(&s))), &fx)
-        .await
-        .assert_ok();
+    let report = target::run(Arc::new(LdapTarget::new(target_config(&s))), &target_fixture("bt")).await;
+    report.assert_ok();
+    assert!(report.skipped.is_empty(), "{report}");
+}
+
+/// Generic LDAP has no disabled flag of its own: without
+/// `disabled_attribute` the target cannot disable, and the suite says
+/// exactly which checks it skipped for that.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_disabled_attribute_the_suite_skips_exactly_the_disable_checks() {
+    let Some(s) = slapd(SlapdOptions::default()).await else {
+        return;
+    };
+    let mut c = target_config(&s);
+    c.disabled_attribute = None;
+    let report = target::run(Arc::new(LdapTarget::new(c)), &target_fixture("nd")).await;
+    report.assert_ok();
+    let skipped: Vec<_> = report.skipped.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        skipped,
+        ["disable_keeps_the_account", "an_engine_run_disables_a_leaver"],
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

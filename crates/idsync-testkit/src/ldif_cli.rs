@@ -367,6 +367,14 @@ impl LdapCli {
         self.checked("ldapmodify", &args, Some(ldif.as_bytes())).await.map(drop)
     }
 
+    /// `ldapwhoami`: a simple bind with these credentials, `Ok` when it
+    /// binds; the error's code is the LDAP result code and its tail the
+    /// server's message.
+    pub async fn whoami(&self) -> Result<(), CommandError> {
+        let args = self.base_args();
+        self.checked("ldapwhoami", &args, None).await.map(drop)
+    }
+
     /// `ldapdelete` of one entry.
     pub async fn ldapdelete(&self, dn: &str) -> Result<(), CommandError> {
         let mut args = self.base_args();

@@ -459,6 +459,34 @@ impl SambaDc {
         self.admin_cli().ldapmodify(ldif).await
     }
 
+    /// Sets `password` (as `unicodePwd`) on the account `dn`, as the
+    /// Administrator. This DC takes it over plain LDAP; Windows AD wants TLS.
+    pub async fn set_password(&self, dn: &str, password: &str) -> Result<(), CommandError> {
+        let utf16: Vec<u8> = format!("\"{password}\"")
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let mut ldif = String::new();
+        push_attr(&mut ldif, "dn", dn);
+        ldif.push_str("changetype: modify\nreplace: unicodePwd\n");
+        let _ = writeln!(ldif, "unicodePwd:: {}", ldif_cli::base64_encode(&utf16));
+        self.ldapmodify(&ldif).await
+    }
+
+    /// A simple bind as `dn` with `password` (plain LDAP, `ldapwhoami`):
+    /// `Ok` when it binds. On failure the code is 49 and the tail says why,
+    /// as AD does: `data 52e` a wrong password, `data 773` the right one
+    /// that must be changed first, `data 533` a disabled account.
+    pub async fn simple_bind(&self, dn: &str, password: &str) -> Result<(), CommandError> {
+        let cli = LdapCli {
+            url: self.url.clone(),
+            bind_dn: dn.to_owned(),
+            password: password.to_owned(),
+            env: Vec::new(),
+        };
+        cli.whoami().await
+    }
+
     /// Adds an enabled user `CN=<sam>,CN=Users` with a password (samba-tool
     /// on the DC's own database), for tests that bind as an unprivileged
     /// account, and returns its user principal name. `None` when this

@@ -63,7 +63,8 @@ async fn a_target_without_groups_or_disable_skips_those_checks_and_passes_the_re
         [
             "disable_keeps_the_account",
             "membership_changes_are_deltas",
-            "delete_removes_the_account"
+            "delete_removes_the_account",
+            "an_engine_run_disables_a_leaver"
         ]
     );
 }

@@ -83,10 +83,12 @@ async fn create(t: &dyn Target, kind: ObjectKind, link: &Link, fields: Fields) -
 /// What a target does by its own rules, which the suite then expects.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Expect {
-    /// New user accounts start disabled (Active Directory without a
-    /// password): the suite expects them disabled, and tolerates the enables
-    /// the engine keeps planning for them.
-    pub creates_disabled: bool,
+    /// A user account needs a password before it can be enabled, and the
+    /// target gives it none (Active Directory without an initial password):
+    /// new accounts start disabled, an enable leaves them disabled and
+    /// says why in its note, and the engine plans exactly those enables
+    /// again on every run.
+    pub enable_needs_password: bool,
 }
 
 /// Runs every check the target's capabilities allow. (An `Arc`, because
@@ -121,7 +123,7 @@ pub async fn run_with(target: Arc<dyn Target>, fx: &Fixture, expect: Expect) -> 
         caps.disable,
         "no disable capability",
         "disable_keeps_the_account",
-        disable_keeps_the_account(t, fx),
+        disable_keeps_the_account(t, fx, expect),
     )
     .await;
     r.check_if(
@@ -138,9 +140,22 @@ pub async fn run_with(target: Arc<dyn Target>, fx: &Fixture, expect: Expect) -> 
         delete_removes_the_account(t, fx),
     )
     .await;
-    r.check(
-        "an_engine_run_converges",
-        an_engine_run_converges(target.clone(), fx, expect),
+    // A leaver can be disabled only by a target that disables, and only
+    // once an account was ever enabled.
+    let no_leaver = if !caps.disable {
+        Some("no disable capability")
+    } else if expect.enable_needs_password {
+        Some("accounts without a password are never enabled, so none is disabled")
+    } else {
+        None
+    };
+    let (converges, leaver) = engine_runs(target.clone(), fx, expect, no_leaver.is_none()).await;
+    r.check("an_engine_run_converges", async { converges }).await;
+    r.check_if(
+        no_leaver.is_none(),
+        no_leaver.unwrap_or_default(),
+        "an_engine_run_disables_a_leaver",
+        async { leaver },
     )
     .await;
     r
@@ -167,7 +182,7 @@ async fn create_twice_links_once(t: &dyn Target, fx: &Fixture, expect: Expect) -
             format!("field {k}: got {:?}, expected {v:?}", a.fields.get(&k))
         })?;
     }
-    ensure(a.enabled != expect.creates_disabled, || {
+    ensure(a.enabled != expect.enable_needs_password, || {
         format!("a new account is enabled = {}", a.enabled)
     })
 }
@@ -270,7 +285,7 @@ async fn set_link_moves_the_account(t: &dyn Target, fx: &Fixture) -> Result<(), 
     )
 }
 
-async fn disable_keeps_the_account(t: &dyn Target, fx: &Fixture) -> Result<(), String> {
+async fn disable_keeps_the_account(t: &dyn Target, fx: &Fixture, expect: Expect) -> Result<(), String> {
     let profile = ProfileId::new_random();
     let id = create(
         t,
@@ -287,9 +302,18 @@ async fn disable_keeps_the_account(t: &dyn Target, fx: &Fixture) -> Result<(), S
     step("disable", t.apply(&set(false)).await)?;
     let a = linked(t, profile).await?;
     ensure(a.len() == 1 && !a[0].enabled, || format!("after disable: {a:?}"))?;
-    step("enable", t.apply(&set(true)).await)?;
+    let enabled = step("enable", t.apply(&set(true)).await)?;
     let a = linked(t, profile).await?;
-    ensure(a.len() == 1 && a[0].enabled, || format!("after enable: {a:?}"))
+    if expect.enable_needs_password {
+        ensure(a.len() == 1 && !a[0].enabled, || {
+            format!("enabled without a password: {a:?}")
+        })?;
+        ensure(enabled.note.is_some(), || {
+            "an enable left undone says nothing about it".into()
+        })
+    } else {
+        ensure(a.len() == 1 && a[0].enabled, || format!("after enable: {a:?}"))
+    }
 }
 
 async fn membership_changes_are_deltas(t: &dyn Target, fx: &Fixture) -> Result<(), String> {
@@ -365,54 +389,76 @@ async fn delete_removes_the_account(t: &dyn Target, fx: &Fixture) -> Result<(), 
     ensure(left.is_empty(), || format!("still listed after delete: {left:?}"))
 }
 
-async fn an_engine_run_converges(target: Arc<dyn Target>, fx: &Fixture, expect: Expect) -> Result<(), String> {
+/// Engine runs over [`directory`]: the first creates, a second (full) one
+/// must be empty (`an_engine_run_converges`); then, with `leaver`, a user
+/// leaves and must be disabled (`an_engine_run_disables_a_leaver`).
+async fn engine_runs(
+    target: Arc<dyn Target>,
+    fx: &Fixture,
+    expect: Expect,
+    leaver: bool,
+) -> (Result<(), String>, Result<(), String>) {
     let t = target.clone();
-    let t = t.as_ref();
     let mut profile = fx.profile.clone();
     profile.id = ProfileId::new_random();
     let prefix = format!("{}-e", fx.prefix);
-    let source = MemorySource::with_objects(directory(&prefix));
+    let directory = directory(&prefix);
+    let users = directory.iter().filter(|o| o.kind == ObjectKind::User).count();
+    let source = MemorySource::with_objects(directory);
     let engine = Engine::new(
         profile.clone(),
         Arc::new(source.clone()),
         target,
         Arc::new(MemoryStateStore::new()),
     );
+    let converges = converges(&engine, t.as_ref(), users, expect).await;
+    if converges.is_err() || !leaver {
+        let leaver = Err("not run: the engine run before it did not converge".into());
+        return (converges, leaver);
+    }
+    let leaver = format!("{prefix}-u3");
+    source.delete(&leaver);
+    let disabled = async {
+        let run = step("the run after the leaver", engine.run(&RunOptions::default()).await)?;
+        let accounts = linked(t.as_ref(), profile.id).await?;
+        let gone = accounts
+            .iter()
+            .find(|a| a.link.as_ref().is_some_and(|l| l.external.0 == leaver));
+        ensure(gone.is_some_and(|a| !a.enabled), || {
+            format!("after the leaver: {}\n{accounts:?}", run.plan)
+        })
+    }
+    .await;
+    (converges, disabled)
+}
+
+async fn converges(engine: &Engine, t: &dyn Target, users: usize, expect: Expect) -> Result<(), String> {
     let first = step("first run", engine.run(&RunOptions::default()).await)?;
     ensure(first.failures().next().is_none(), || {
         format!("first run failed operations: {}", first.to_json())
     })?;
-    let expected = if t.capabilities().groups { 4 } else { 3 };
+    let expected = if t.capabilities().groups { users + 1 } else { users };
     ensure(first.plan.counts.create == expected, || {
         format!("first run: {}", first.plan)
     })?;
-    let second = step(
-        "second run",
-        engine
-            .run(&RunOptions {
-                full: true,
-                ..RunOptions::default()
-            })
-            .await,
-    )?;
-    let enable = idsync_core::plan::Action::Enable;
-    let left = second
-        .plan
-        .operations
-        .iter()
-        .filter(|op| !(expect.creates_disabled && op.action == enable))
-        .count();
-    ensure(left == 0, || format!("the second run is not empty:\n{}", second.plan))?;
-    source.delete(&format!("{prefix}-u3"));
-    let third = step("third run", engine.run(&RunOptions::default()).await)?;
-    let disabled = linked(t, profile.id).await?;
-    let gone = disabled
-        .iter()
-        .find(|a| a.link.as_ref().is_some_and(|l| l.external.0 == format!("{prefix}-u3")));
-    if t.capabilities().disable {
-        ensure(gone.is_some_and(|a| !a.enabled), || {
-            format!("after the leaver: {}\n{disabled:?}", third.plan)
-        })?;
+    let full = RunOptions {
+        full: true,
+        ..RunOptions::default()
+    };
+    let second = step("second run", engine.run(&full).await)?;
+    if !expect.enable_needs_password {
+        return ensure(second.plan.is_empty(), || {
+            format!("the second run is not empty:\n{}", second.plan)
+        });
     }
-    Ok(())
+    // Exactly the users' enables, each left undone with a note.
+    let enable = idsync_core::plan::Action::Enable;
+    ensure(
+        second.plan.operations.len() == users && second.plan.operations.iter().all(|op| op.action == enable),
+        || format!("the second run is not the {users} enables:\n{}", second.plan),
+    )?;
+    ensure(
+        second.outcomes.len() == users && second.outcomes.iter().all(|o| o.note.is_some()),
+        || format!("an enable left undone says nothing: {}", second.to_json()),
+    )
 }
