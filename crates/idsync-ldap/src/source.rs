@@ -518,9 +518,10 @@ impl Source for LdapSource {
     /// Reads the entry by id AND the profile's filter: an entry the filter
     /// leaves out is `None`, as it is absent from a full read.
     async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>> {
+        let filter = self.filter(scope).map_err(|e| e.into_core("read_one"))?;
         let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_one"))?;
         let (base, search_scope, by_id) = crate::entry::by_id(&self.config, &id.0);
-        let filter = format!("(&{by_id}{})", self.filter(scope));
+        let filter = format!("(&{by_id}{filter})");
         let found = read_object(&mut ldap, &self.config, &base, search_scope, &filter, self.attributes()).await;
         let _ = ldap.unbind().await;
         found.map_err(|e| e.into_core("read_one"))
