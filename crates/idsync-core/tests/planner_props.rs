@@ -604,6 +604,9 @@ struct Read {
     /// The deleted ids the source itself sent.
     sent_deleted: BTreeSet<ExternalId>,
     completeness: Completeness,
+    /// A complete present-mode delta: the engine lists every linked account
+    /// to infer its deletions.
+    present: bool,
 }
 
 fn linked_to(profile: ProfileId, accounts: &[TargetAccount]) -> Vec<TargetAccount> {
@@ -639,6 +642,7 @@ fn engine_read(stream: &Stream, profile: ProfileId, accounts: &[TargetAccount]) 
                 deleted: vec![],
                 sent_deleted: BTreeSet::new(),
                 completeness,
+                present: false,
             }
         }
         Stream::Delta(items) => {
@@ -661,7 +665,9 @@ fn engine_read(stream: &Stream, profile: ProfileId, accounts: &[TargetAccount]) 
             let sent_deleted = deleted.iter().cloned().collect();
             // A present set cut short may not list what is still there: the
             // engine drops it.
-            if let Some(present) = present.filter(|_| completeness.is_complete()) {
+            let present = present.filter(|_| completeness.is_complete());
+            let present_used = present.is_some();
+            if let Some(present) = present {
                 let changed: HashSet<&ExternalId> = objects.iter().map(|o| &o.id).collect();
                 deleted.extend(
                     linked_to(profile, accounts)
@@ -677,6 +683,7 @@ fn engine_read(stream: &Stream, profile: ProfileId, accounts: &[TargetAccount]) 
                 deleted,
                 sent_deleted,
                 completeness,
+                present: present_used,
             }
         }
     }
@@ -684,14 +691,17 @@ fn engine_read(stream: &Stream, profile: ProfileId, accounts: &[TargetAccount]) 
 
 /// The linked accounts a delta touches: those of the objects it lists (changed,
 /// deleted, members of changed groups) and the current members of those
-/// groups' accounts.
-fn touched(read: &Read, linked: Vec<TargetAccount>) -> Vec<TargetAccount> {
+/// groups' accounts (the engine lists every linked account when a group it
+/// has no members remembered for has members in the target).
+fn touched(read: &Read, linked: Vec<TargetAccount>, accounts: &[TargetAccount]) -> Vec<TargetAccount> {
     let mut named: HashSet<&ExternalId> = read.deleted.iter().collect();
     for o in &read.objects {
         named.insert(&o.id);
         named.extend(o.members.iter());
     }
-    let members: HashSet<&TargetId> = linked
+    // The members of every account found for a named group, whoever links it
+    // (an adopted group brings its members).
+    let members: HashSet<&TargetId> = accounts
         .iter()
         .filter(|a| a.link.as_ref().is_some_and(|l| named.contains(&l.external)))
         .flat_map(|a| a.members.iter())
@@ -791,12 +801,21 @@ impl Run {
         let read = engine_read(stream, profile.id, accounts);
         let all = linked_to(profile.id, accounts);
         let total = all.len();
-        let linked = if touched_only && read.mode == ReadMode::Delta {
-            touched(&read, all)
-        } else {
-            all
-        };
-        let candidates = lookups(profile, &read, &linked, accounts);
+        // As `Engine::target_view`: a delta without a present set looks up
+        // what it names, and the profile's own accounts its look-ups find
+        // join the linked ones.
+        let named = touched_only && read.mode == ReadMode::Delta && !read.present;
+        let mut linked = if named { touched(&read, all, accounts) } else { all };
+        let mut candidates = lookups(profile, &read, &linked, accounts);
+        if named {
+            let own = |a: &TargetAccount| a.link.as_ref().is_some_and(|l| l.profile == profile.id);
+            for a in candidates.iter().filter(|a| own(a)) {
+                if !linked.iter().any(|l| l.id == a.id) {
+                    linked.push(a.clone());
+                }
+            }
+            candidates.retain(|a| !own(a));
+        }
         let plan = plan(plan_input(profile, caps, &read, &linked, &candidates, total, confirmed));
         Run {
             read,
@@ -1648,13 +1667,17 @@ proptest! {
                 "{} gets a second account:\n{}", o.id, run.plan
             );
             let link = ops.iter().find(|op| matches!(op.action, Action::Link { .. }));
-            let retired = others.iter().find(|a| a.link.as_ref().is_some_and(|l| rules.adopt_from.contains(&l.profile)));
-            match (retired, link) {
-                (Some(_), None) => prop_assert!(false, "{} is not adopted:\n{}", o.id, run.plan),
-                (None, None) => prop_assert!(
+            let retired = others.iter().any(|a| a.link.as_ref().is_some_and(|l| rules.adopt_from.contains(&l.profile)));
+            // Another active profile manages it: an overlap, and no account
+            // of it (not even a retired profile's) passes to this profile.
+            let active = others.iter().any(|a| a.link.as_ref().is_some_and(|l| !rules.adopt_from.contains(&l.profile)));
+            match (active, retired, link) {
+                (true, _, Some(op)) => prop_assert!(false, "op {} takes an account for {}, which another profile manages:\n{}", op.id, o.id, run.plan),
+                (true, _, None) => prop_assert!(
                     run.plan.findings.iter().any(|x| x.kind == FindingKind::CrossProfileOverlap && x.objects.contains(&o.id.0)),
                     "no overlap finding for {}:\n{}", o.id, run.plan
                 ),
+                (false, true, None) => prop_assert!(false, "{} is not adopted:\n{}", o.id, run.plan),
                 _ => {}
             }
         }
@@ -1725,34 +1748,40 @@ proptest! {
                 "op {} ({}) after a cut-short delta:\n{}", op.id, op.action.name(), run.plan
             );
         }
-        let complete = world.completed().plan(&world.accounts, true);
-        let f = Facts::new(&world.profile, world.caps, &complete);
-        let deleted_keys: HashSet<String> = f
-            .deleted
-            .iter()
-            .filter_map(|e| f.linked_account(e))
-            .filter_map(|a| f.account_key(a))
-            .collect();
-        let independent = |op: &Operation| match &op.action {
-            Action::Update { .. } | Action::Enable => {
-                f.linked_account(&op.link.external).map(|a| &a.id) == op.target.as_ref()
-            }
-            Action::Create { .. } => f
-                .object(&op.link.external)
-                .and_then(|o| f.key(o))
-                .is_none_or(|k| !deleted_keys.contains(&k)),
-            _ => false,
-        };
-        prop_assert_eq!(
-            op_set(&run.plan, independent),
-            op_set(&complete.plan, independent),
-            "cut short:\n{}\ncomplete:\n{}", run.plan, complete.plan
-        );
-        let adds = |op: &Operation| matches!(op.action, Action::AddMember { .. });
-        prop_assert!(
-            op_set(&complete.plan, adds).is_subset(&op_set(&run.plan, adds)),
-            "cut short:\n{}\ncomplete:\n{}", run.plan, complete.plan
-        );
+        // Without a present set, the complete delta deletes what the cut-short
+        // one does, and the rest of the plan must agree. (A present set read
+        // whole infers deletions that change duplicates and relinks.)
+        let present = matches!(&world.stream, Stream::Delta(items) if items.iter().any(|i| matches!(i, DeltaItem::Present(_))));
+        if !present {
+            let complete = world.completed().plan(&world.accounts, true);
+            let f = Facts::new(&world.profile, world.caps, &complete);
+            let deleted_keys: HashSet<String> = f
+                .deleted
+                .iter()
+                .filter_map(|e| f.linked_account(e))
+                .filter_map(|a| f.account_key(a))
+                .collect();
+            let independent = |op: &Operation| match &op.action {
+                Action::Update { .. } | Action::Enable => {
+                    f.linked_account(&op.link.external).map(|a| &a.id) == op.target.as_ref()
+                }
+                Action::Create { .. } => f
+                    .object(&op.link.external)
+                    .and_then(|o| f.key(o))
+                    .is_none_or(|k| !deleted_keys.contains(&k)),
+                _ => false,
+            };
+            prop_assert_eq!(
+                op_set(&run.plan, independent),
+                op_set(&complete.plan, independent),
+                "cut short:\n{}\ncomplete:\n{}", run.plan, complete.plan
+            );
+            let adds = |op: &Operation| matches!(op.action, Action::AddMember { .. });
+            prop_assert!(
+                op_set(&complete.plan, adds).is_subset(&op_set(&run.plan, adds)),
+                "cut short:\n{}\ncomplete:\n{}", run.plan, complete.plan
+            );
+        }
     }
 
     /// New rule: the threshold's percentage counts every account linked to

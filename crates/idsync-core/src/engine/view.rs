@@ -190,7 +190,8 @@ pub(super) fn unknown_members(
         .filter(|o| o.kind == ObjectKind::Group && !remembered.contains_key(&o.id))
         .map(|o| &o.id)
         .collect();
-    view.linked.iter().any(|a| {
+    // Its own account, or one it adopts from a retired profile.
+    view.linked.iter().chain(&view.candidates).any(|a| {
         a.link.as_ref().is_some_and(|l| new_groups.contains(&l.external))
             && a.members.iter().any(|m| !known.contains(m))
     })

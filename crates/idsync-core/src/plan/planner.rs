@@ -353,10 +353,17 @@ impl<'a> Planner<'a> {
             return;
         }
         let mut unlinked_by_key: Map<String, Vec<&'a SourceObject>> = Map::default();
+        // Enabled objects in scope per key, linked or not: an old account
+        // passes to a new object only when no other live object claims it.
+        let mut live: Map<(String, ObjectKind), usize> = Map::default();
         for &o in in_scope {
-            if !self.linked.contains_key(&o.id)
-                && let Some(k) = o.first_text(&corr.attribute).map(norm).filter(|k| !k.is_empty())
-            {
+            let Some(k) = o.first_text(&corr.attribute).map(norm).filter(|k| !k.is_empty()) else {
+                continue;
+            };
+            if o.enabled {
+                *live.entry((k.clone(), o.kind)).or_default() += 1;
+            }
+            if !self.linked.contains_key(&o.id) {
                 unlinked_by_key.entry(k).or_default().push(o);
             }
         }
@@ -376,10 +383,13 @@ impl<'a> Planner<'a> {
         for key in keys {
             let news = &unlinked_by_key[key];
             let Some(preds) = linked_by_key.get(key) else { continue };
-            if news.len() != 1 {
+            if news.len() != 1 || live.get(&(key.clone(), news[0].kind)).is_some_and(|n| *n > 1) {
                 continue; // several new objects for one person: reported as duplicates later
             }
             let new = news[0];
+            if self.managed_elsewhere(&new.id) {
+                continue; // reported as an overlap later
+            }
             let eligible: Vec<&'a TargetAccount> = preds
                 .iter()
                 .copied()
@@ -446,7 +456,12 @@ impl<'a> Planner<'a> {
     }
 
     fn account_key(&self, account: &TargetAccount) -> Option<String> {
-        Self::key_of(&self.by_id, &self.held, self.profile.rules.correlation.as_ref()?, account)
+        Self::key_of(
+            &self.by_id,
+            &self.held,
+            self.profile.rules.correlation.as_ref()?,
+            account,
+        )
     }
 
     /// True when `account` (linked to another id) may pass to the enabled
@@ -531,6 +546,19 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// True when `account` is linked by a profile this one adopts from.
+    fn retired(&self, account: &TargetAccount) -> bool {
+        account
+            .link
+            .as_ref()
+            .is_some_and(|l| self.profile.rules.adopt_from.contains(&l.profile))
+    }
+
+    /// True when another active profile manages `id` (an overlap).
+    fn managed_elsewhere(&self, id: &ExternalId) -> bool {
+        self.others.get(id).is_some_and(|l| l.iter().any(|a| !self.retired(a)))
+    }
+
     fn can_disable(&self, kind: ObjectKind) -> bool {
         let caps = self.input.capabilities;
         match kind {
@@ -550,20 +578,9 @@ impl<'a> Planner<'a> {
             .get(&o.id)
             .map(|l| l.iter().copied().filter(|a| a.kind == o.kind).collect())
             .unwrap_or_default();
-        if let Some(old) = others
-            .iter()
-            .copied()
-            .find(|a| a.link.as_ref().is_some_and(|l| rules.adopt_from.contains(&l.profile)))
-        {
-            self.adopt(
-                o,
-                old,
-                Situation::AdoptedFromProfile,
-                "the account of a retired profile is adopted",
-            );
-            return;
-        }
-        if let Some(other) = others.first() {
+        // Another active profile manages it: report, never a second account
+        // (adopting a retired profile's account would make one).
+        if let Some(other) = others.iter().find(|a| !self.retired(a)) {
             let profile = other.link.as_ref().map(|l| l.profile.to_string()).unwrap_or_default();
             self.findings.push(Finding {
                 kind: FindingKind::CrossProfileOverlap,
@@ -571,6 +588,15 @@ impl<'a> Planner<'a> {
                 message: format!("{} {} is already managed by profile {profile} (account {}); no second account is created", o.kind, o.id, other.id),
                 remedy: format!("narrow the scopes so that one profile manages it, or add {profile} to rules.adopt_from if that profile is retired"),
             });
+            return;
+        }
+        if let Some(old) = others.first() {
+            self.adopt(
+                o,
+                old,
+                Situation::AdoptedFromProfile,
+                "the account of a retired profile is adopted",
+            );
             return;
         }
         if let Some(corr) = &rules.correlation
@@ -652,6 +678,13 @@ impl<'a> Planner<'a> {
                     keys.entry(k).or_default().push(&o.id);
                 }
             }
+            // Each copy of a held object claims its key: which one is right
+            // is not known.
+            for o in self.input.objects.iter().filter(|o| self.held.contains(&o.id)) {
+                if let Some(k) = o.first_text(&corr.attribute).map(norm) {
+                    keys.entry(k).or_default().push(&o.id);
+                }
+            }
             for a in self.linked.values() {
                 if let (Some(k), Some(l)) = (Self::key_of(&self.by_id, &self.held, corr, a), &a.link) {
                     keys.entry(k).or_default().push(&l.external);
@@ -673,7 +706,9 @@ impl<'a> Planner<'a> {
                 .filter(|a| a.kind == o.kind && !self.consumed.contains(&a.id));
             match self.by_id.get(e) {
                 Some((other, true))
-                    if other.kind == o.kind && other.first_text(&corr.attribute).is_some_and(|v| norm(v) == key) =>
+                    if self.held.contains(e)
+                        || (other.kind == o.kind
+                            && other.first_text(&corr.attribute).is_some_and(|v| norm(v) == key)) =>
                 {
                     live.push(e)
                 }
