@@ -474,8 +474,11 @@ impl Engine {
             }
         }
         let assigned = scope.assigned(&objects);
-        // Of the groups, only those that hold the object matter to it.
-        objects.retain(|o| &o.id == id || o.members.contains(id));
+        // Of the groups, only those that hold the object, or held it at the
+        // last run, matter to it.
+        objects.retain(|o| {
+            &o.id == id || o.members.contains(id) || state.members.get(&o.id).is_some_and(|m| m.contains(id))
+        });
         let read_ms = ms(read_start);
         let deleted: Vec<ExternalId> = if objects.iter().any(|o| &o.id == id) {
             Vec::new()

@@ -130,10 +130,15 @@ struct Planner<'a> {
     /// In-scope objects and linked accounts by normalized correlation value
     /// (built on first use).
     keys: Option<Map<String, Vec<&'a ExternalId>>>,
+    /// Gone accounts that could each be the old account of one new object
+    /// (relink with several candidates): not deleted.
+    contested: Set<&'a TargetId>,
     /// Accounts whose link this run moves to another object (relink).
     consumed: Set<&'a TargetId>,
     /// Objects whose old account moved to a newer object.
     superseded: Set<&'a ExternalId>,
+    /// New objects with several possible old accounts: left for a person.
+    undecided: Set<&'a ExternalId>,
     /// Accounts of objects that get a new account or link in this plan.
     new_accounts: Map<&'a ExternalId, Account<'a>>,
     drafts: Vec<Draft>,
@@ -198,8 +203,10 @@ impl<'a> Planner<'a> {
             others: Map::default(),
             unlinked_by_key: Map::default(),
             keys: None,
+            contested: Set::default(),
             consumed: Set::default(),
             superseded: Set::default(),
+            undecided: Set::default(),
             new_accounts: Map::default(),
             drafts: Vec::new(),
             findings: Vec::new(),
@@ -305,7 +312,10 @@ impl<'a> Planner<'a> {
             .collect();
         self.relink(&in_scope);
         for &o in &in_scope {
-            if self.superseded.contains(&o.id) || self.new_accounts.contains_key(&o.id) {
+            if self.superseded.contains(&o.id)
+                || self.undecided.contains(&o.id)
+                || self.new_accounts.contains_key(&o.id)
+            {
                 continue;
             }
             match self.linked.get(&o.id).copied() {
@@ -367,6 +377,15 @@ impl<'a> Planner<'a> {
                 unlinked_by_key.entry(k).or_default().push(o);
             }
         }
+        // A held object's copies each claim their key (as in `duplicate`).
+        let mut claims: Set<(String, ObjectKind, &'a ExternalId)> = Set::default();
+        for o in self.input.objects.iter().filter(|o| self.held.contains(&o.id)) {
+            if let Some(k) = o.first_text(&corr.attribute).map(norm).filter(|k| !k.is_empty())
+                && claims.insert((k.clone(), o.kind, &o.id))
+            {
+                *live.entry((k, o.kind)).or_default() += 1;
+            }
+        }
         if unlinked_by_key.is_empty() {
             return;
         }
@@ -387,8 +406,8 @@ impl<'a> Planner<'a> {
                 continue; // several new objects for one person: reported as duplicates later
             }
             let new = news[0];
-            if self.managed_elsewhere(&new.id) {
-                continue; // reported as an overlap later
+            if self.others.contains_key(&new.id) {
+                continue; // another profile's account of this very id: adopted or reported later
             }
             let eligible: Vec<&'a TargetAccount> = preds
                 .iter()
@@ -404,6 +423,20 @@ impl<'a> Planner<'a> {
                 .collect();
             let chosen = match (&named[..], &eligible[..]) {
                 ([one], _) | ([], [one]) => Some(*one),
+                ([], several) if several.len() > 1 => {
+                    // Which old account is this person's is not known: none
+                    // moves, none is deleted and no new one is made, so that
+                    // the choice is still there for a person to make.
+                    self.contested.extend(several.iter().map(|a| &a.id));
+                    self.undecided.insert(&new.id);
+                    self.note(
+                        FindingKind::DuplicateIdentity,
+                        "several old accounts with the same correlation key could be this object's (policy relink): it is not provisioned until a person chooses",
+                        "link the right account to the new object by hand (or delete the ones that are not), then run again",
+                        &new.id,
+                    );
+                    None
+                }
                 _ => None,
             };
             if let Some(old) = chosen {
@@ -839,6 +872,12 @@ impl<'a> Planner<'a> {
                     FindingKind::Unsupported,
                     "the profile deletes gone accounts but the target cannot delete; they are left",
                     "use deprovision = \"disable\" for this target",
+                    &link.external,
+                ),
+                Deprovision::Delete if self.contested.contains(&account.id) => self.note(
+                    FindingKind::DuplicateIdentity,
+                    "accounts gone from the source are kept, not deleted: each could be the old account of a new object with the same correlation key",
+                    "link the right account to the new object by hand (or delete the ones that are not), then run again",
                     &link.external,
                 ),
                 Deprovision::Delete => {
