@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use idsync_core::{JsonFileStateStore, ProfileId, RunReport, StateStore};
+use idsync_core::{Error, ErrorKind, JsonFileStateStore, ProfileId, RunReport, StateStore};
 use idsync_sql::{Lease, SqlStateStore};
 
 use crate::Failure;
@@ -102,19 +102,21 @@ impl State {
         }
     }
 
-    /// Takes the profile's run lock, or says who holds it.
-    pub async fn lock(&self, profile: ProfileId) -> Result<RunLock, String> {
+    /// Takes the profile's run lock; exit code 3 when another run holds it
+    /// (without a notice) or it cannot be taken.
+    pub async fn lock(&self, profile: ProfileId) -> Result<RunLock, Failure> {
+        let unavailable = |message: String| Failure::unavailable(Error::new(ErrorKind::Unavailable, message));
         match self {
             State::Json { dir, .. } => {
-                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
                 let path = dir.join(format!("{profile}.lock"));
-                let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let file = std::fs::File::create(&path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
                 match file.try_lock() {
                     Ok(()) => Ok(RunLock::File(file)),
-                    Err(_) => Err(format!(
+                    Err(_) => Err(Failure::busy(format!(
                         "profile {profile} is already running (lock {})",
                         path.display()
-                    )),
+                    ))),
                 }
             }
             State::Sql { store, lease: ttl } => {
@@ -122,8 +124,12 @@ impl State {
                 let lease = store
                     .try_lease(profile, &worker, *ttl)
                     .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("profile {profile} is already running (another worker holds its lease)"))?;
+                    .map_err(Failure::unavailable)?
+                    .ok_or_else(|| {
+                        Failure::busy(format!(
+                            "profile {profile} is already running (another worker holds its lease)"
+                        ))
+                    })?;
                 let renewer = tokio::spawn(renew(store.clone(), lease.clone(), *ttl));
                 Ok(RunLock::Lease {
                     store: store.clone(),
