@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use idsync_core::report::RunOutcome;
-use idsync_core::{Completeness, Engine, ExternalId, Plan, Prepared, RunOptions, RunReport};
+use idsync_core::{Completeness, Engine, ExternalId, Plan, Prepared, RunOptions, RunReport, StateStore};
 
 use crate::config::Config;
 use crate::state::State;
@@ -242,7 +242,7 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
                 None => run_once(&config, &state, &options).await,
             };
             let report = notified(&config, report).await?;
-            Ok(finish(&config, &state, &report, *json).await)
+            Ok(finish(&config, &report, *json).await)
         }
         Command::Run { every, runs } => schedule(&config, every, *runs).await,
         Command::Status => status(&config).await,
@@ -250,7 +250,7 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         Command::Jit { id } => {
             let state = notified(&config, State::open(&config).await).await?;
             let report = async {
-                engine(&config, &state)
+                engine(&config, state.store())
                     .await?
                     .sync_one(&ExternalId(id.clone()), &RunOptions::default())
                     .await
@@ -258,16 +258,20 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             }
             .await;
             let report = notified(&config, report).await?;
-            Ok(finish(&config, &state, &report, false).await)
+            if let Err(e) = state.record(&report).await {
+                tracing::warn!(error = %e, "the run could not be recorded in the history");
+            }
+            Ok(finish(&config, &report, false).await)
         }
     }
 }
 
-async fn engine(config: &Config, state: &State) -> Result<Engine, Failure> {
+/// An engine for the profile, keeping its state in `store`.
+async fn engine(config: &Config, store: Arc<dyn StateStore>) -> Result<Engine, Failure> {
     let source = connect::source(config).await.map_err(Failure::unavailable)?;
     let target = connect::target(config).await.map_err(Failure::unavailable)?;
     let options = config.engine.options().map_err(Failure::config)?;
-    Ok(Engine::new(config.profile.clone(), source, target, state.store())
+    Ok(Engine::new(config.profile.clone(), source, target, store)
         .with_options(options)
         .observe(Arc::new(output::Progress::new())))
 }
@@ -307,7 +311,7 @@ async fn validate(config: &Config) -> Result<u8, Failure> {
 
 async fn plan(config: &Config, json: bool, out: Option<&Path>, full: bool) -> Result<u8, Failure> {
     let state = State::open(config).await?;
-    let engine = engine(config, &state).await?;
+    let engine = engine(config, state.store()).await?;
     let prepared = engine
         .prepare(&RunOptions {
             dry_run: true,
@@ -328,16 +332,40 @@ async fn plan(config: &Config, json: bool, out: Option<&Path>, full: bool) -> Re
     Ok(0)
 }
 
+/// Reads, plans and applies under the profile's run lock.
 async fn run_once(config: &Config, state: &State, options: &RunOptions) -> Result<RunReport, Failure> {
     let lock = state.lock(config.profile.id).await?;
-    let result = run_locked(config, state, options).await;
-    lock.release().await;
-    result
+    let result = match engine(config, lock.store(state)).await {
+        Ok(engine) => engine
+            .with_stop(lock.stop())
+            .run(options)
+            .await
+            .map_err(Failure::unavailable),
+        Err(f) => Err(f),
+    };
+    unlock(state, lock, result).await
 }
 
-async fn run_locked(config: &Config, state: &State, options: &RunOptions) -> Result<RunReport, Failure> {
-    let engine = engine(config, state).await?;
-    engine.run(options).await.map_err(Failure::unavailable)
+/// Records a run's report while its lock is still held (for a lease, the
+/// database refuses it once the lease was taken over), then releases the
+/// lock. An error of a run whose lease was lost meanwhile (its state save
+/// was refused) is a stop, exit code 5.
+async fn unlock(state: &State, lock: state::RunLock, result: Result<RunReport, Failure>) -> Result<RunReport, Failure> {
+    let result = match (result, lock.stop().reason()) {
+        (Err(f), Some(reason)) => Err(Failure {
+            code: 5,
+            message: format!("run stopped: {reason}; {}", f.message),
+            quiet: false,
+        }),
+        (result, _) => result,
+    };
+    if let Ok(report) = &result
+        && let Err(e) = lock.record(state, report).await
+    {
+        tracing::warn!(error = %e, "the run could not be recorded in the history");
+    }
+    lock.release().await;
+    result
 }
 
 async fn apply_saved(config: &Config, state: &State, path: &Path, only: &[u32]) -> Result<RunReport, Failure> {
@@ -364,24 +392,23 @@ async fn apply_saved(config: &Config, state: &State, path: &Path, only: &[u32]) 
         prepared = prepared.select(&ids);
     }
     let lock = state.lock(config.profile.id).await?;
-    let result = match engine(config, state).await {
-        Ok(engine) => engine.apply(prepared).await.map_err(Failure::unavailable),
+    let result = match engine(config, lock.store(state)).await {
+        Ok(engine) => engine
+            .with_stop(lock.stop())
+            .apply(prepared)
+            .await
+            .map_err(Failure::unavailable),
         Err(f) => Err(f),
     };
-    lock.release().await;
-    result
+    unlock(state, lock, result).await
 }
 
-/// Prints the report, records it in the history, notifies on failure, and
-/// gives the exit code.
-async fn finish(config: &Config, state: &State, report: &RunReport, json: bool) -> u8 {
+/// Prints the report, notifies on failure, and gives the exit code.
+async fn finish(config: &Config, report: &RunReport, json: bool) -> u8 {
     if json {
         println!("{}", report.to_json());
     } else {
         output::Out::new().report(report);
-    }
-    if let Err(e) = state.record(report).await {
-        tracing::warn!(error = %e, "the run could not be recorded in the history");
     }
     let code = exit_code(report);
     if matches!(code, 4 | 5 | 7) {
@@ -415,7 +442,7 @@ async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8,
     let mut done = 0u32;
     loop {
         let code = match run_once(config, &state, &RunOptions::default()).await {
-            Ok(report) => finish(config, &state, &report, false).await,
+            Ok(report) => finish(config, &report, false).await,
             Err(f) => {
                 notice(config, &f).await;
                 eprintln!("idsync: {}", f.message);
