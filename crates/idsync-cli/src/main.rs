@@ -1,10 +1,7 @@
 //! `idsync`: plan, sync and schedule directory-to-application syncs.
 //!
-//! Exit codes scripts can rely on:
-//! 0 success · 2 configuration or usage error · 3 the source or target could
-//! not be read (nothing applied) · 4 some operations failed (retried next
-//! run) · 5 the run stopped (authentication) · 6 deprovisions held by the
-//! threshold (run `sync --yes` after review).
+//! Exit codes scripts can rely on are listed in [`EXIT_CODES`] (shown by
+//! `--help`) and in the crate's README.
 
 mod config;
 mod connect;
@@ -20,14 +17,27 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use idsync_core::report::RunOutcome;
-use idsync_core::{Engine, ExternalId, Plan, Prepared, RunOptions, RunReport};
+use idsync_core::{Completeness, Engine, ExternalId, Plan, Prepared, RunOptions, RunReport, StateStore};
 
 use crate::config::Config;
 use crate::state::State;
 
+/// The exit codes scripts and schedulers can rely on.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  2  configuration or usage error
+  3  the source, the target or the state could not be reached or read
+     (nothing applied), or another run holds the profile
+  4  some operations failed (they are retried next run)
+  5  the run stopped (authentication failed, the lease was lost)
+  6  deprovisions held by the threshold (run `sync --yes` after review)
+  7  applied, but the read was partial: deprovisions were spared until a
+     complete read (`status` shows why)";
+
 /// Keep an application's users and groups in step with a directory.
 #[derive(Parser)]
-#[command(name = "idsync", version, about)]
+#[command(name = "idsync", version, about, after_help = EXIT_CODES)]
 struct Cli {
     /// The profile file (TOML).
     #[arg(short, long, global = true, default_value = "idsync.toml", env = "IDSYNC_CONFIG")]
@@ -113,6 +123,8 @@ enum Command {
 struct Failure {
     code: u8,
     message: String,
+    /// Sends no notice: another run holds the profile, which is no fault.
+    quiet: bool,
 }
 
 impl Failure {
@@ -120,6 +132,7 @@ impl Failure {
         Failure {
             code: 2,
             message: message.into(),
+            quiet: false,
         }
     }
     fn unavailable(e: idsync_core::Error) -> Self {
@@ -131,7 +144,42 @@ impl Failure {
         Failure {
             code,
             message: e.to_string(),
+            quiet: false,
         }
+    }
+    /// Another run holds the profile: exit code 3, no notice.
+    fn busy(message: impl Into<String>) -> Self {
+        Failure {
+            code: 3,
+            message: message.into(),
+            quiet: true,
+        }
+    }
+}
+
+/// Sends the failure notice for a run that failed before it had a report
+/// (the source, target or state unreachable, a bad password), unless
+/// another run holds the profile.
+async fn notice(config: &Config, f: &Failure) {
+    if !f.quiet {
+        notify::failure(config, &f.message, f.code, None).await;
+    }
+}
+
+/// `result`, after [`notice`] of its failure.
+async fn notified<T>(config: &Config, result: Result<T, Failure>) -> Result<T, Failure> {
+    if let Err(f) = &result {
+        notice(config, f).await;
+    }
+    result
+}
+
+/// Why the run's read was partial, if it was: the planner then spared
+/// every deprovision the read could not justify.
+pub(crate) fn partial_read(report: &RunReport) -> Option<&str> {
+    match &report.plan.completeness {
+        Completeness::Partial { reason } => Some(reason),
+        Completeness::Complete => None,
     }
 }
 
@@ -188,33 +236,42 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
                 full: *full,
                 dry_run: false,
             };
-            let state = State::open(&config).await?;
+            let state = notified(&config, State::open(&config).await).await?;
             let report = match plan {
-                Some(path) => apply_saved(&config, &state, path, only).await?,
-                None => run_once(&config, &state, &options).await?,
+                Some(path) => apply_saved(&config, &state, path, only).await,
+                None => run_once(&config, &state, &options).await,
             };
-            Ok(finish(&config, &state, &report, *json).await)
+            let report = notified(&config, report).await?;
+            Ok(finish(&config, &report, *json).await)
         }
         Command::Run { every, runs } => schedule(&config, every, *runs).await,
         Command::Status => status(&config).await,
         Command::History { object, limit } => show_history(&config, object.as_deref(), *limit).await,
         Command::Jit { id } => {
-            let state = State::open(&config).await?;
-            let engine = engine(&config, &state).await?;
-            let report = engine
-                .sync_one(&ExternalId(id.clone()), &RunOptions::default())
-                .await
-                .map_err(Failure::unavailable)?;
-            Ok(finish(&config, &state, &report, false).await)
+            let state = notified(&config, State::open(&config).await).await?;
+            let report = async {
+                engine(&config, state.store())
+                    .await?
+                    .sync_one(&ExternalId(id.clone()), &RunOptions::default())
+                    .await
+                    .map_err(Failure::unavailable)
+            }
+            .await;
+            let report = notified(&config, report).await?;
+            if let Err(e) = state.record(&report).await {
+                tracing::warn!(error = %e, "the run could not be recorded in the history");
+            }
+            Ok(finish(&config, &report, false).await)
         }
     }
 }
 
-async fn engine(config: &Config, state: &State) -> Result<Engine, Failure> {
+/// An engine for the profile, keeping its state in `store`.
+async fn engine(config: &Config, store: Arc<dyn StateStore>) -> Result<Engine, Failure> {
     let source = connect::source(config).await.map_err(Failure::unavailable)?;
     let target = connect::target(config).await.map_err(Failure::unavailable)?;
     let options = config.engine.options().map_err(Failure::config)?;
-    Ok(Engine::new(config.profile.clone(), source, target, state.store())
+    Ok(Engine::new(config.profile.clone(), source, target, store)
         .with_options(options)
         .observe(Arc::new(output::Progress::new())))
 }
@@ -254,7 +311,7 @@ async fn validate(config: &Config) -> Result<u8, Failure> {
 
 async fn plan(config: &Config, json: bool, out: Option<&Path>, full: bool) -> Result<u8, Failure> {
     let state = State::open(config).await?;
-    let engine = engine(config, &state).await?;
+    let engine = engine(config, state.store()).await?;
     let prepared = engine
         .prepare(&RunOptions {
             dry_run: true,
@@ -275,22 +332,40 @@ async fn plan(config: &Config, json: bool, out: Option<&Path>, full: bool) -> Re
     Ok(0)
 }
 
+/// Reads, plans and applies under the profile's run lock.
 async fn run_once(config: &Config, state: &State, options: &RunOptions) -> Result<RunReport, Failure> {
-    let lock = lock(state, config).await?;
-    let result = run_locked(config, state, options).await;
-    lock.release().await;
-    result
+    let lock = state.lock(config.profile.id).await?;
+    let result = match engine(config, lock.store(state)).await {
+        Ok(engine) => engine
+            .with_stop(lock.stop())
+            .run(options)
+            .await
+            .map_err(Failure::unavailable),
+        Err(f) => Err(f),
+    };
+    unlock(state, lock, result).await
 }
 
-async fn run_locked(config: &Config, state: &State, options: &RunOptions) -> Result<RunReport, Failure> {
-    let engine = engine(config, state).await?;
-    match engine.run(options).await {
-        Ok(report) => Ok(report),
-        Err(e) => {
-            notify::failure(config, &format!("{e}"), None).await;
-            Err(Failure::unavailable(e))
-        }
+/// Records a run's report while its lock is still held (for a lease, the
+/// database refuses it once the lease was taken over), then releases the
+/// lock. An error of a run whose lease was lost meanwhile (its state save
+/// was refused) is a stop, exit code 5.
+async fn unlock(state: &State, lock: state::RunLock, result: Result<RunReport, Failure>) -> Result<RunReport, Failure> {
+    let result = match (result, lock.stop().reason()) {
+        (Err(f), Some(reason)) => Err(Failure {
+            code: 5,
+            message: format!("run stopped: {reason}; {}", f.message),
+            quiet: false,
+        }),
+        (result, _) => result,
+    };
+    if let Ok(report) = &result
+        && let Err(e) = lock.record(state, report).await
+    {
+        tracing::warn!(error = %e, "the run could not be recorded in the history");
     }
+    lock.release().await;
+    result
 }
 
 async fn apply_saved(config: &Config, state: &State, path: &Path, only: &[u32]) -> Result<RunReport, Failure> {
@@ -316,56 +391,60 @@ async fn apply_saved(config: &Config, state: &State, path: &Path, only: &[u32]) 
         }
         prepared = prepared.select(&ids);
     }
-    let lock = lock(state, config).await?;
-    let result = match engine(config, state).await {
-        Ok(engine) => engine.apply(prepared).await.map_err(Failure::unavailable),
+    let lock = state.lock(config.profile.id).await?;
+    let result = match engine(config, lock.store(state)).await {
+        Ok(engine) => engine
+            .with_stop(lock.stop())
+            .apply(prepared)
+            .await
+            .map_err(Failure::unavailable),
         Err(f) => Err(f),
     };
-    lock.release().await;
-    result
+    unlock(state, lock, result).await
 }
 
-/// One run at a time per profile (exit code 3 when another run holds it).
-async fn lock(state: &State, config: &Config) -> Result<state::RunLock, Failure> {
-    state
-        .lock(config.profile.id)
-        .await
-        .map_err(|message| Failure { code: 3, message })
-}
-
-/// Prints the report, records it in the history, notifies on failure, and
-/// gives the exit code.
-async fn finish(config: &Config, state: &State, report: &RunReport, json: bool) -> u8 {
+/// Prints the report, notifies on failure, and gives the exit code.
+async fn finish(config: &Config, report: &RunReport, json: bool) -> u8 {
     if json {
         println!("{}", report.to_json());
     } else {
         output::Out::new().report(report);
     }
-    if let Err(e) = state.record(report).await {
-        tracing::warn!(error = %e, "the run could not be recorded in the history");
-    }
-    let code = match &report.outcome {
-        RunOutcome::Succeeded | RunOutcome::DryRun if report.plan.counts.held > 0 => 6,
-        RunOutcome::Succeeded | RunOutcome::DryRun => 0,
-        RunOutcome::PartiallyFailed { .. } if report.failures().next().is_none() && report.plan.counts.held > 0 => 6,
-        RunOutcome::PartiallyFailed { .. } => 4,
-        RunOutcome::Stopped { .. } => 5,
-    };
-    if code == 4 || code == 5 {
-        notify::failure(config, &format!("{:?}", report.outcome), Some(report)).await;
+    let code = exit_code(report);
+    if matches!(code, 4 | 5 | 7) {
+        let what = match partial_read(report) {
+            Some(reason) if code == 7 => format!("the read was partial, deprovisions were spared: {reason}"),
+            _ => format!("{:?}", report.outcome),
+        };
+        notify::failure(config, &what, code, Some(report)).await;
     }
     code
 }
 
+/// A run's exit code (see [`EXIT_CODES`]): a stop, then failures, then a
+/// partial read, then held deprovisions.
+fn exit_code(report: &RunReport) -> u8 {
+    let held = report.plan.counts.held > 0;
+    match &report.outcome {
+        RunOutcome::Stopped { .. } => 5,
+        RunOutcome::PartiallyFailed { .. } if report.failures().next().is_some() || !held => 4,
+        RunOutcome::DryRun => 0,
+        _ if partial_read(report).is_some() => 7,
+        _ if held => 6,
+        _ => 0,
+    }
+}
+
 async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8, Failure> {
     let interval = config::parse_duration("--every", every).map_err(Failure::config)?;
-    let state = State::open(config).await?;
+    let state = notified(config, State::open(config).await).await?;
     let mut failures = 0u32;
     let mut done = 0u32;
     loop {
         let code = match run_once(config, &state, &RunOptions::default()).await {
-            Ok(report) => finish(config, &state, &report, false).await,
+            Ok(report) => finish(config, &report, false).await,
             Err(f) => {
+                notice(config, &f).await;
                 eprintln!("idsync: {}", f.message);
                 f.code
             }
@@ -373,7 +452,7 @@ async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8,
         if code == 2 {
             return Ok(2);
         }
-        failures = if matches!(code, 0 | 6) { 0 } else { failures + 1 };
+        failures = if matches!(code, 0 | 6 | 7) { 0 } else { failures + 1 };
         done += 1;
         if runs.is_some_and(|n| done >= n) {
             return Ok(code);
@@ -411,13 +490,24 @@ async fn status(config: &Config) -> Result<u8, Failure> {
     out.line(&format!("retry     {} object(s) held for the next run", s.retry.len()));
     let reports = state.history(config.profile.id, 1).await.map_err(Failure::config)?;
     match reports.last() {
-        Some(r) => out.line(&format!(
-            "last run  {} {:?}, {} applied, {} failed",
-            r.started_at,
-            r.outcome,
-            r.applied(),
-            r.failures().count()
-        )),
+        Some(r) => {
+            out.line(&format!(
+                "last run  {} {:?}, {} applied, {} failed",
+                r.started_at,
+                r.outcome,
+                r.applied(),
+                r.failures().count()
+            ));
+            match partial_read(r) {
+                Some(reason) => out.line(&format!(
+                    "last read partial: {reason} (deprovisions were spared until a complete read)"
+                )),
+                None => out.line("last read complete"),
+            }
+            for e in r.read_errors.iter().take(20) {
+                out.line(&format!("          read error: {e}"));
+            }
+        }
         None => out.line("last run  none"),
     }
     Ok(0)
@@ -430,18 +520,23 @@ async fn show_history(config: &Config, object: Option<&str>, limit: usize) -> Re
     for r in &reports {
         match object {
             None => out.line(&format!(
-                "{}  {:<28} {} applied, {} failed, {} findings",
+                "{}  {:<28} {} applied, {} failed, {} findings{}",
                 r.started_at,
                 format!("{:?}", r.outcome),
                 r.applied(),
                 r.failures().count(),
-                r.plan.findings.len()
+                r.plan.findings.len(),
+                partial_read(r)
+                    .map(|why| format!(", partial read: {why}"))
+                    .unwrap_or_default()
             )),
             Some(id) => {
-                for o in r.outcomes.iter().filter(|o| o.link.external.0 == id) {
-                    let op = r.plan.operations.iter().find(|op| op.id == o.op);
-                    let detail = op.map(|op| op.row()).unwrap_or_default();
-                    out.line(&format!("{}  {:?}  {detail}", r.started_at, o.status));
+                for op in r.plan.operations.iter().filter(|op| op.link.external.0 == id) {
+                    let status = match r.status_of(op.id) {
+                        Some(status) => format!("{status:?}"),
+                        None => "Planned".to_owned(),
+                    };
+                    out.line(&format!("{}  {status}  {}", r.started_at, op.row()));
                 }
             }
         }

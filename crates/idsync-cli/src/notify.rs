@@ -1,5 +1,8 @@
 //! Tells admins when a run fails (seed 000): a webhook and/or a command,
-//! each given a JSON summary. Notification failures are logged, never fatal.
+//! each given a JSON summary. A run fails when it exits with code 3, 4, 5 or
+//! 7 (see `EXIT_CODES`): the source, target or state unreachable, a bad
+//! password, failed operations, a stop, or a partial read that spared
+//! deprovisions. Notification failures are logged, never fatal.
 
 use std::time::Duration;
 
@@ -8,15 +11,20 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::Config;
 
-/// Sends the failure notice to every configured channel.
-pub async fn failure(config: &Config, what: &str, report: Option<&RunReport>) {
+/// Sends the failure notice to every configured channel: what happened,
+/// the exit code and, when the run got that far, its report's figures, why
+/// its read was partial and the first read and operation errors.
+pub async fn failure(config: &Config, what: &str, exit_code: u8, report: Option<&RunReport>) {
     let summary = serde_json::json!({
         "profile": config.profile.id,
         "name": config.profile.name,
         "what": what,
+        "exit_code": exit_code,
         "started_at": report.map(|r| r.started_at.clone()),
         "failed": report.map(|r| r.failures().count()),
         "applied": report.map(|r| r.applied()),
+        "partial_read": report.and_then(crate::partial_read),
+        "read_errors": report.map(|r| r.read_errors.iter().take(20).collect::<Vec<_>>()),
         "errors": report.map(|r| r.failures().map(|o| format!("{:?}", o.status)).take(20).collect::<Vec<_>>()),
     });
     if let Some(url) = &config.notify.webhook {

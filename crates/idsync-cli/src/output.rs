@@ -75,10 +75,15 @@ impl Out {
                 o.op, o.action, o.link.external, o.status
             );
         }
+        // "Succeeded: " only for a complete read: schedulers grep for it.
+        let partial = crate::partial_read(report);
+        let outcome = match (&report.outcome, partial) {
+            (idsync_core::report::RunOutcome::Succeeded, Some(_)) => "Partial read".to_owned(),
+            (outcome, _) => format!("{outcome:?}"),
+        };
         let _ = writeln!(
             self.0,
-            "{BOLD}{:?}{BOLD:#}: {} applied, {} failed in {} ms (read {} ms, apply {} ms){}",
-            report.outcome,
+            "{BOLD}{outcome}{BOLD:#}: {} applied, {} failed in {} ms (read {} ms, apply {} ms){}{}",
             report.applied(),
             report.failures().count(),
             report.duration_ms,
@@ -88,7 +93,10 @@ impl Out {
                 ""
             } else {
                 "; the cursor did not move"
-            }
+            },
+            partial
+                .map(|reason| format!("; {RED}the read was partial, deprovisions were spared{RED:#}: {reason}"))
+                .unwrap_or_default()
         );
     }
 }

@@ -4,10 +4,10 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use idsync_core::{JsonFileStateStore, ProfileId, RunReport, StateStore};
-use idsync_sql::{Lease, SqlStateStore};
+use idsync_core::{Error, ErrorKind, JsonFileStateStore, ProfileId, RunReport, StateStore, StopSignal};
+use idsync_sql::{FencedStateStore, Lease, SqlStateStore};
 
 use crate::Failure;
 use crate::config::{Config, StateConfig, parse_duration};
@@ -32,16 +32,25 @@ pub enum State {
 }
 
 /// One run at a time per profile: a file lock, or a database lease kept
-/// alive while held.
-pub enum RunLock {
+/// alive while held. The run saves its state and records its report
+/// through the lock ([`RunLock::store`], [`RunLock::record`]) and stops
+/// applying when [`RunLock::stop`] is raised.
+pub struct RunLock {
+    held: Held,
+    /// Raised by the renewer when the lease is lost.
+    stop: StopSignal,
+}
+
+enum Held {
     /// An exclusive lock on a file (released when the file is closed).
     File(#[allow(dead_code)] std::fs::File),
     /// A lease, renewed in the background.
     Lease {
         /// The store that granted it.
         store: Arc<SqlStateStore>,
-        /// The lease as taken (renewals keep its generation, which release names).
-        lease: Lease,
+        /// The store fenced by the lease: its writes are refused once
+        /// another worker took the lease over.
+        fenced: Arc<FencedStateStore>,
         /// The renewing task.
         renewer: tokio::task::JoinHandle<()>,
     },
@@ -102,33 +111,47 @@ impl State {
         }
     }
 
-    /// Takes the profile's run lock, or says who holds it.
-    pub async fn lock(&self, profile: ProfileId) -> Result<RunLock, String> {
+    /// Takes the profile's run lock; exit code 3 when another run holds it
+    /// (without a notice) or it cannot be taken.
+    pub async fn lock(&self, profile: ProfileId) -> Result<RunLock, Failure> {
+        let unavailable = |message: String| Failure::unavailable(Error::new(ErrorKind::Unavailable, message));
         match self {
             State::Json { dir, .. } => {
-                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
                 let path = dir.join(format!("{profile}.lock"));
-                let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let file = std::fs::File::create(&path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
                 match file.try_lock() {
-                    Ok(()) => Ok(RunLock::File(file)),
-                    Err(_) => Err(format!(
+                    Ok(()) => Ok(RunLock {
+                        held: Held::File(file),
+                        stop: StopSignal::new(),
+                    }),
+                    Err(_) => Err(Failure::busy(format!(
                         "profile {profile} is already running (lock {})",
                         path.display()
-                    )),
+                    ))),
                 }
             }
             State::Sql { store, lease: ttl } => {
                 let worker = worker_name();
+                let asked = Instant::now();
                 let lease = store
                     .try_lease(profile, &worker, *ttl)
                     .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("profile {profile} is already running (another worker holds its lease)"))?;
-                let renewer = tokio::spawn(renew(store.clone(), lease.clone(), *ttl));
-                Ok(RunLock::Lease {
-                    store: store.clone(),
-                    lease,
-                    renewer,
+                    .map_err(Failure::unavailable)?
+                    .ok_or_else(|| {
+                        Failure::busy(format!(
+                            "profile {profile} is already running (another worker holds its lease)"
+                        ))
+                    })?;
+                let stop = StopSignal::new();
+                let renewer = tokio::spawn(renew(store.clone(), lease.clone(), *ttl, asked, stop.clone()));
+                Ok(RunLock {
+                    held: Held::Lease {
+                        fenced: Arc::new(store.fenced(&lease)),
+                        store: store.clone(),
+                        renewer,
+                    },
+                    stop,
                 })
             }
         }
@@ -136,30 +159,68 @@ impl State {
 }
 
 impl RunLock {
+    /// The store the run loads and saves its state through: for a lease,
+    /// fenced by it.
+    pub fn store(&self, state: &State) -> Arc<dyn StateStore> {
+        match &self.held {
+            Held::File(_) => state.store(),
+            Held::Lease { fenced, .. } => fenced.clone(),
+        }
+    }
+
+    /// Raised when the lease is lost: the engine stops applying.
+    pub fn stop(&self) -> StopSignal {
+        self.stop.clone()
+    }
+
+    /// Appends a report to the history: for a lease, only while it holds.
+    pub async fn record(&self, state: &State, report: &RunReport) -> Result<(), String> {
+        match &self.held {
+            Held::File(_) => state.record(report).await,
+            Held::Lease { fenced, .. } => fenced.record(report).await.map_err(|e| e.to_string()),
+        }
+    }
+
     /// Gives the lock up at once (a lease would otherwise expire).
     pub async fn release(self) {
-        if let RunLock::Lease { store, lease, renewer } = self {
+        if let Held::Lease { store, fenced, renewer } = self.held {
             renewer.abort();
-            if let Err(e) = store.release(&lease).await {
+            if let Err(e) = store.release(fenced.lease()).await {
                 tracing::warn!(error = %e, "the lease could not be released; it expires by itself");
             }
         }
     }
 }
 
-/// Keeps a lease alive; stops when it is lost.
-async fn renew(store: Arc<SqlStateStore>, mut lease: Lease, ttl: Duration) {
-    loop {
+/// Keeps a lease alive, renewing it every third of `ttl`. When it is lost
+/// it raises `stop` and ends: when a renewal finds it taken over (or
+/// expired), or when it could not be renewed before it expired by this
+/// process's clock (the process was paused, the database did not answer).
+/// `asked` is when the lease was asked for: it lasts `ttl` from then at
+/// least, by the database's clock.
+async fn renew(store: Arc<SqlStateStore>, mut lease: Lease, ttl: Duration, asked: Instant, stop: StopSignal) {
+    let profile = lease.profile;
+    let generation = lease.generation;
+    let mut valid_until = asked + ttl;
+    let why = loop {
         tokio::time::sleep(ttl / 3).await;
-        match store.renew(&lease, ttl).await {
-            Ok(Some(l)) => lease = l,
-            Ok(None) => {
-                tracing::error!(profile = %lease.profile, "the lease was lost: another worker may run this profile");
-                return;
+        let asked = Instant::now();
+        let Some(left) = valid_until.checked_duration_since(asked).filter(|d| !d.is_zero()) else {
+            break "it expired before it could be renewed (the process was paused or the database did not answer)";
+        };
+        match tokio::time::timeout(left, store.renew(&lease, ttl)).await {
+            Ok(Ok(Some(l))) => {
+                lease = l;
+                valid_until = asked + ttl;
             }
-            Err(e) => tracing::warn!(error = %e, "the lease could not be renewed; trying again"),
+            Ok(Ok(None)) => break "another worker took it over, or it expired",
+            Ok(Err(e)) => tracing::warn!(error = %e, "the lease could not be renewed; trying again"),
+            Err(_) => break "the database did not answer before it expired",
         }
-    }
+    };
+    let reason = format!("the lease of profile {profile} (generation {generation}) was lost: {why}");
+    tracing::error!(%profile, generation, "{reason}; stopping the run");
+    stop.stop(reason);
 }
 
 /// This process, as named in leases: host and process id.

@@ -34,9 +34,37 @@ pub enum SqlError {
     /// The operation needs something the configuration leaves out.
     #[error("{0} is not supported by this configuration")]
     Unsupported(&'static str),
+    /// A write for the holder of a lease refused because the lease row no
+    /// longer names that holder: another worker took the profile over (or
+    /// the lease was never taken). Refused by the database, in the write's
+    /// own transaction.
+    #[error(
+        "profile {profile}: {what} refused: this run's lease (worker {worker}, generation {generation}) \
+         is no longer held; {}",
+        holder_now(.now)
+    )]
+    LeaseLost {
+        /// The profile.
+        profile: String,
+        /// What was not written (`the state`, `the run report`).
+        what: &'static str,
+        /// The worker named in the stale lease.
+        worker: String,
+        /// The stale lease's generation (fencing number).
+        generation: i64,
+        /// The lease row now: its worker and generation, if there is one.
+        now: Option<(String, i64)>,
+    },
     /// The database (or the connection to it) failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+fn holder_now(now: &Option<(String, i64)>) -> String {
+    match now {
+        Some((worker, generation)) => format!("worker {worker} holds generation {generation}"),
+        None => "the profile has no lease".into(),
+    }
 }
 
 impl SqlError {
@@ -55,6 +83,7 @@ impl SqlError {
             SqlError::NotFound { id, .. } => (ErrorKind::NotFound, false, Some(id.clone()), None),
             SqlError::InvalidData { .. } => (ErrorKind::InvalidData, false, None, None),
             SqlError::Unsupported(_) => (ErrorKind::Unsupported, false, None, None),
+            SqlError::LeaseLost { profile, .. } => (ErrorKind::Conflict, false, Some(profile.clone()), None),
             SqlError::Database(e) => {
                 let (k, t) = classify(e);
                 (k, t, None, None)

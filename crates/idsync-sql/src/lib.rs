@@ -7,7 +7,9 @@
 //!   the default ones.
 //! - [`SqlStateStore`]: a [`StateStore`](idsync_core::StateStore) with a
 //!   run history and [leases](SqlStateStore#leases) so that only one
-//!   worker runs a profile at a time.
+//!   worker runs a profile at a time, and [`FencedStateStore`], its view
+//!   for a lease's holder, whose writes the database refuses once the
+//!   lease was taken over.
 //!
 //! Identifiers from the configuration are checked to be plain SQL
 //! identifiers and quoted; values are always bound as parameters.
@@ -30,7 +32,7 @@ mod target;
 pub use config::{IdType, MembershipConfig, SqlTargetConfig, TableConfig};
 pub use db::{Dialect, check_identifier};
 pub use error::{SqlError, classify, classify_code};
-pub use state::{Lease, SqlStateStore};
+pub use state::{FencedStateStore, Lease, SqlStateStore};
 pub use target::SqlTarget;
 
 /// The backend's name in errors and logs.

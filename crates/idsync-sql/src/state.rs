@@ -55,13 +55,50 @@ pub struct Lease {
 ///   transaction, which takes SQLite's single write lock first; safe for
 ///   the workers of one process and for processes sharing the file on
 ///   one machine (not on a network file system).
+///
+/// A lease's generation is a fencing number: a worker paused past its
+/// lease (a stopped process, a long GC pause, a lost network) may wake up
+/// after another worker took the profile over. Its writes go through
+/// [`SqlStateStore::fenced`], which the database refuses once the lease row
+/// names another worker or generation.
 #[derive(Debug, Clone)]
 pub struct SqlStateStore {
     db: Db,
 }
 
+/// The state store as the holder of one lease sees it
+/// ([`SqlStateStore::fenced`]): it loads as the store does, and it saves
+/// states and records reports only while the lease row still names this
+/// lease's worker and generation.
+///
+/// Each write is one `INSERT … SELECT … WHERE EXISTS (SELECT 1 FROM
+/// idsync_leases WHERE profile = … AND worker = … AND generation = …)` in
+/// its own transaction (`BEGIN IMMEDIATE` on SQLite; on PostgreSQL the
+/// lease row is read `FOR SHARE`, so a take-over waits for the write to
+/// commit, and a write waits for a take-over in progress and then sees
+/// it). A refused write is a permanent [`ErrorKind::Conflict`] error
+/// ([`SqlError::LeaseLost`]) naming the profile, this lease and the
+/// lease's holder now. Renewals keep the generation, so the view stays
+/// valid for the whole run.
+///
+/// [`ErrorKind::Conflict`]: idsync_core::ErrorKind::Conflict
+#[derive(Debug, Clone)]
+pub struct FencedStateStore {
+    store: SqlStateStore,
+    lease: Lease,
+}
+
 fn now_ms(d: Dialect) -> &'static str {
     d.now_ms()
+}
+
+/// What a state write does when the profile has a state already.
+const UPSERT_STATE: &str =
+    "ON CONFLICT (profile) DO UPDATE SET state = excluded.state, updated_unix_ms = excluded.updated_unix_ms";
+
+fn to_json(value: &impl Serialize) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| idsync_core::Error::new(idsync_core::ErrorKind::Internal, e.to_string()).backend(crate::NAME))
 }
 
 fn ms(ttl: Duration) -> i64 {
@@ -104,11 +141,18 @@ impl SqlStateStore {
         self.db.close().await
     }
 
+    /// The store for the holder of `lease`: its writes are refused once
+    /// another worker has taken the lease over. See [`FencedStateStore`].
+    pub fn fenced(&self, lease: &Lease) -> FencedStateStore {
+        FencedStateStore {
+            store: self.clone(),
+            lease: lease.clone(),
+        }
+    }
+
     /// Appends a run report to the profile's history.
     pub async fn record(&self, report: &RunReport) -> Result<()> {
-        let json = serde_json::to_string(report).map_err(|e| {
-            idsync_core::Error::new(idsync_core::ErrorKind::Internal, e.to_string()).backend(crate::NAME)
-        })?;
+        let json = to_json(report)?;
         let sql = format!("INSERT INTO {HISTORY} (profile, started_at, report) VALUES ($1, $2, $3)");
         on_db!(&self.db, p => sqlx::query(&sql)
             .bind(report.profile.to_string())
@@ -310,14 +354,10 @@ impl StateStore for SqlStateStore {
     }
 
     async fn save(&self, profile: ProfileId, state: &ProfileState) -> Result<()> {
-        let json = serde_json::to_string(state).map_err(|e| {
-            idsync_core::Error::new(idsync_core::ErrorKind::Internal, e.to_string()).backend(crate::NAME)
-        })?;
+        let json = to_json(state)?;
         let now = now_ms(self.db.dialect());
-        let sql = format!(
-            "INSERT INTO {STATE} (profile, state, updated_unix_ms) VALUES ($1, $2, {now}) \
-             ON CONFLICT (profile) DO UPDATE SET state = excluded.state, updated_unix_ms = excluded.updated_unix_ms"
-        );
+        let sql =
+            format!("INSERT INTO {STATE} (profile, state, updated_unix_ms) VALUES ($1, $2, {now}) {UPSERT_STATE}");
         on_db!(&self.db, p => sqlx::query(&sql)
             .bind(profile.to_string())
             .bind(json)
@@ -326,5 +366,117 @@ impl StateStore for SqlStateStore {
             .map(drop))
         .map_err(|e| SqlError::from(e).into_core("save state"))?;
         Ok(())
+    }
+}
+
+impl FencedStateStore {
+    /// The lease this view writes for.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// Appends a run report to the profile's history, unless the lease was
+    /// taken over.
+    pub async fn record(&self, report: &RunReport) -> Result<()> {
+        let json = to_json(report)?;
+        let sql = format!(
+            "INSERT INTO {HISTORY} (profile, started_at, report) SELECT $1, $2, $3 WHERE {}",
+            self.fence(4)
+        );
+        self.write(
+            "the run report",
+            &sql,
+            [report.profile.to_string(), report.started_at.clone(), json],
+        )
+        .await
+        .map_err(|e| e.into_core("record"))
+    }
+
+    /// `EXISTS (the lease row names this lease)`, with the worker and the
+    /// generation as parameters `$n` and `$n+1` (the profile is `$1`).
+    fn fence(&self, n: usize) -> String {
+        let lock = match self.store.db.dialect() {
+            Dialect::Postgres => " FOR SHARE",
+            Dialect::Sqlite => "",
+        };
+        format!(
+            "EXISTS (SELECT 1 FROM {LEASES} WHERE profile = $1 AND worker = ${n} AND generation = ${}{lock})",
+            n + 1
+        )
+    }
+
+    /// Runs `sql` (an insert fenced by [`Self::fence`]) with `values`, then
+    /// the worker and the generation, in one transaction; no row written
+    /// means the lease is lost.
+    async fn write<const N: usize>(
+        &self,
+        what: &'static str,
+        sql: &str,
+        values: [String; N],
+    ) -> std::result::Result<(), SqlError> {
+        let profile = self.lease.profile.to_string();
+        let holder = format!("SELECT worker, generation FROM {LEASES} WHERE profile = $1");
+        let (written, now): (u64, Option<(String, i64)>) = on_db!(&self.store.db, p, begin => {
+            let mut tx = p.begin_with(begin).await?;
+            let mut query = sqlx::query(sql);
+            for v in values {
+                query = query.bind(v);
+            }
+            let written = query
+                .bind(self.lease.worker.clone())
+                .bind(self.lease.generation)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let now = if written == 0 {
+                sqlx::query_as(&holder).bind(profile.clone()).fetch_optional(&mut *tx).await?
+            } else {
+                None
+            };
+            tx.commit().await?;
+            (written, now)
+        });
+        if written > 0 {
+            return Ok(());
+        }
+        tracing::error!(%profile, worker = %self.lease.worker, generation = self.lease.generation, ?now, "{what} refused: the lease was taken over");
+        Err(SqlError::LeaseLost {
+            profile,
+            what,
+            worker: self.lease.worker.clone(),
+            generation: self.lease.generation,
+            now,
+        })
+    }
+}
+
+#[async_trait]
+impl StateStore for FencedStateStore {
+    async fn load(&self, profile: ProfileId) -> Result<ProfileState> {
+        self.store.load(profile).await
+    }
+
+    /// Saves the state of the lease's profile, unless the lease was taken
+    /// over (a permanent [`SqlError::LeaseLost`]). This view saves no other
+    /// profile's state.
+    async fn save(&self, profile: ProfileId, state: &ProfileState) -> Result<()> {
+        if profile != self.lease.profile {
+            let message = format!(
+                "the holder of the lease of profile {} cannot save the state of profile {profile}",
+                self.lease.profile
+            );
+            return Err(idsync_core::Error::new(idsync_core::ErrorKind::Internal, message)
+                .backend(crate::NAME)
+                .op("save state"));
+        }
+        let json = to_json(state)?;
+        let now = now_ms(self.store.db.dialect());
+        let sql = format!(
+            "INSERT INTO {STATE} (profile, state, updated_unix_ms) SELECT $1, $2, {now} WHERE {} {UPSERT_STATE}",
+            self.fence(3)
+        );
+        self.write("the state", &sql, [profile.to_string(), json])
+            .await
+            .map_err(|e| e.into_core("save state"))
     }
 }

@@ -47,6 +47,14 @@ async fn two_workers_never_hold_the_same_profile() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn fenced_writes_stop_at_a_take_over() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::fenced_writes_stop_at_a_take_over(&pg.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn concurrent_creates_link_once() {
     let Some(pg) = postgres().await else {
         return;

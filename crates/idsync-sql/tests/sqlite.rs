@@ -47,6 +47,12 @@ async fn leases_never_overlap() {
     common::two_workers_never_overlap(&url(&dir, "state.db"), 200).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn fenced_writes_stop_at_a_take_over() {
+    let dir = tempfile::tempdir().unwrap();
+    common::fenced_writes_stop_at_a_take_over(&url(&dir, "state.db")).await;
+}
+
 #[tokio::test]
 async fn a_bad_url_is_a_config_error() {
     let e = idsync_sql::SqlStateStore::connect("mysql://x").await.unwrap_err();

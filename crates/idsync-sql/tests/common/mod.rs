@@ -401,3 +401,105 @@ pub async fn overlapping_row_ids_converge(url: &str) {
         .expect("second plan");
     assert!(second.plan.operations.is_empty(), "{}", second.plan);
 }
+
+/// A worker's writes through its fenced view stop at the take-over: its
+/// lease expires, another worker takes the profile, and the first one's
+/// state saves and history records are refused (a permanent Conflict naming
+/// the profile and both generations) while the new holder's go through.
+/// A lease taken again by the same worker name is a new generation: the old
+/// view stays refused.
+pub async fn fenced_writes_stop_at_a_take_over(url: &str) {
+    let a = SqlStateStore::connect(url).await.expect("connect a");
+    let b = SqlStateStore::connect(url).await.expect("connect b");
+    let profile: Profile = {
+        let mut p = target_profile();
+        p.id = ProfileId::new_random();
+        p
+    };
+    let p = profile.id;
+    let report = {
+        let source = MemorySource::with_objects(vec![SourceObject::new("f1", ObjectKind::User).with("uid", "f1")]);
+        let engine = Engine::new(
+            profile.clone(),
+            Arc::new(source),
+            Arc::new(MemoryTarget::new()),
+            Arc::new(MemoryStateStore::new()),
+        );
+        engine.run(&RunOptions::default()).await.expect("run")
+    };
+    let state = |c: &str| ProfileState {
+        cursor: Some(Cursor(c.into())),
+        ..ProfileState::default()
+    };
+    let ttl = Duration::from_millis(300);
+    let la = a.try_lease(p, "worker-a", ttl).await.expect("lease").expect("free");
+    let fa = a.fenced(&la);
+    assert_eq!(fa.lease(), &la);
+    fa.save(p, &state("a1")).await.expect("a holds the lease");
+    fa.record(&report).await.expect("a holds the lease");
+    assert_eq!(b.load(p).await.expect("load"), state("a1"));
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let lb = b
+        .try_lease(p, "worker-b", Duration::from_secs(30))
+        .await
+        .expect("lease")
+        .expect("expired, so b takes over");
+    assert_eq!(lb.generation, la.generation + 1);
+    let e = fa.save(p, &state("a2")).await.expect_err("a's lease was taken over");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(!e.is_transient());
+    let message = e.to_string();
+    for part in [
+        p.to_string(),
+        format!("worker worker-a, generation {}", la.generation),
+        format!("worker worker-b holds generation {}", lb.generation),
+        "the state refused".into(),
+    ] {
+        assert!(message.contains(&part), "{message:?} lacks {part:?}");
+    }
+    let e = fa.record(&report).await.expect_err("a's lease was taken over");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.to_string().contains("the run report refused"), "{e}");
+    assert_eq!(
+        b.load(p).await.expect("load"),
+        state("a1"),
+        "a's stale save changed nothing"
+    );
+    assert_eq!(
+        b.history(p, 10).await.expect("history").len(),
+        1,
+        "a's stale record added nothing"
+    );
+
+    let fb = b.fenced(&lb);
+    fb.save(p, &state("b1")).await.expect("b holds the lease");
+    fb.record(&report).await.expect("b holds the lease");
+    assert_eq!(a.load(p).await.expect("load"), state("b1"));
+    assert_eq!(a.history(p, 10).await.expect("history").len(), 2);
+
+    // The same worker name again: a new generation; the old view is stale.
+    assert!(b.release(&lb).await.expect("release"));
+    let la2 = a.try_lease(p, "worker-a", ttl).await.expect("lease").expect("released");
+    assert!(
+        fa.save(p, &state("a3")).await.is_err(),
+        "generation {} is stale",
+        la.generation
+    );
+    a.fenced(&la2)
+        .save(p, &state("a3"))
+        .await
+        .expect("a holds the lease again");
+    assert_eq!(b.load(p).await.expect("load"), state("a3"));
+    // A view saves only its own profile.
+    let other = ProfileId::new_random();
+    assert_eq!(
+        a.fenced(&la2)
+            .save(other, &state("x"))
+            .await
+            .expect_err("another profile")
+            .kind(),
+        ErrorKind::Internal
+    );
+    assert_eq!(a.load(other).await.expect("load"), ProfileState::default());
+}
