@@ -180,13 +180,16 @@ pub(crate) async fn all_members(
 }
 
 /// The ids of the entries named by `dns` (group members), each looked up
-/// once; `ids` caches what is known. DNs that cannot be read are left out.
+/// once; `ids` caches what is known. A DN that does not resolve (deleted,
+/// moved, not readable) is left out, as a full read leaves it out; a
+/// look-up that fails (the connection, a busy server) is an error: the
+/// group would otherwise look as if those members had left it.
 pub(crate) async fn member_ids(
     ldap: &mut Ldap,
     config: &LdapConfig,
     dns: Vec<String>,
     ids: &mut HashMap<String, ExternalId>,
-) -> Vec<ExternalId> {
+) -> std::result::Result<Vec<ExternalId>, LdapError> {
     let mut members = Vec::with_capacity(dns.len());
     for dn in dns {
         let key = dn_key(&dn);
@@ -196,8 +199,12 @@ pub(crate) async fn member_ids(
                 .search(&dn, ldap3::Scope::Base, "(objectClass=*)", vec![config.id_attr()])
                 .await
                 .and_then(|r| r.success());
-            if let Ok((entries, _)) = found
-                && let Some(e) = entries.into_iter().next()
+            let entries = match found {
+                Ok((entries, _)) => entries,
+                Err(ldap3::LdapError::LdapResult { result }) if !crate::error::classify(result.rc).1 => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(e) = entries.into_iter().next()
                 && let Ok(id) = id_of(config, &SearchEntry::construct(e))
             {
                 ids.insert(key.clone(), id);
@@ -207,7 +214,7 @@ pub(crate) async fn member_ids(
             members.push(id.clone());
         }
     }
-    members
+    Ok(members)
 }
 
 /// Reads one object whole (a group with all its members, by id), `None`
@@ -240,7 +247,7 @@ pub(crate) async fn read_object(
     let (mut object, mut members) = to_object(config, entry)?;
     if object.kind == idsync_core::ObjectKind::Group {
         members.extend(ranged);
-        object.members = member_ids(ldap, config, members, &mut HashMap::new()).await;
+        object.members = member_ids(ldap, config, members, &mut HashMap::new()).await?;
     }
     Ok(Some(object))
 }

@@ -163,7 +163,7 @@ pub(crate) async fn refresh(
     // Changed groups name members by DN: look each up for its id.
     let mut ids: HashMap<String, ExternalId> = HashMap::new();
     for (mut group, member_dns) in groups {
-        group.members = crate::source::member_ids(ldap, config, member_dns, &mut ids).await;
+        group.members = crate::source::member_ids(ldap, config, member_dns, &mut ids).await?;
         send(DeltaItem::Changed(group)).await;
     }
     Ok(Some(last_cookie.unwrap_or_default()))
