@@ -186,6 +186,63 @@ async fn deltas_on_slapd_without_refint_end_where_a_full_read_does() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_naming_members_outside_the_scope_reads_the_same_in_a_delta() {
+    let base = slapd::DEFAULT_SUFFIX;
+    let mut ldif = slapd::ous_ldif(base, &["archive"]);
+    ldif.push_str(&slapd::users_ldif(base, 10, &[]));
+    ldif.push_str(&slapd::groups_ldif(base, 2, 10, &[]));
+    let Some(s) = slapd::slapd(SlapdOptions {
+        ldif,
+        ..SlapdOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let ou = |name: &str| format!("ou={name},{base}");
+    let p = profile(
+        "c0000000-0000-4000-8000-000000000004",
+        json!({"containers": [ou("people"), ou("groups")], "filter": "(!(employeeType=contractor))"}),
+    );
+    let target = MemoryTarget::new();
+    let engine = engine(&s, &p, &target);
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    let c = report.plan.counts;
+    assert_eq!((c.create, c.add_member), (12, 10), "{}", report.plan);
+
+    // u000001 (g0001) moves out of the containers; u000002 (g0000) leaves
+    // the filter, its DN still named by g0000.
+    let dn = |i: usize| slapd::user_dn(base, i, &[]);
+    modrdn(&s, &dn(1), "uid=u000001", Some(&ou("archive"))).await;
+    s.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\nadd: employeeType\nemployeeType: contractor\n",
+        dn(2)
+    ))
+    .await
+    .unwrap();
+    let plan = delta(&engine).await;
+    let c = plan.counts;
+    assert_eq!((c.disable, c.remove_member), (2, 2), "{plan}");
+    // g0000 changes: it gains u000003 and the moved user's new DN.
+    s.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\nadd: member\nmember: {}\nmember: uid=u000001,{}\n",
+        slapd::group_dn(base, 0),
+        dn(3),
+        ou("archive")
+    ))
+    .await
+    .unwrap();
+    let plan = delta(&engine).await;
+    assert_eq!(plan.counts.add_member, 1, "only u000003 joins: {plan}");
+
+    let full = engine.run(&FULL_DRY_RUN).await.unwrap();
+    assert!(full.plan.is_empty(), "a full read must plan nothing: {}", full.plan);
+    let logins = |ids: &[usize]| -> BTreeSet<String> { ids.iter().map(|i| slapd::user_uid(*i)).collect() };
+    assert_eq!(members(&target, "g0000"), logins(&[0, 3, 4, 6, 8]));
+    assert_eq!(members(&target, "g0001"), logins(&[3, 5, 7, 9]));
+}
+
 /// The operations of `plan` that concern `id`: its own, and the
 /// memberships that name it, without their ids and ordering.
 fn ops_for(plan: &Plan, id: &ExternalId) -> Vec<(ObjectKind, ExternalId, Action)> {
