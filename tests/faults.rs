@@ -1,5 +1,7 @@
-//! Faults against real servers (issue #9): connections reset in the middle
-//! of a full read (slapd, Samba AD DC, scim2-server as a source), bursts of
+//! Faults against real servers (issues #9 and #14): connections reset in
+//! the middle of a full read (slapd, Samba AD DC, scim2-server as a
+//! source) or of a slapd syncrepl delta (its present phase, its look-ups of
+//! a changed group's members), bursts of
 //! 429 and 5xx and lost answers while applying into scim2-server, a source
 //! that suddenly returns far fewer users, and a scope that drops an OU.
 //!
@@ -9,17 +11,17 @@
 //! to converge, objects lost); run with `--nocapture` to see them.
 #![cfg(all(feature = "ldap", feature = "scim"))]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
 use idsync::ldap::{Flavor, LdapConfig, LdapSource};
-use idsync::memory::{MemorySource, MemoryTarget};
+use idsync::memory::{Fault, MemorySource, MemoryTarget};
 use idsync::plan::FindingKind;
 use idsync::scim::{ScimConfig, ScimSource, ScimTarget};
 use idsync::{
-    Completeness, Engine, MemoryStateStore, ObjectKind, Profile, ReadItem, ReadMode, RunOptions, RunReport, Source,
-    SourceObject,
+    Completeness, Cursor, DeltaItem, Engine, ErrorKind, MemoryStateStore, ObjectKind, Profile, ReadItem, ReadMode,
+    RunOptions, RunReport, Source, SourceObject, StateStore, TargetAccount,
 };
 use idsync_testkit::proxy::TcpProxy;
 use idsync_testkit::scim2::{Scim2Server, scim2_server};
@@ -296,6 +298,225 @@ async fn a_reset_during_a_full_read_from_samba_ad_deprovisions_nothing() {
     );
     figures("reset during a Samba AD read", proxy.stats().faults(), iterations, lost);
     dc.delete_tree(&ou).await.unwrap();
+}
+
+/// The delta items of one read from `cursor`: (present, changed, deleted,
+/// ended with End).
+async fn delta_items(source: &dyn Source, profile: &Profile, cursor: &Cursor) -> (usize, usize, usize, bool) {
+    let mut stream = source.read_delta(&profile.scope, cursor).await.unwrap();
+    let (mut present, mut changed, mut deleted, mut end) = (0, 0, 0, false);
+    while let Some(item) = stream.next().await {
+        match item.unwrap() {
+            DeltaItem::Present(_) => present += 1,
+            DeltaItem::Changed(_) => changed += 1,
+            DeltaItem::Deleted(_) => deleted += 1,
+            DeltaItem::End { .. } => end = true,
+            DeltaItem::ResyncRequired { reason } => panic!("the server asks for a full read: {reason}"),
+        }
+    }
+    (present, changed, deleted, end)
+}
+
+/// The fixture users in a group's target account, by login.
+fn member_logins(target: &MemoryTarget, group: &TargetAccount) -> BTreeSet<String> {
+    group
+        .members
+        .iter()
+        .filter_map(|id| target.account(id))
+        .filter_map(|a| a.fields.get("login").cloned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_during_a_present_mode_delta_from_slapd_deprovisions_nothing_and_keeps_the_cursor() {
+    let Some(mut s) = slapd::slapd(SlapdOptions::with_users(2000, 4)).await else {
+        return;
+    };
+    let proxy = TcpProxy::start(s.port()).await.unwrap();
+    let config = through_proxy(&s, &proxy);
+    let p = ldap_profile("fa000000-0000-4000-8000-000000000008", json!({}));
+    let (target, state) = (MemoryTarget::new(), Arc::new(MemoryStateStore::new()));
+    let engine = Engine::new(
+        p.clone(),
+        Arc::new(LdapSource::new(config.clone())),
+        Arc::new(target.clone()),
+        state.clone(),
+    );
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    let c = report.plan.counts;
+    assert_eq!((c.create, c.add_member), (2004, 2000), "{}", report.plan);
+    let direct = LdapSource::new(config_direct(&s));
+    let g1_id = objects_by(&truth(&direct, &p).await, "cn", &slapd::group_cn(1));
+    let g1 = || target.linked_to(p.id, &g1_id).expect("g0001 has an account");
+
+    // u000009 leaves g0001; removing it fails in the target, so the group
+    // is held for retry: every later delta reads it again, even one cut
+    // short, and would remove its missing members.
+    let (base, uid) = (s.base_dn().to_owned(), slapd::user_uid);
+    s.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n",
+        slapd::group_dn(&base, 1),
+        slapd::user_dn(&base, 9, &[])
+    ))
+    .await
+    .unwrap();
+    target.fail(Fault {
+        on: g1_id.clone(),
+        kind: ErrorKind::PermissionDenied,
+        times: 1,
+        retry_after: None,
+    });
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.plan.mode, ReadMode::Delta, "{}", report.plan);
+    assert_eq!(
+        (report.plan.counts.remove_member, report.failures().count()),
+        (1, 1),
+        "{}",
+        report.plan
+    );
+    assert!(report.cursor_saved, "the group is held for retry");
+    let cursor = state.load(p.id).await.unwrap().cursor.expect("a syncrepl cursor");
+    assert!(member_logins(&target, &g1()).contains(&uid(9)));
+
+    // Leavers (u000005 of g0001 among them) and a changed user. The session
+    // log is lost on restart, and the new one starts after these changes:
+    // a delta from the saved cookie answers in present mode (every entry
+    // still there, listed by UUID; no deletes named).
+    let leavers = [5, 1990, 1991, 1992, 1993, 1994];
+    for i in leavers {
+        s.ldapdelete(&slapd::user_dn(&base, i, &[])).await.unwrap();
+    }
+    s.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: cn\ncn: Renamed One\n",
+        slapd::user_dn(&base, 1, &[])
+    ))
+    .await
+    .unwrap();
+    s.restart().await.unwrap();
+    let (present, changed, deleted, end) = delta_items(&direct, &p, &cursor).await;
+    assert!(end);
+    assert_eq!((changed, deleted), (1, 0), "present mode names no deletes");
+    assert_eq!(present, 1998, "present mode lists every entry");
+
+    // The bytes of the same delta through the proxy; the next one is reset
+    // halfway, in the middle of its present phase.
+    let before = proxy.stats().bytes_down;
+    delta_items(&LdapSource::new(config.clone()), &p, &cursor).await;
+    let delta_bytes = proxy.stats().bytes_down - before;
+    proxy.reset_after(delta_bytes / 2, 1);
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(proxy.stats().resets, 1);
+    assert_eq!(report.plan.mode, ReadMode::Delta, "{}", report.plan);
+    let Completeness::Partial { reason } = &report.plan.completeness else {
+        panic!("the delta should be partial: {}", report.plan);
+    };
+    assert!(reason.contains("ended early"), "{reason}");
+    assert!(has_finding(&report, FindingKind::PartialRead), "{}", report.plan);
+    let c = report.plan.counts;
+    assert_eq!((c.disable, c.delete, c.remove_member), (0, 0, 0), "{}", report.plan);
+    assert!(target.accounts().iter().all(|a| a.enabled), "nothing disabled");
+    let kept = member_logins(&target, &g1());
+    assert_eq!(kept.len(), 500, "no member removed");
+    assert!(kept.contains(&uid(9)) && kept.contains(&uid(5)));
+    assert!(!report.cursor_saved);
+    assert_eq!(state.load(p.id).await.unwrap().cursor, Some(cursor), "the cursor stays");
+
+    // A clean run reads the same present-mode delta whole and converges.
+    proxy.heal();
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.plan.mode, ReadMode::Delta, "{}", report.plan);
+    assert!(report.plan.completeness.is_complete(), "{}", report.plan);
+    let c = report.plan.counts;
+    // Removed: u000009, and the leavers u000005, u001992…u001994 and
+    // u001990 from their groups.
+    assert_eq!((c.disable, c.update, c.remove_member), (6, 1, 7), "{}", report.plan);
+    assert!(report.cursor_saved);
+    let objects = truth(&direct, &p).await;
+    assert_eq!(objects.len(), 1998);
+    assert_eq!(diff(&objects, &target, &p), (0, 0));
+    let expected: BTreeSet<String> = slapd::group_members(1, 4, 2000)
+        .into_iter()
+        .filter(|i| ![5, 9, 1993].contains(i))
+        .map(uid)
+        .collect();
+    assert_eq!(member_logins(&target, &g1()), expected);
+    let full = engine.run(&RunOptions { dry_run: true, ..FULL }).await.unwrap();
+    assert!(
+        full.plan.is_empty(),
+        "a full read finds nothing left to do: {}",
+        full.plan
+    );
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert!(report.plan.is_empty(), "{}", report.plan);
+    figures("reset during a present-mode slapd delta", proxy.stats().faults(), 2, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_while_a_delta_resolves_a_groups_members_removes_no_member() {
+    let Some(s) = slapd::slapd(SlapdOptions::with_users(2000, 4)).await else {
+        return;
+    };
+    let proxy = TcpProxy::start(s.port()).await.unwrap();
+    let config = through_proxy(&s, &proxy);
+    let p = ldap_profile("fa000000-0000-4000-8000-000000000009", json!({}));
+    let (target, state) = (MemoryTarget::new(), Arc::new(MemoryStateStore::new()));
+    let engine = Engine::new(
+        p.clone(),
+        Arc::new(LdapSource::new(config.clone())),
+        Arc::new(target.clone()),
+        state.clone(),
+    );
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.plan.counts.create, 2004, "{}", report.plan);
+    let cursor = state.load(p.id).await.unwrap().cursor.expect("a syncrepl cursor");
+    let direct = LdapSource::new(config_direct(&s));
+    let g1_id = objects_by(&truth(&direct, &p).await, "cn", &slapd::group_cn(1));
+
+    // g0001 changes (one member leaves): a delta sends it with its 499
+    // member DNs, each looked up for its id after the changes were read.
+    let base = s.base_dn().to_owned();
+    s.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n",
+        slapd::group_dn(&base, 1),
+        slapd::user_dn(&base, 9, &[])
+    ))
+    .await
+    .unwrap();
+    let before = proxy.stats().bytes_down;
+    let (_, changed, ..) = delta_items(&LdapSource::new(config.clone()), &p, &cursor).await;
+    assert_eq!(changed, 1);
+    let delta_bytes = proxy.stats().bytes_down - before;
+    // Most of those bytes are the 499 look-ups, which come last: a reset
+    // at three quarters falls among them.
+    proxy.reset_after(delta_bytes * 3 / 4, 1);
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(proxy.stats().resets, 1);
+    let c = report.plan.counts;
+    assert_eq!((c.disable, c.remove_member), (0, 0), "{}", report.plan);
+    let g1 = target.linked_to(p.id, &g1_id).unwrap();
+    assert_eq!(member_logins(&target, &g1).len(), 500, "no member removed");
+    assert!(!report.cursor_saved);
+    assert_eq!(state.load(p.id).await.unwrap().cursor, Some(cursor), "the cursor stays");
+
+    proxy.heal();
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert!(report.plan.completeness.is_complete(), "{}", report.plan);
+    assert_eq!(report.plan.counts.remove_member, 1, "{}", report.plan);
+    let g1 = target.linked_to(p.id, &g1_id).unwrap();
+    assert!(!member_logins(&target, &g1).contains(&slapd::user_uid(9)));
+    assert_eq!(member_logins(&target, &g1).len(), 499);
+    let full = engine.run(&RunOptions { dry_run: true, ..FULL }).await.unwrap();
+    assert!(
+        full.plan.is_empty(),
+        "a full read finds nothing left to do: {}",
+        full.plan
+    );
+    figures(
+        "reset while a slapd delta resolves members",
+        proxy.stats().faults(),
+        1,
+        0,
+    );
 }
 
 /// A raw client on scim2-server (not through any proxy).

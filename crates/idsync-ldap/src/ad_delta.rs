@@ -27,6 +27,7 @@ use crate::changes::{self, Changes, Outcome, ids};
 use crate::config::{AdDelta, LdapConfig};
 use crate::entry::{id_of, raw, text};
 use crate::error::LdapError;
+use crate::source::Listed;
 
 const PREFIX: &str = "ad:";
 /// LDAP_SERVER_SHOW_DELETED_OID: tombstones are returned.
@@ -300,11 +301,11 @@ async fn usn_changes(
 }
 
 /// Reads the changes since `from` and sends them, each changed object
-/// whole. `filter` is the profile's full filter; `attrs` what to read.
+/// whole. `listed` holds the profile's full filter; `attrs` what to read.
 pub(crate) async fn delta(
     ldap: &mut Ldap,
     config: &LdapConfig,
-    filter: &str,
+    listed: &Listed,
     attrs: Vec<String>,
     from: AdCursor,
     tx: &mpsc::Sender<Result<DeltaItem>>,
@@ -330,11 +331,11 @@ pub(crate) async fn delta(
             Err(e) => return Err(e),
         },
         Position::Usn(usn) => (
-            usn_changes(ldap, config, &dc, usn, filter).await?,
+            usn_changes(ldap, config, &dc, usn, &listed.filter).await?,
             Position::Usn(dc.highest_usn),
         ),
     };
-    if !changes::send(ldap, config, filter, &attrs, changes, tx).await {
+    if !changes::send(ldap, config, listed, &attrs, changes, tx).await {
         return Ok(Outcome::Resync("the reader went away".into()));
     }
     Ok(Outcome::Next(

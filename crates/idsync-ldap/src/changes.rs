@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::config::LdapConfig;
 use crate::entry::id_of;
 use crate::error::LdapError;
+use crate::source::Listed;
 
 /// What a named-change delta read ends with.
 pub(crate) enum Outcome {
@@ -62,12 +63,12 @@ pub(crate) async fn ids(
 }
 
 /// Sends the deleted and present ids, then each changed object read whole
-/// with `filter` (one that no longer matches is sent deleted). False when
-/// the reader went away.
+/// with the filter of `listed` (one that no longer matches is sent
+/// deleted). False when the reader went away.
 pub(crate) async fn send(
     ldap: &mut Ldap,
     config: &LdapConfig,
-    filter: &str,
+    listed: &Listed,
     attrs: &[String],
     changes: Changes,
     tx: &mpsc::Sender<Result<DeltaItem>>,
@@ -91,8 +92,8 @@ pub(crate) async fn send(
             continue;
         }
         let (base, scope, by_id) = crate::entry::by_id(config, &id.0);
-        let filter = format!("(&{by_id}{filter})");
-        let item = match crate::source::read_object(ldap, config, &base, scope, &filter, attrs.to_vec()).await {
+        let found = crate::source::read_object(ldap, config, listed, (&base, scope, &by_id), attrs.to_vec()).await;
+        let item = match found {
             Ok(Some(object)) => DeltaItem::Changed(object),
             // Out of the profile's filter now.
             Ok(None) => DeltaItem::Deleted(id.clone()),

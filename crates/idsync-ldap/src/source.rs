@@ -19,6 +19,22 @@ use crate::conn::connect;
 use crate::entry::{dn_key, id_of, is_group, to_object};
 use crate::error::LdapError;
 
+/// What a full read lists: the entries under `bases` (the scope's
+/// containers, else the base DN) that match `filter` (the kinds and the
+/// scope's filter). A group read alone names only such members, as a full
+/// read resolves only the member DNs it has read.
+#[derive(Clone, Debug)]
+pub(crate) struct Listed {
+    pub(crate) filter: String,
+    pub(crate) bases: Vec<String>,
+}
+
+impl Listed {
+    fn holds_dn(&self, dn: &str) -> bool {
+        self.bases.iter().any(|b| idsync_core::dn::within(dn, b))
+    }
+}
+
 /// A directory read as the authoritative source. Never writes to it.
 #[derive(Clone, Debug)]
 pub struct LdapSource {
@@ -74,6 +90,21 @@ impl LdapSource {
             },
             "user_filter or group_filter",
         )
+    }
+
+    fn listed(&self, scope: &Scope) -> std::result::Result<Listed, LdapError> {
+        Ok(Listed {
+            filter: self.filter(scope)?,
+            bases: self.bases(scope),
+        })
+    }
+
+    fn bases(&self, scope: &Scope) -> Vec<String> {
+        if scope.containers.is_empty() {
+            vec![self.config.base_dn.clone()]
+        } else {
+            scope.containers.clone()
+        }
     }
 
     /// AD with assigned groups: the filter pushes the scope down with
@@ -203,24 +234,33 @@ pub(crate) async fn all_members(
 }
 
 /// The ids of the entries named by `dns` (group members), each looked up
-/// once; `ids` caches what is known. DNs that cannot be read are left out.
+/// once; `ids` caches what is known. A DN that a full read would not list
+/// (deleted, moved, outside `listed`, not readable) is left out, as a full
+/// read leaves it out; a look-up that fails (the connection, a busy
+/// server) is an error: the group would otherwise look as if those members
+/// had left it.
 pub(crate) async fn member_ids(
     ldap: &mut Ldap,
     config: &LdapConfig,
+    listed: &Listed,
     dns: Vec<String>,
     ids: &mut HashMap<String, ExternalId>,
-) -> Vec<ExternalId> {
+) -> std::result::Result<Vec<ExternalId>, LdapError> {
     let mut members = Vec::with_capacity(dns.len());
-    for dn in dns {
+    for dn in dns.into_iter().filter(|dn| listed.holds_dn(dn)) {
         let key = dn_key(&dn);
         if !ids.contains_key(&key) {
             let found = ldap
                 .with_timeout(config.op_timeout())
-                .search(&dn, ldap3::Scope::Base, "(objectClass=*)", vec![config.id_attr()])
+                .search(&dn, ldap3::Scope::Base, &listed.filter, vec![config.id_attr()])
                 .await
                 .and_then(|r| r.success());
-            if let Ok((entries, _)) = found
-                && let Some(e) = entries.into_iter().next()
+            let entries = match found {
+                Ok((entries, _)) => entries,
+                Err(ldap3::LdapError::LdapResult { result }) if !crate::error::classify(result.rc).1 => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(e) = entries.into_iter().next()
                 && let Ok(id) = id_of(config, &SearchEntry::construct(e))
             {
                 ids.insert(key.clone(), id);
@@ -230,22 +270,22 @@ pub(crate) async fn member_ids(
             members.push(id.clone());
         }
     }
-    members
+    Ok(members)
 }
 
 /// Reads one object whole (a group with all its members, by id), `None`
-/// when the search finds nothing.
+/// when the search for `by_id` and the scope's filter finds nothing.
 pub(crate) async fn read_object(
     ldap: &mut Ldap,
     config: &LdapConfig,
-    base: &str,
-    scope: ldap3::Scope,
-    filter: &str,
+    listed: &Listed,
+    (base, scope, by_id): (&str, ldap3::Scope, &str),
     attrs: Vec<String>,
 ) -> std::result::Result<Option<SourceObject>, LdapError> {
+    let filter = format!("(&{by_id}{})", listed.filter);
     let found = ldap
         .with_timeout(config.op_timeout())
-        .search(base, scope, filter, attrs)
+        .search(base, scope, &filter, attrs)
         .await?;
     let entries = match found.success() {
         Ok((entries, _)) => entries,
@@ -263,7 +303,7 @@ pub(crate) async fn read_object(
     let (mut object, mut members) = to_object(config, entry)?;
     if object.kind == idsync_core::ObjectKind::Group {
         members.extend(ranged);
-        object.members = member_ids(ldap, config, members, &mut HashMap::new()).await;
+        object.members = member_ids(ldap, config, listed, members, &mut HashMap::new()).await?;
     }
     Ok(Some(object))
 }
@@ -397,11 +437,7 @@ impl Source for LdapSource {
     }
 
     async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {
-        let bases = if scope.containers.is_empty() {
-            vec![self.config.base_dn.clone()]
-        } else {
-            scope.containers.clone()
-        };
+        let bases = self.bases(scope);
         // A filter that does not parse stops the run before anything is read.
         let filter = self.filter(scope).map_err(|e| e.into_core("read_full"))?;
         // Connect first: a directory that cannot be reached fails the read
@@ -414,8 +450,12 @@ impl Source for LdapSource {
             Flavor::Generic => {
                 // The cookie carries the server's change sequence, not the
                 // filter: a filter matching nothing gets it without a second pass.
-                let nothing = "(entryUUID=00000000-0000-0000-0000-000000000000)";
-                match crate::syncrepl::refresh(&mut ldap, &self.config, nothing, vec!["1.1".into()], None, None).await {
+                let nothing = Listed {
+                    filter: "(entryUUID=00000000-0000-0000-0000-000000000000)".into(),
+                    bases: Vec::new(),
+                };
+                let first = crate::syncrepl::refresh(&mut ldap, &self.config, &nothing, vec!["1.1".into()], None, None);
+                match first.await {
                     Ok(Some(cookie)) if !cookie.is_empty() => Some(crate::syncrepl::cursor(&cookie)),
                     Ok(_) => {
                         tracing::info!("no syncrepl cookie from this server: deltas by modifyTimestamp");
@@ -465,14 +505,14 @@ impl Source for LdapSource {
             Flavor::Generic => crate::timestamp::parse(from).map(|t| Named::Since(t.to_owned())),
         };
         if let Some(named) = named {
-            let filter = self.filter(scope).map_err(|e| e.into_core("read_delta"))?;
+            let listed = self.listed(scope).map_err(|e| e.into_core("read_delta"))?;
             let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_delta"))?;
             let (config, attrs) = (self.config.clone(), self.attributes());
             let (tx, rx) = mpsc::channel(1024);
             tokio::spawn(async move {
                 let outcome = match named {
-                    Named::Ad(from) => crate::ad_delta::delta(&mut ldap, &config, &filter, attrs, from, &tx).await,
-                    Named::Since(t) => crate::timestamp::delta(&mut ldap, &config, &filter, attrs, &t, &tx).await,
+                    Named::Ad(from) => crate::ad_delta::delta(&mut ldap, &config, &listed, attrs, from, &tx).await,
+                    Named::Since(t) => crate::timestamp::delta(&mut ldap, &config, &listed, attrs, &t, &tx).await,
                 };
                 let item = match outcome {
                     Ok(Outcome::Next(cursor)) => Ok(DeltaItem::End { cursor }),
@@ -488,12 +528,12 @@ impl Source for LdapSource {
         let Some(cookie) = crate::syncrepl::cookie(from) else {
             return resync("the cursor is neither a syncrepl cookie nor a modifyTimestamp cursor");
         };
-        let filter = self.filter(scope).map_err(|e| e.into_core("read_delta"))?;
+        let listed = self.listed(scope).map_err(|e| e.into_core("read_delta"))?;
         let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_delta"))?;
         let (config, attrs) = (self.config.clone(), self.attributes());
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(async move {
-            match crate::syncrepl::refresh(&mut ldap, &config, &filter, attrs, Some(cookie), Some(&tx)).await {
+            match crate::syncrepl::refresh(&mut ldap, &config, &listed, attrs, Some(cookie), Some(&tx)).await {
                 Ok(Some(cookie)) => {
                     let _ = tx
                         .send(Ok(DeltaItem::End {
@@ -518,11 +558,17 @@ impl Source for LdapSource {
     /// Reads the entry by id AND the profile's filter: an entry the filter
     /// leaves out is `None`, as it is absent from a full read.
     async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>> {
-        let filter = self.filter(scope).map_err(|e| e.into_core("read_one"))?;
+        let listed = self.listed(scope).map_err(|e| e.into_core("read_one"))?;
         let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_one"))?;
         let (base, search_scope, by_id) = crate::entry::by_id(&self.config, &id.0);
-        let filter = format!("(&{by_id}{filter})");
-        let found = read_object(&mut ldap, &self.config, &base, search_scope, &filter, self.attributes()).await;
+        let found = read_object(
+            &mut ldap,
+            &self.config,
+            &listed,
+            (&base, search_scope, &by_id),
+            self.attributes(),
+        )
+        .await;
         let _ = ldap.unbind().await;
         found.map_err(|e| e.into_core("read_one"))
     }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::config::LdapConfig;
 use crate::entry::to_object;
 use crate::error::LdapError;
+use crate::source::Listed;
 
 const PREFIX: &str = "syncrepl:";
 const SYNC_STATE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.2";
@@ -54,13 +55,13 @@ fn uuid_text(bytes: &[u8]) -> Option<String> {
     ))
 }
 
-/// A refreshOnly search with `cookie` (none for a first cookie). Sends
-/// delta items when `tx` is given; returns the final cookie, or `None`
-/// when the server asks for a full read.
+/// A refreshOnly search for what `listed` holds, with `cookie` (none for a
+/// first cookie). Sends delta items when `tx` is given; returns the final
+/// cookie, or `None` when the server asks for a full read.
 pub(crate) async fn refresh(
     ldap: &mut Ldap,
     config: &LdapConfig,
-    filter: &str,
+    listed: &Listed,
     attrs: Vec<String>,
     cookie: Option<Vec<u8>>,
     tx: Option<&mpsc::Sender<Result<DeltaItem>>>,
@@ -73,7 +74,7 @@ pub(crate) async fn refresh(
     let mut stream = ldap
         .with_controls(request)
         .with_timeout(config.op_timeout())
-        .streaming_search(&config.base_dn, ldap3::Scope::Subtree, filter, attrs)
+        .streaming_search(&config.base_dn, ldap3::Scope::Subtree, &listed.filter, attrs)
         .await?;
     let mut last_cookie = None;
     let mut groups: Vec<(idsync_core::SourceObject, Vec<String>)> = Vec::new();
@@ -163,7 +164,7 @@ pub(crate) async fn refresh(
     // Changed groups name members by DN: look each up for its id.
     let mut ids: HashMap<String, ExternalId> = HashMap::new();
     for (mut group, member_dns) in groups {
-        group.members = crate::source::member_ids(ldap, config, member_dns, &mut ids).await;
+        group.members = crate::source::member_ids(ldap, config, listed, member_dns, &mut ids).await?;
         send(DeltaItem::Changed(group)).await;
     }
     Ok(Some(last_cookie.unwrap_or_default()))

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use crate::changes::{self, Changes, Outcome, ids};
 use crate::config::LdapConfig;
 use crate::error::LdapError;
+use crate::source::Listed;
 
 const PREFIX: &str = "ldap:modifytimestamp:";
 /// How far before a read its cursor points.
@@ -46,11 +47,11 @@ pub(crate) fn parse(cursor: &Cursor) -> Option<&str> {
 }
 
 /// Sends the changes since `since` (a GeneralizedTime) and ends with the
-/// cursor for the next delta. `filter` is the profile's full filter.
+/// cursor for the next delta. `listed` holds the profile's full filter.
 pub(crate) async fn delta(
     ldap: &mut Ldap,
     config: &LdapConfig,
-    filter: &str,
+    listed: &Listed,
     attrs: Vec<String>,
     since: &str,
     tx: &mpsc::Sender<Result<DeltaItem>>,
@@ -62,9 +63,9 @@ pub(crate) async fn delta(
     let changes = Changes {
         changed: ids(ldap, &config.base_dn, &loose, None, config).await?,
         deleted: Vec::new(),
-        present: Some(ids(ldap, &config.base_dn, filter, None, config).await?),
+        present: Some(ids(ldap, &config.base_dn, &listed.filter, None, config).await?),
     };
-    Ok(if changes::send(ldap, config, filter, &attrs, changes, tx).await {
+    Ok(if changes::send(ldap, config, listed, &attrs, changes, tx).await {
         Outcome::Next(next)
     } else {
         Outcome::Resync("the reader went away".into())

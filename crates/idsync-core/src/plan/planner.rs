@@ -587,11 +587,6 @@ impl<'a> Planner<'a> {
             .is_some_and(|l| self.profile.rules.adopt_from.contains(&l.profile))
     }
 
-    /// True when another active profile manages `id` (an overlap).
-    fn managed_elsewhere(&self, id: &ExternalId) -> bool {
-        self.others.get(id).is_some_and(|l| l.iter().any(|a| !self.retired(a)))
-    }
-
     fn can_disable(&self, kind: ObjectKind) -> bool {
         let caps = self.input.capabilities;
         match kind {
