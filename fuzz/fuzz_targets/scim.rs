@@ -31,7 +31,15 @@ fuzz_target!(|data: &[u8]| {
         "meta": {"lastModified": "2024-01-01T00:00:00Z"}
     });
     if let Ok(v) = serde_json::from_slice::<Value>(data) {
-        let _ = fuzzing::resource(&v);
+        let (object, _) = fuzzing::resource(&v);
+        // An object is read only when its `active` means something.
+        let active = &v["active"];
+        let flag = active.is_null()
+            || active.is_boolean()
+            || active
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false"));
+        assert!(object.is_none() || flag, "read with active {active}");
         if let Ok(patch) = PatchRequest::from_json(&v)
             && let Value::Object(mut resource) = sample.clone()
         {

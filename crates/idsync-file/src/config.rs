@@ -82,9 +82,19 @@ pub struct CsvConfig {
     /// The column holding the immutable id (e.g. the employee number).
     pub id_column: String,
     /// A column saying whether the person is active; absent = all active.
+    /// An empty cell is active (nothing says the person left); a value in
+    /// neither `active_values` nor `inactive_values` is an `InvalidData`
+    /// error naming the row's id and the column: the row is not read and
+    /// the read is partial, so nobody is disabled or kept on a guess.
     #[serde(default)]
     pub enabled_column: Option<String>,
-    /// Values of `enabled_column` that mean inactive (case-insensitive).
+    /// Values of `enabled_column` that mean active (case-insensitive;
+    /// default `true`, `1`, `yes`, `y`, `active`, `enabled`).
+    #[serde(default = "default_active")]
+    pub active_values: Vec<String>,
+    /// Values of `enabled_column` that mean inactive (case-insensitive;
+    /// default `false`, `0`, `no`, `n`, `inactive`, `disabled`,
+    /// `terminated`, `left`). A value in both lists is inactive.
     #[serde(default = "default_inactive")]
     pub inactive_values: Vec<String>,
     /// A column giving the container (department path, OU).
@@ -102,11 +112,16 @@ impl CsvConfig {
             path: path.into(),
             id_column: id_column.to_owned(),
             enabled_column: None,
+            active_values: default_active(),
             inactive_values: default_inactive(),
             container_column: None,
             delimiter: default_delimiter(),
         }
     }
+}
+
+fn default_active() -> Vec<String> {
+    strings(&["true", "1", "yes", "y", "active", "enabled"])
 }
 
 fn default_inactive() -> Vec<String> {

@@ -155,8 +155,17 @@ fn to_object(
         if header == &config.id_column && value.is_empty() {
             return Err(err(header, "the id is empty".into()));
         }
-        if config.enabled_column.as_ref() == Some(header) {
-            object.enabled = !config.inactive_values.iter().any(|v| v.eq_ignore_ascii_case(value));
+        if config.enabled_column.as_ref() == Some(header) && !value.is_empty() {
+            object.enabled = active(config, value).ok_or_else(|| {
+                err(
+                    header,
+                    format!(
+                        "{value:?} is neither an active value ({}) nor an inactive one ({})",
+                        config.active_values.join(", "),
+                        config.inactive_values.join(", ")
+                    ),
+                )
+            })?;
         }
         if config.container_column.as_ref() == Some(header) {
             object.container = value.to_owned();
@@ -168,6 +177,20 @@ fn to_object(
         }
     }
     Ok(object)
+}
+
+/// Whether a non-empty `enabled_column` value means active: `Some(false)`
+/// for an inactive value, `Some(true)` for an active one, `None` for any
+/// other (case-insensitive; a value in both lists is inactive).
+fn active(config: &CsvConfig, value: &str) -> Option<bool> {
+    let is = |list: &[String]| list.iter().any(|v| v.eq_ignore_ascii_case(value));
+    if is(&config.inactive_values) {
+        Some(false)
+    } else if is(&config.active_values) {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 /// A reader that counts the `"` it passes: an odd count at the end means
@@ -223,6 +246,8 @@ pub(crate) fn read_rows<R: Read>(
     let mut held: Option<Held> = None;
     loop {
         let line = |row: &csv::ByteRecord| row.position().map(|p| p.line()).unwrap_or(0);
+        // The row's id, when it could be read: named if a quote swallowed the rest.
+        let mut id = None;
         let item = match reader.read_byte_record(&mut row) {
             Ok(false) => break,
             Ok(true) => match to_object(config, headers, &row) {
@@ -239,20 +264,22 @@ pub(crate) fn read_rows<R: Read>(
                         if !scope.container_in_scope(&o.container) {
                             continue;
                         }
+                        id = Some(o.id.0.clone());
                         Ok(ReadItem::Object(o))
                     }
                 },
-                Err(e) => Err(e.into()),
+                Err(e) => {
+                    if let FileError::Csv { id: Some(i), .. } = &e {
+                        id = Some(i.clone());
+                    }
+                    Err(e.into())
+                }
             },
             Err(e) if e.is_io_error() => {
                 complete = false;
                 Err(csv_error(&e, None).into())
             }
             Err(e) => Err(csv_error(&e, None).into()),
-        };
-        let id = match &item {
-            Ok(ReadItem::Object(o)) => Some(o.id.0.clone()),
-            _ => None,
         };
         let multiline = row.iter().any(|cell| cell.contains(&b'\n'));
         if let Some(previous) = held.replace(Held {

@@ -16,21 +16,44 @@ pub(crate) fn blocking_stream<T: Send + 'static>(
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
-/// A file has no index: one object is found by reading the file.
+/// A file has no index: one object is found by reading the file. Not
+/// found is `Ok(None)` (the object is gone: a just-in-time sync
+/// deprovisions it) only when every record read and the file was read to
+/// its end; otherwise the object may be a record that could not be read
+/// (a bad status, bad UTF-8), and the answer is an error naming the first.
 pub(crate) async fn find(
     source: &dyn idsync_core::Source,
     scope: &idsync_core::Scope,
     id: &idsync_core::ExternalId,
 ) -> idsync_core::Result<Option<idsync_core::SourceObject>> {
     let mut stream = source.read_full(scope).await?;
+    let (mut unread, mut first, mut complete) = (0, None, false);
     while let Some(item) = stream.next().await {
-        if let Ok(idsync_core::ReadItem::Object(o)) = item
-            && &o.id == id
-        {
-            return Ok(Some(o));
+        match item {
+            Ok(idsync_core::ReadItem::Object(o)) if &o.id == id => return Ok(Some(o)),
+            Ok(idsync_core::ReadItem::Object(_)) => {}
+            Ok(idsync_core::ReadItem::End { completeness, .. }) => complete = completeness.is_complete(),
+            Err(e) => {
+                unread += 1;
+                first.get_or_insert(e);
+            }
         }
     }
-    Ok(None)
+    let (kind, reason) = match first {
+        Some(e) => (
+            idsync_core::ErrorKind::InvalidData,
+            format!("{unread} record(s) could not be read and it may be one of them; the first: {e}"),
+        ),
+        None if complete => return Ok(None),
+        None => (
+            idsync_core::ErrorKind::Unavailable,
+            "the file could not be read to its end".to_owned(),
+        ),
+    };
+    Err(idsync_core::Error::new(kind, format!("not found, but {reason}"))
+        .backend(crate::NAME)
+        .op("read_one")
+        .object(id))
 }
 
 /// The answer of a file source asked for a delta.

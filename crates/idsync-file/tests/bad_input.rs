@@ -1,13 +1,16 @@
 //! Bad input in files: every bad record is an error naming the object and
 //! the field (the DN or the row's id, and the attribute or column), and the
 //! other records still read. Invalid UTF-8, oversized values, malformed
-//! records, duplicate ids.
+//! records, duplicate ids, a status in neither list. A record that could
+//! not be read is never "gone" to a just-in-time sync.
 
 use std::sync::Arc;
 
 use idsync_core::memory::MemoryTarget;
-use idsync_core::plan::FindingKind;
-use idsync_core::{Engine, MemoryStateStore, Profile, RunOptions, Scope, Source, SourceObject};
+use idsync_core::plan::{Action, FindingKind};
+use idsync_core::{
+    Completeness, Engine, ExternalId, MemoryStateStore, Profile, RunOptions, Scope, Source, SourceObject,
+};
 use idsync_file::{CsvConfig, CsvSource, LdifConfig, LdifSource, MAX_VALUE_BYTES};
 use idsync_testkit::read::full_read;
 
@@ -245,4 +248,163 @@ async fn csv_an_unterminated_quote_never_swallows_the_rows_after_it_silently() {
     let (objects, errors, complete) = read_all(&CsvSource::new(csv_config(&f))).await;
     assert_eq!((ids(&objects), errors.len(), complete), (vec!["1", "2"], 0, true));
     assert_eq!(objects[0].first_text("name"), Some("Ann 5'10\""));
+}
+
+const WORDS: &str = "an active value (true, 1, yes, y, active, enabled) nor an inactive one (false, 0, no, n, inactive, disabled, terminated, left)";
+
+#[tokio::test]
+async fn csv_a_status_in_neither_list_names_the_row_and_column_and_the_other_rows_read() {
+    let f = file(b"id,name,status\n1,Ann,active\n2,Bob,maybe\n3,Cem,Terminated\n4,Dee,\n5,Eve,YES\n6,Fay,on leave\n");
+    let (objects, errors, _) = read_all(&CsvSource::new(csv_config(&f))).await;
+    let enabled: Vec<(&str, bool)> = objects.iter().map(|o| (o.id.as_str(), o.enabled)).collect();
+    assert_eq!(
+        enabled,
+        [("1", true), ("3", false), ("4", true), ("5", true)],
+        "the other rows read; an empty status is active"
+    );
+    assert_eq!(
+        errors,
+        [
+            format!(
+                "file read [2] field \"status\": invalid data: CSV line 3, id 2, column status: \"maybe\" is neither {WORDS}"
+            ),
+            format!(
+                "file read [6] field \"status\": invalid data: CSV line 7, id 6, column status: \"on leave\" is neither {WORDS}"
+            ),
+        ]
+    );
+
+    // Configured words replace the defaults.
+    let f = file(b"id,name,status\n1,Ann,Employed\n2,Bob,left\n3,Cem,active\n");
+    let mut config = csv_config(&f);
+    config.active_values = vec!["employed".into(), "on leave".into()];
+    config.inactive_values = vec!["left".into()];
+    let (objects, errors, _) = read_all(&CsvSource::new(config)).await;
+    let enabled: Vec<(&str, bool)> = objects.iter().map(|o| (o.id.as_str(), o.enabled)).collect();
+    assert_eq!(enabled, [("1", true), ("2", false)]);
+    assert_eq!(
+        errors,
+        [
+            "file read [3] field \"status\": invalid data: CSV line 4, id 3, column status: \"active\" is neither an active value (employed, on leave) nor an inactive one (left)"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn read_one_of_a_record_that_could_not_be_read_is_an_error_never_gone() {
+    let f = file(b"id,name,status\n1,Ann,active\n2,Bob,maybe\n3,C\xe9m,active\n");
+    let source = CsvSource::new(csv_config(&f));
+    let found = source
+        .read_one(&idsync_core::Scope::default(), &ExternalId("1".into()))
+        .await
+        .unwrap();
+    assert_eq!(found.map(|o| o.id.0), Some("1".to_owned()));
+    let e = source
+        .read_one(&idsync_core::Scope::default(), &ExternalId("2".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "file read_one [2]: invalid data: not found, but 2 record(s) could not be read and it may be one of them; the first: file read [2] field \"status\": invalid data: CSV line 3, id 2, column status: \"maybe\" is neither {WORDS}"
+        )
+    );
+    let e = source
+        .read_one(&idsync_core::Scope::default(), &ExternalId("3".into()))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("file read_one [3]: invalid data: not found, but 2 record(s)"),
+        "{e}"
+    );
+
+    // LDIF too: an entry whose userAccountControl is not a number.
+    let f = file(&ldif(&[("ann", b"cn: Ann\n"), ("bob", b"userAccountControl: lots\n")]));
+    let e = entry_uuid(&f)
+        .read_one(&idsync_core::Scope::default(), &ExternalId("bob".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "file read_one [bob]: invalid data: not found, but 1 record(s) could not be read and it may be one of them; the first: file read [uid=bob,ou=people,dc=acme,dc=test] field \"userAccountControl\": invalid data: LDIF line 6, entry uid=bob,ou=people,dc=acme,dc=test, field userAccountControl: not a number"
+    );
+
+    // A file that read in full: not there is gone.
+    let f = file(b"id,name,status\n1,Ann,active\n");
+    assert!(
+        CsvSource::new(csv_config(&f))
+            .read_one(&idsync_core::Scope::default(), &ExternalId("2".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// The engine over the CSV source: bob's status turns to "maybe" and cem
+/// leaves the feed. A full run disables neither (the read is partial), and
+/// a just-in-time sync of bob fails rather than take him for gone.
+#[tokio::test]
+async fn csv_a_person_whose_status_reads_maybe_is_neither_disabled_nor_deprovisioned() {
+    let f = file(b"id,name,status\n1,ann,active\n2,bob,active\n3,cem,active\n");
+    let profile: Profile = serde_json::from_value(serde_json::json!({
+        "id": "55555555-5555-4555-8555-555555555558", "name": "csv status",
+        "mapping": {"users": [{"field": "login", "attribute": "name"}]}
+    }))
+    .unwrap();
+    let app = MemoryTarget::new();
+    let engine = Engine::new(
+        profile,
+        Arc::new(CsvSource::new(csv_config(&f))),
+        Arc::new(app.clone()),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let first = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(first.applied(), 3, "{}", first.plan);
+
+    std::fs::write(f.path(), b"id,name,status\n1,ann,active\n2,bob,maybe\n").unwrap();
+    let second = engine.run(&RunOptions::default()).await.unwrap();
+    let jit = engine.sync_one(&ExternalId("2".into()), &RunOptions::default()).await;
+    let mut states: Vec<(String, bool)> = app
+        .accounts()
+        .iter()
+        .map(|a| (a.fields["login"].clone(), a.enabled))
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        [
+            ("ann".to_owned(), true),
+            ("bob".to_owned(), true),
+            ("cem".to_owned(), true)
+        ],
+        "{}\n{jit:?}",
+        second.plan
+    );
+    assert!(
+        !second
+            .plan
+            .operations
+            .iter()
+            .any(|op| matches!(op.action, Action::Disable | Action::Delete)),
+        "{}",
+        second.plan
+    );
+    assert!(
+        matches!(second.plan.completeness, Completeness::Partial { .. }),
+        "{:?}",
+        second.plan.completeness
+    );
+    assert_eq!(
+        second.read_errors,
+        [format!(
+            "file read [2] field \"status\": invalid data: CSV line 3, id 2, column status: \"maybe\" is neither {WORDS}"
+        )]
+    );
+    let e = jit.expect_err("bob cannot be read: he is not gone");
+    assert!(
+        e.to_string()
+            .starts_with("file read_one [2]: invalid data: not found, but 1 record(s)"),
+        "{e}"
+    );
 }

@@ -26,6 +26,17 @@ pub enum JumpCloudError {
         /// What was wrong.
         message: String,
     },
+    /// A value of an object means nothing: a `suspended` that is not a
+    /// boolean, a `state` JumpCloud does not have. The object is not read.
+    #[error("{object}, {field}: {message}")]
+    BadValue {
+        /// The object concerned (`system user <id>`).
+        object: String,
+        /// The field.
+        field: String,
+        /// What the value is and what was expected.
+        message: String,
+    },
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
@@ -49,6 +60,11 @@ impl JumpCloudError {
                     .op(op)
                     .object(object)
             }
+            JumpCloudError::BadValue { object, field, message } => Error::new(ErrorKind::InvalidData, message)
+                .backend(NAME)
+                .op(op)
+                .object(object)
+                .field(field),
             JumpCloudError::Config(m) => Error::config(m).backend(NAME).op(op),
         }
     }

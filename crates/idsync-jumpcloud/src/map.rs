@@ -4,6 +4,8 @@ use idsync_core::model::{AttrValue, ExternalId, Fields, Link, ObjectKind, Profil
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::error::JumpCloudError;
+
 /// Plain text fields of a system user read as source attributes and written as target fields.
 pub(crate) const USER_FIELDS: &[&str] = &[
     "username",
@@ -56,11 +58,44 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// Disabled is `state == "SUSPENDED"` or `suspended == true` (JUMPCLOUD-API.md "The state model").
-pub(crate) fn user_enabled(v: &Value) -> bool {
-    let suspended = v.get("suspended").and_then(Value::as_bool).unwrap_or(false);
-    let state_suspended = v.get("state").and_then(Value::as_str) == Some("SUSPENDED");
-    !(suspended || state_suspended)
+/// The values of a system user's `state` (JUMPCLOUD-API.md "The state model").
+const STATES: [&str; 3] = ["STAGED", "ACTIVATED", "SUSPENDED"];
+
+/// A value for an error message: scalars as JSON, containers by their kind.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+        scalar => scalar.to_string(),
+    }
+}
+
+/// Whether the system user `v` (id `id`) is enabled. Disabled is
+/// `state == "SUSPENDED"` or `suspended == true` (JUMPCLOUD-API.md "The
+/// state model"); an absent or `null` field says nothing (enabled, as
+/// before `state` existed). A `suspended` that is not a boolean, or a
+/// `state` that is not one of [`STATES`], is an error naming the user and
+/// the field: guessing would disable a user, or keep a leaver enabled.
+pub(crate) fn user_enabled(v: &Value, id: &str) -> Result<bool, JumpCloudError> {
+    let bad = |field: &str, message: String| JumpCloudError::BadValue {
+        object: format!("system user {id}"),
+        field: field.to_owned(),
+        message,
+    };
+    let suspended = match v.get("suspended") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(bad("suspended", format!("{} is not a boolean", shown(other)))),
+    };
+    let state_suspended = match v.get("state") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) if STATES.contains(&s.as_str()) => s == "SUSPENDED",
+        Some(other) => {
+            let message = format!("{} is not one of {}", shown(other), STATES.join(", "));
+            return Err(bad("state", message));
+        }
+    };
+    Ok(!(suspended || state_suspended))
 }
 
 /// Custom attributes `[{name, value}]` as (name, value) pairs.
@@ -75,9 +110,13 @@ pub(crate) fn custom_attributes(v: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// A system user as a source object; `None` without an id.
-pub(crate) fn user_to_source(v: &Value) -> Option<SourceObject> {
-    let mut o = SourceObject::new(id_of(v)?, ObjectKind::User).enabled(user_enabled(v));
+/// A system user as a source object; `Ok(None)` without an id, `Err` for a
+/// state that means nothing ([`user_enabled`]).
+pub(crate) fn user_to_source(v: &Value) -> Result<Option<SourceObject>, JumpCloudError> {
+    let Some(id) = id_of(v) else {
+        return Ok(None);
+    };
+    let mut o = SourceObject::new(id, ObjectKind::User).enabled(user_enabled(v, id)?);
     if let Some(n) = v.get("username").and_then(Value::as_str) {
         o = o.with("name", n);
     }
@@ -117,7 +156,7 @@ pub(crate) fn user_to_source(v: &Value) -> Option<SourceObject> {
     for (name, value) in custom_attributes(v) {
         o = o.with(&format!("attr.{name}"), value);
     }
-    Some(o)
+    Ok(Some(o))
 }
 
 /// A user group as a source object with its member ids.
@@ -157,10 +196,15 @@ pub(crate) fn parse_link(s: &str) -> Option<Link> {
 /// Marker in a user group's description that carries the link (groups have no custom attributes in v2 writes).
 pub(crate) const GROUP_LINK_PREFIX: &str = "idsync:";
 
-/// A system user as a target account (fields are the plain text fields).
-pub(crate) fn user_to_account(v: &Value, link_attribute: &str) -> Option<TargetAccount> {
-    let mut a = TargetAccount::new(id_of(v)?, ObjectKind::User);
-    a.enabled = user_enabled(v);
+/// A system user as a target account (fields are the plain text fields);
+/// `Ok(None)` without an id, `Err` for a state that means nothing
+/// ([`user_enabled`]).
+pub(crate) fn user_to_account(v: &Value, link_attribute: &str) -> Result<Option<TargetAccount>, JumpCloudError> {
+    let Some(id) = id_of(v) else {
+        return Ok(None);
+    };
+    let mut a = TargetAccount::new(id, ObjectKind::User);
+    a.enabled = user_enabled(v, id)?;
     for f in USER_FIELDS {
         if let Some(t) = v.get(*f).and_then(text) {
             a.fields.insert((*f).to_owned(), t);
@@ -173,7 +217,7 @@ pub(crate) fn user_to_account(v: &Value, link_attribute: &str) -> Option<TargetA
             a.fields.insert(format!("attr.{name}"), value);
         }
     }
-    Some(a)
+    Ok(Some(a))
 }
 
 /// A user group as a target account; the link lives in its description.

@@ -36,7 +36,7 @@ impl JumpCloudSource {
             .await
             .map_err(|e| e.into_core("read_one"))?
         {
-            return Ok(user_to_source(&u));
+            return user_to_source(&u).map_err(|e| e.into_core("read_one"));
         }
         match self
             .client
@@ -86,7 +86,8 @@ impl JumpCloudSource {
 }
 
 /// The items of one page of system users and the step after it; a user
-/// without an id is an error naming it and makes the read Partial.
+/// without an id, or whose `suspended` or `state` means nothing, is an
+/// error naming it and makes the read Partial.
 fn page_items(
     page: &[serde_json::Value],
     last: bool,
@@ -101,15 +102,17 @@ fn page_items(
     };
     let mut items = Vec::with_capacity(page.len());
     for (i, v) in page.iter().enumerate() {
-        match user_to_source(v) {
-            Some(o) if scope.admits(&o) => items.push(Ok(ReadItem::Object(o))),
-            Some(_) => {}
-            None => {
-                let e = without_id("system user", v, skip + i as u64 + 1);
-                *partial = Some(e.to_string());
-                items.push(Err(e));
+        let e = match user_to_source(v) {
+            Ok(Some(o)) if scope.admits(&o) => {
+                items.push(Ok(ReadItem::Object(o)));
+                continue;
             }
-        }
+            Ok(Some(_)) => continue,
+            Ok(None) => without_id("system user", v, skip + i as u64 + 1),
+            Err(e) => e.into_core("read_full"),
+        };
+        *partial = Some(e.to_string());
+        items.push(Err(e));
     }
     (items, next)
 }

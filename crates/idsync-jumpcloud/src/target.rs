@@ -42,12 +42,15 @@ impl JumpCloudTarget {
         })
     }
 
+    /// Every system user with an id; a user whose `suspended` or `state`
+    /// means nothing fails the listing (its state would be a guess).
     async fn users(&self, op: &'static str) -> Result<Vec<TargetAccount>> {
         let all = self.client.list_users().await.map_err(core(op))?;
-        Ok(all
-            .iter()
-            .filter_map(|v| user_to_account(v, &self.link_attribute))
-            .collect())
+        let mut out = Vec::with_capacity(all.len());
+        for v in &all {
+            out.extend(user_to_account(v, &self.link_attribute).map_err(core(op))?);
+        }
+        Ok(out)
     }
 
     async fn groups(&self, op: &'static str) -> Result<Vec<TargetAccount>> {

@@ -75,7 +75,8 @@ pub struct ResourceConfig {
     /// resource as a target: an account without it is unmanaged.
     #[serde(default)]
     pub link: Option<String>,
-    /// Whether the object is enabled; without it every object is enabled.
+    /// Whether the object is enabled (see [`EnabledSpec`]); without it
+    /// every object is enabled.
     #[serde(default)]
     pub enabled: Option<EnabledSpec>,
     /// JSON pointer to the container (site, department path) of a source object.
@@ -172,8 +173,12 @@ pub enum FieldType {
     Bool,
 }
 
-/// Where the enabled state is: a boolean (or `"true"`/`1`…) at a pointer,
-/// inverted for flags such as `inactive`.
+/// Where the enabled state is: a flag at a pointer, inverted for flags such
+/// as `inactive`. A flag is a JSON boolean, the number `1` or `0`, or one of
+/// the words `true`/`false`, `yes`/`no`, `y`/`n`, `1`/`0` (any case). An
+/// object with no value there (absent or `null`) is enabled; any other value
+/// is an `InvalidData` error naming the object and the pointer: the object
+/// is not read, and the read is partial (nothing is deprovisioned).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnabledSpec {

@@ -42,6 +42,17 @@ pub enum RestError {
         /// What was wrong.
         message: String,
     },
+    /// A value read from the API means nothing: an enabled flag that is not
+    /// a boolean. The object is not read.
+    #[error("{object}, {pointer}: {message}")]
+    BadValue {
+        /// The object concerned (`user 42`).
+        object: String,
+        /// The JSON pointer of the value.
+        pointer: String,
+        /// What the value is and what was expected.
+        message: String,
+    },
     /// The configuration is unusable (an operation not configured, a bad pointer).
     #[error("configuration: {0}")]
     Config(String),
@@ -104,6 +115,15 @@ impl RestError {
                 .backend(NAME)
                 .op(op)
                 .object(object),
+            RestError::BadValue {
+                object,
+                pointer,
+                message,
+            } => Error::new(ErrorKind::InvalidData, message)
+                .backend(NAME)
+                .op(op)
+                .object(object)
+                .field(pointer),
             RestError::Config(m) => Error::config(m).backend(NAME).op(op),
         }
     }

@@ -5,6 +5,7 @@ use serde_json::{Map, Number, Value};
 use uuid::Uuid;
 
 use crate::config::{FieldType, ResourceConfig};
+use crate::error::RestError;
 
 /// A scalar as text: strings as they are, numbers and booleans printed;
 /// `null`, arrays and objects are "not set".
@@ -27,25 +28,65 @@ pub(crate) fn id_of(v: &Value, resource: &ResourceConfig) -> Option<String> {
     at(v, &resource.id).and_then(text).filter(|s| !s.is_empty())
 }
 
-/// Truthiness of a flag value: booleans, `"true"`/`"yes"`/`"1"`, non-zero numbers.
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1" | "y"),
-        _ => false,
-    }
+/// The words a flag may be written as (any case, trimmed), true first.
+const FLAG_WORDS: [(&str, &str); 4] = [("true", "false"), ("yes", "no"), ("y", "n"), ("1", "0")];
+
+/// A word of [`FLAG_WORDS`] as a boolean; `None` for any other text.
+fn flag_word(s: &str) -> Option<bool> {
+    let s = s.trim();
+    FLAG_WORDS.iter().find_map(|(yes, no)| {
+        if s.eq_ignore_ascii_case(yes) {
+            Some(true)
+        } else if s.eq_ignore_ascii_case(no) {
+            Some(false)
+        } else {
+            None
+        }
+    })
 }
 
-/// Whether the object is enabled (no `enabled` configured: always).
-pub(crate) fn enabled_of(v: &Value, resource: &ResourceConfig) -> bool {
-    match &resource.enabled {
-        None => true,
-        Some(spec) => match at(v, &spec.pointer) {
-            // A missing flag: nothing says the object is disabled.
-            None | Some(Value::Null) => true,
-            Some(flag) => truthy(flag) != spec.invert,
+/// A flag value as a boolean: a JSON boolean, the number 1 or 0, or a word
+/// of [`FLAG_WORDS`]. `Err` says what else the value is.
+fn flag(v: &Value) -> Result<bool, String> {
+    let parsed = match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_u64() {
+            Some(1) => Some(true),
+            Some(0) => Some(false),
+            _ => None,
         },
+        Value::String(s) => flag_word(s),
+        _ => None,
+    };
+    parsed.ok_or_else(|| {
+        let what = match v {
+            Value::Array(_) => "an array".to_owned(),
+            Value::Object(_) => "an object".to_owned(),
+            scalar => scalar.to_string(),
+        };
+        let words: Vec<String> = FLAG_WORDS.iter().map(|(yes, no)| format!("{yes}/{no}")).collect();
+        format!("{what} is not a boolean ({})", words.join(", "))
+    })
+}
+
+/// Whether the object is enabled: `true` when no `enabled` is configured or
+/// the object has no value (absent or `null`) at its pointer, else the flag
+/// there ([`flag`]), inverted when configured. A value that is not a flag is
+/// an error naming `object` and the pointer: guessing would disable a user,
+/// or keep a leaver enabled.
+pub(crate) fn enabled_of(v: &Value, resource: &ResourceConfig, object: &str) -> Result<bool, RestError> {
+    let Some(spec) = &resource.enabled else {
+        return Ok(true);
+    };
+    match at(v, &spec.pointer) {
+        None | Some(Value::Null) => Ok(true),
+        Some(value) => flag(value)
+            .map(|on| on != spec.invert)
+            .map_err(|message| RestError::BadValue {
+                object: object.to_owned(),
+                pointer: spec.pointer.clone(),
+                message,
+            }),
     }
 }
 
@@ -89,35 +130,47 @@ pub(crate) fn members_of(v: &Value, resource: &ResourceConfig) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// An API object as a target account; `None` without an id.
-pub(crate) fn to_account(v: &Value, kind: ObjectKind, resource: &ResourceConfig) -> Option<TargetAccount> {
-    let id = id_of(v, resource)?;
+/// An API object as a target account; `Ok(None)` without an id, `Err` for
+/// an enabled flag that means nothing ([`enabled_of`]).
+pub(crate) fn to_account(
+    v: &Value,
+    kind: ObjectKind,
+    resource: &ResourceConfig,
+) -> Result<Option<TargetAccount>, RestError> {
+    let Some(id) = id_of(v, resource) else {
+        return Ok(None);
+    };
+    let enabled = enabled_of(v, resource, &format!("{kind} {id}"))?;
     let link = resource
         .link
         .as_ref()
         .and_then(|p| at(v, p))
         .and_then(Value::as_str)
         .and_then(parse_link);
-    Some(TargetAccount {
+    Ok(Some(TargetAccount {
         id: TargetId(id),
         link,
         kind,
         fields: fields_of(v, resource),
-        enabled: enabled_of(v, resource),
+        enabled,
         members: members_of(v, resource).into_iter().map(TargetId).collect(),
-    })
+    }))
 }
 
-/// An API object as a source object; `None` without an id. Attributes
-/// are the configured fields plus every top-level scalar of the object.
+/// An API object as a source object; `Ok(None)` without an id, `Err` for
+/// an enabled flag that means nothing ([`enabled_of`]). Attributes are the
+/// configured fields plus every top-level scalar of the object.
 pub(crate) fn to_source(
     v: &Value,
     kind: ObjectKind,
     resource: &ResourceConfig,
     member_prefix: &str,
-) -> Option<SourceObject> {
-    let id = format!("{}{}", resource.id_prefix, id_of(v, resource)?);
-    let mut o = SourceObject::new(id, kind).enabled(enabled_of(v, resource));
+) -> Result<Option<SourceObject>, RestError> {
+    let Some(raw) = id_of(v, resource) else {
+        return Ok(None);
+    };
+    let enabled = enabled_of(v, resource, &format!("{kind} {raw}"))?;
+    let mut o = SourceObject::new(format!("{}{raw}", resource.id_prefix), kind).enabled(enabled);
     if let Some(obj) = v.as_object() {
         for (k, val) in obj {
             if let Some(t) = text(val).filter(|t| !t.is_empty()) {
@@ -137,7 +190,7 @@ pub(crate) fn to_source(
         .into_iter()
         .map(|m| ExternalId(format!("{member_prefix}{m}")))
         .collect();
-    Some(o)
+    Ok(Some(o))
 }
 
 /// `value` as JSON of type `kind`; `Err` names what does not parse.
@@ -155,11 +208,9 @@ pub(crate) fn typed(value: &str, kind: FieldType) -> Result<Value, String> {
                 .map(Value::Number)
                 .ok_or_else(|| format!("{value:?} is not a number"))
         }
-        FieldType::Bool => match value.trim().to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" => Ok(Value::Bool(true)),
-            "false" | "no" | "0" => Ok(Value::Bool(false)),
-            _ => Err(format!("{value:?} is not a boolean")),
-        },
+        FieldType::Bool => flag_word(value)
+            .map(Value::Bool)
+            .ok_or_else(|| format!("{value:?} is not a boolean")),
     }
 }
 
@@ -294,5 +345,7 @@ mod tests {
         assert_eq!(typed("1.5", FieldType::Number), Ok(json!(1.5)));
         assert!(typed("twelve", FieldType::Number).is_err());
         assert_eq!(typed("yes", FieldType::Bool), Ok(json!(true)));
+        assert_eq!(typed(" N ", FieldType::Bool), Ok(json!(false)));
+        assert!(typed("maybe", FieldType::Bool).is_err());
     }
 }

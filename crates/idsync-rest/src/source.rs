@@ -31,9 +31,10 @@ impl RestSource {
         })
     }
 
-    fn object(&self, kind: ObjectKind, v: &Value) -> Option<SourceObject> {
+    /// The source object `v` describes; `Ok(None)` without an id.
+    fn object(&self, kind: ObjectKind, v: &Value) -> std::result::Result<Option<SourceObject>, RestError> {
         let users = &self.client.config().users.id_prefix;
-        map::to_source(v, kind, self.client.resource(kind).ok()?, users)
+        map::to_source(v, kind, self.client.resource(kind)?, users)
     }
 
     /// The error for a listed object without an id at the configured
@@ -106,10 +107,15 @@ impl Source for RestSource {
                 loop {
                     match st.inner.next().await {
                         Some((kind, Ok(v))) => match self.object(kind, &v) {
-                            Some(o) if scope.admits(&o) => return Some((Ok(ReadItem::Object(o)), st)),
-                            Some(_) => {}
-                            None => {
+                            Ok(Some(o)) if scope.admits(&o) => return Some((Ok(ReadItem::Object(o)), st)),
+                            Ok(Some(_)) => {}
+                            Ok(None) => {
                                 let e = self.without_id(kind, &v);
+                                st.partial = Some(e.to_string());
+                                return Some((Err(e), st));
+                            }
+                            Err(e) => {
+                                let e = e.into_core("read_full");
                                 st.partial = Some(e.to_string());
                                 return Some((Err(e), st));
                             }
@@ -173,7 +179,10 @@ impl Source for RestSource {
             };
             let found = self.client.get(kind, raw).await.map_err(|e| e.into_core("read_one"))?;
             if let Some(v) = found {
-                return Ok(self.object(kind, &v).filter(|o| scope.admits(o)));
+                return Ok(self
+                    .object(kind, &v)
+                    .map_err(|e| e.into_core("read_one"))?
+                    .filter(|o| scope.admits(o)));
             }
         }
         Ok(None)

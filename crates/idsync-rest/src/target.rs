@@ -65,7 +65,7 @@ impl RestTarget {
         self.client
             .list(kind)
             .try_filter_map(move |v| async move {
-                let a = map::to_account(&v, kind, resource);
+                let a = map::to_account(&v, kind, resource)?;
                 if a.is_none() {
                     tracing::warn!(backend = NAME, %kind, "an object without an id skipped");
                 }

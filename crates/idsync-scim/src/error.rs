@@ -23,6 +23,10 @@ pub enum ScimError {
     /// An answer that is not what RFC 7644 promises.
     #[error("bad answer: {0}")]
     BadResponse(String),
+    /// A value of a resource that means nothing (an `active` that is not a
+    /// boolean): what it is and what was expected. The resource is not read.
+    #[error("{0}")]
+    BadValue(String),
 }
 
 /// The longest server `detail` kept in a message, in characters.
@@ -117,6 +121,16 @@ pub(crate) fn bad_response(op: &'static str, what: &str, object: Option<&str>) -
         err = err.object(o);
     }
     err
+}
+
+/// A value of the resource `object` that means nothing, at `field`, as the
+/// core's error: invalid data about that resource alone.
+pub(crate) fn bad_value(op: &'static str, object: &str, field: &str, what: String) -> Error {
+    Error::new(ErrorKind::InvalidData, ScimError::BadValue(what).to_string())
+        .backend(NAME)
+        .op(op)
+        .object(object)
+        .field(field)
 }
 
 #[cfg(test)]

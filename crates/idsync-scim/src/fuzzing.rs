@@ -18,8 +18,10 @@ pub fn list_response(bytes: &[u8]) -> Result<Vec<(Option<SourceObject>, Option<T
 
 /// One resource as a user source object and as a user target account.
 pub fn resource(v: &Value) -> (Option<SourceObject>, Option<TargetAccount>) {
-    let object = crate::source::to_object(v, ObjectKind::User);
-    let account = crate::target::to_account(v, ObjectKind::Group, &LinkStyle::default());
+    let object = crate::source::to_object(v, ObjectKind::User, "fuzz").ok().flatten();
+    let account = crate::target::to_account(v, ObjectKind::Group, &LinkStyle::default(), "fuzz")
+        .ok()
+        .flatten();
     if let Some(name) = v.get("userName").and_then(Value::as_str) {
         let _ = crate::map::AttrPath::parse(name).map(|p| p.get(v));
     }

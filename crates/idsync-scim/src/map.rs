@@ -438,6 +438,17 @@ fn add_schema(resource: &mut Map<String, Value>, schema: &str) {
     }
 }
 
+/// A SCIM boolean: `true`/`false`, or the same as a string in any case
+/// (services that send `"True"`); `None` for anything else.
+pub(crate) fn bool_of(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
 /// Every field of a resource, in the canonical path spellings: scalars,
 /// sub-attributes, typed elements of multi-valued attributes (the first
 /// untyped element as `attr.sub`), extension attributes. Identity, link,

@@ -23,8 +23,10 @@ use crate::target::{active, members};
 /// Objects: the SCIM `id` is the external id; attributes are the resource's
 /// fields in the path spellings of [`crate::map`] (`userName`,
 /// `name.givenName`, `emails[type eq "work"].value`, …) plus `id` and
-/// `externalId`; `active` is the enabled flag; group members are the
-/// members' `value`s. There are no containers.
+/// `externalId`; `active` is the enabled flag (a boolean or `"true"`/
+/// `"false"`; absent or `null`: enabled; anything else is an `InvalidData`
+/// error naming the resource and `active`, and the read is partial); group
+/// members are the members' `value`s. There are no containers.
 ///
 /// Deltas list what changed with `meta.lastModified gt "<cursor>"`, the
 /// cursor being the latest `lastModified` seen (the server's own clock, so
@@ -101,14 +103,14 @@ impl ScimSource {
                         match item {
                             Ok(v) => {
                                 let modified = v["meta"]["lastModified"].as_str().map(str::to_owned);
-                                let object = to_object(&v, kind);
+                                let object = to_object(&v, kind, op);
                                 let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
                                 if let Some(m) = modified
                                     && t.newest.as_ref().is_none_or(|n| m > *n)
                                 {
                                     t.newest = Some(m);
                                 }
-                                Some(object.ok_or_else(|| unreadable(&v, op, &endpoint, index)))
+                                Some(object.and_then(|o| o.ok_or_else(|| unreadable(&v, op, &endpoint, index))))
                             }
                             Err(e) => {
                                 let e = http_to_core(e, op, &format!("listing {endpoint}"), None);
@@ -131,10 +133,14 @@ impl ScimSource {
     }
 }
 
-/// The source object a SCIM resource describes.
-pub(crate) fn to_object(v: &Value, kind: ObjectKind) -> Option<SourceObject> {
-    let id = v["id"].as_str().filter(|id| !id.is_empty())?;
-    let mut o = SourceObject::new(id, kind).enabled(active(v));
+/// The source object a SCIM resource describes; `Ok(None)` without a
+/// non-empty string id, `Err` (naming `op`) for an `active` that means
+/// nothing ([`active`]).
+pub(crate) fn to_object(v: &Value, kind: ObjectKind, op: &'static str) -> Result<Option<SourceObject>> {
+    let Some(id) = v["id"].as_str().filter(|id| !id.is_empty()) else {
+        return Ok(None);
+    };
+    let mut o = SourceObject::new(id, kind).enabled(active(v, op, id)?);
     for (name, value) in flatten(v) {
         o.attributes.insert(name, vec![AttrValue::Text(value)]);
     }
@@ -144,7 +150,7 @@ pub(crate) fn to_object(v: &Value, kind: ObjectKind) -> Option<SourceObject> {
             .insert("externalId".into(), vec![AttrValue::Text(ext.to_owned())]);
     }
     o.members = members(v).into_iter().map(ExternalId).collect();
-    Some(o)
+    Ok(Some(o))
 }
 
 /// The error for a listed resource that is not an object with a string
@@ -260,7 +266,7 @@ impl Source for ScimSource {
                     let v: Value = r
                         .json()
                         .map_err(|e| http_to_core(e, "read_one", "reading a resource", Some(id.as_str())))?;
-                    return to_object(&v, kind)
+                    return to_object(&v, kind, "read_one")?
                         .map(Some)
                         .ok_or_else(|| bad_response("read_one", "a resource without an id", Some(id.as_str())));
                 }

@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 use crate::NAME;
 use crate::client::{ScimClient, ServiceProvider, etag_of};
 use crate::config::{LinkStyle, ScimConfig};
-use crate::error::{bad_response, http_to_core, parse_error};
-use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, flatten, patch_ops, quote};
+use crate::error::{bad_response, bad_value, http_to_core, parse_error};
+use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, bool_of, flatten, patch_ops, quote};
 
 mod bulk;
 mod members;
@@ -55,23 +55,43 @@ fn etag_key(kind: ObjectKind, id: &str) -> String {
     format!("{kind}/{id}")
 }
 
-/// The account a SCIM resource describes.
-pub(crate) fn to_account(v: &Value, kind: ObjectKind, links: &LinkStyle) -> Option<TargetAccount> {
-    let id = v["id"].as_str()?;
+/// The account a SCIM resource describes; `Ok(None)` without an id, `Err`
+/// (naming `op`) for an `active` that means nothing ([`active`]).
+pub(crate) fn to_account(
+    v: &Value,
+    kind: ObjectKind,
+    links: &LinkStyle,
+    op: &'static str,
+) -> Result<Option<TargetAccount>> {
+    let Some(id) = v["id"].as_str() else {
+        return Ok(None);
+    };
     let mut account = TargetAccount::new(id, kind);
     account.link = v["externalId"].as_str().and_then(|e| links.decode(e));
     account.fields = flatten(v);
-    account.enabled = active(v);
+    account.enabled = active(v, op, id)?;
     account.members = members(v).into_iter().map(TargetId).collect();
-    Some(account)
+    Ok(Some(account))
 }
 
-pub(crate) fn active(v: &Value) -> bool {
-    match &v["active"] {
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.eq_ignore_ascii_case("false"),
-        _ => true,
+/// Whether the resource `id` is enabled: its `active`, a boolean or the
+/// string `"true"`/`"false"` in any case (services that send strings).
+/// Absent or `null` is enabled (RFC 7643 §4.1.1 makes `active` optional;
+/// groups have none). Any other value is an error naming the resource and
+/// `active`: guessing would disable a user, or keep a leaver enabled.
+pub(crate) fn active(v: &Value, op: &'static str, id: &str) -> Result<bool> {
+    let value = &v["active"];
+    if value.is_null() {
+        return Ok(true);
     }
+    bool_of(value).ok_or_else(|| {
+        let shown = match value {
+            Value::Array(_) => "an array".to_owned(),
+            Value::Object(_) => "an object".to_owned(),
+            scalar => scalar.to_string(),
+        };
+        bad_value(op, id, "active", format!("{shown} is not a boolean"))
+    })
 }
 
 pub(crate) fn members(v: &Value) -> Vec<String> {
@@ -187,7 +207,7 @@ impl ScimTarget {
             .map(move |item| {
                 let v = item.map_err(|e| http_to_core(e, "linked", &format!("listing {endpoint}"), None))?;
                 self.remember_listed(kind, &v);
-                to_account(&v, kind, &self.client.link)
+                to_account(&v, kind, &self.client.link, "linked")?
                     .ok_or_else(|| bad_response("linked", "a resource without an id", None))
             })
             .boxed()

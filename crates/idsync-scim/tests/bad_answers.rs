@@ -2,14 +2,24 @@
 //! every error status mapped to the right kind (transient or permanent)
 //! with the server's detail and the object in the message, and a listing
 //! with malformed resources among good ones: the good ones arrive, each bad
-//! one is an error naming it. The testkit's scripted HTTP server on
-//! loopback, no scim2-server needed.
+//! one is an error naming it (an `active` that is not a boolean included:
+//! the read is then partial, nothing is disabled or deprovisioned). The
+//! testkit's scripted HTTP server on loopback, no scim2-server needed.
+
+use std::sync::Arc;
 
 use futures::StreamExt;
-use idsync_core::{ErrorKind, FieldChange, ObjectKind, ReadItem, Scope, Source, Target, TargetId, TargetOp};
+use idsync_core::memory::MemoryTarget;
+use idsync_core::plan::Action;
+use idsync_core::{
+    Completeness, Engine, ErrorKind, ExternalId, FieldChange, MemoryStateStore, ObjectKind, Profile, ProfileId,
+    ReadItem, ReadMode, RunOptions, Scope, Source, Target, TargetId, TargetOp,
+};
 use idsync_http::Url;
 use idsync_scim::{ScimConfig, ScimSource, ScimTarget};
+use idsync_testkit::read::full_read;
 use idsync_testkit::scripted::ScriptedServer;
+use serde_json::json;
 
 /// The testkit's scripted server as a SCIM service under `/v2`.
 struct Scripted {
@@ -265,4 +275,176 @@ async fn a_page_that_is_not_a_list_response_never_reads_as_an_empty_directory() 
         matches!(last, Some(ReadItem::End { completeness, .. }) if completeness.is_complete()),
         "totalResults 0 without Resources is an empty list"
     );
+}
+
+/// A list response holding `resources`.
+fn list(resources: serde_json::Value) -> String {
+    let n = resources.as_array().map_or(0, Vec::len);
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": n, "startIndex": 1, "itemsPerPage": n, "Resources": resources
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn an_active_that_is_not_a_boolean_is_an_error_naming_the_resource_and_active() {
+    let server = Scripted::start().await;
+    let users = json!([
+        {"id": "u1", "userName": "ann", "active": true},
+        {"id": "u2", "userName": "bob", "active": "maybe"},
+        {"id": "u3", "userName": "cem", "active": 0},
+        {"id": "u4", "userName": "dee", "active": "no"},
+        {"id": "u5", "userName": "eve", "active": "False"},
+        {"id": "u6", "userName": "fay"},
+        {"id": "u7", "userName": "gus", "active": null},
+        {"id": "u8", "userName": "hal", "active": {"value": false}},
+        {"id": "u9", "userName": "ida", "active": "TRUE"},
+    ]);
+    server.server.route("/v2/Users", 200, &[], &list(users));
+    server.server.route("/v2/Groups", 200, &[], &list(json!([])));
+    let read = full_read(&ScimSource::connect(server.config()).await.unwrap()).await;
+    let enabled: Vec<(String, bool)> = read.objects.iter().map(|o| (o.id.0.clone(), o.enabled)).collect();
+    let expected = [("u1", true), ("u5", false), ("u6", true), ("u7", true), ("u9", true)];
+    assert_eq!(
+        enabled,
+        expected.map(|(id, on)| (id.to_owned(), on)),
+        "the other users read; absent and null are enabled"
+    );
+    assert_eq!(
+        read.errors,
+        [
+            "scim read_full [u2] field \"active\": invalid data: \"maybe\" is not a boolean",
+            "scim read_full [u3] field \"active\": invalid data: 0 is not a boolean",
+            "scim read_full [u4] field \"active\": invalid data: \"no\" is not a boolean",
+            "scim read_full [u8] field \"active\": invalid data: an object is not a boolean",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn read_one_and_the_target_refuse_an_active_that_is_not_a_boolean() {
+    let server = Scripted::start().await;
+    let profile = ProfileId(uuid::Uuid::nil());
+    let bob = json!({"id": "u2", "userName": "bob", "active": "maybe", "externalId": format!("{}:guid-2", profile.0)});
+    server.server.route("/v2/Users/u2", 200, &[], &bob.to_string());
+    let source = ScimSource::connect(server.config()).await.unwrap();
+    let e = source
+        .read_one(&idsync_core::Scope::default(), &ExternalId("u2".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "scim read_one [u2] field \"active\": invalid data: \"maybe\" is not a boolean"
+    );
+    assert_eq!(e.kind(), ErrorKind::InvalidData);
+    assert!(!e.is_transient() && !e.stops_run());
+
+    // Read as enabled (any string but "false" was), a disabled account would
+    // never be enabled again; read as disabled, a leaver would stay enabled.
+    server.server.route("/v2/Users", 200, &[], &list(json!([bob])));
+    server.server.route("/v2/Groups", 200, &[], &list(json!([])));
+    let target = ScimTarget::connect(server.config()).await.unwrap();
+    let listed: Vec<String> = target
+        .linked(profile)
+        .await
+        .unwrap()
+        .map(|a| a.map(|a| a.id.0).unwrap_or_else(|e| e.to_string()))
+        .collect()
+        .await;
+    assert_eq!(
+        listed,
+        ["scim linked [u2] field \"active\": invalid data: \"maybe\" is not a boolean"]
+    );
+}
+
+/// The engine over the SCIM source: bob's `active` turns to "maybe" and
+/// cem leaves. A delta run leaves bob alone and keeps its cursor; a full
+/// run neither disables bob nor deprovisions cem (the read is partial).
+/// Both reports name bob.
+#[tokio::test]
+async fn a_user_whose_active_reads_maybe_is_neither_disabled_nor_deprovisioned() {
+    let server = Scripted::start().await;
+    let user = |id: &str, name: &str, active: serde_json::Value| json!({"id": id, "userName": name, "active": active});
+    server.server.route("/v2/Groups", 200, &[], &list(json!([])));
+    server.server.route(
+        "/v2/Users",
+        200,
+        &[],
+        &list(json!([
+            user("u1", "ann", json!(true)),
+            user("u2", "bob", json!(true)),
+            user("u3", "cem", json!(true))
+        ])),
+    );
+    let profile: Profile = serde_json::from_value(json!({
+        "id": "55555555-5555-4555-8555-555555555557", "name": "scim active",
+        "mapping": {"users": [{"field": "login", "attribute": "userName"}]}
+    }))
+    .unwrap();
+    let app = MemoryTarget::new();
+    let engine = Engine::new(
+        profile,
+        Arc::new(ScimSource::connect(server.config()).await.unwrap()),
+        Arc::new(app.clone()),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let first = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(first.applied(), 3, "{}", first.plan);
+
+    server.server.route(
+        "/v2/Users",
+        200,
+        &[],
+        &list(json!([
+            user("u1", "ann", json!(true)),
+            user("u2", "bob", json!("maybe"))
+        ])),
+    );
+    let bob = "scim read_delta [u2] field \"active\": invalid data: \"maybe\" is not a boolean";
+    let delta = engine.run(&RunOptions::default()).await.unwrap();
+    let full = engine
+        .run(&RunOptions {
+            full: true,
+            ..RunOptions::default()
+        })
+        .await
+        .unwrap();
+    let mut states: Vec<(String, bool)> = app
+        .accounts()
+        .iter()
+        .map(|a| (a.fields["login"].clone(), a.enabled))
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        [
+            ("ann".to_owned(), true),
+            ("bob".to_owned(), true),
+            ("cem".to_owned(), true)
+        ],
+        "{}\n{}",
+        delta.plan,
+        full.plan
+    );
+    for report in [&delta, &full] {
+        assert!(
+            !report
+                .plan
+                .operations
+                .iter()
+                .any(|op| matches!(op.action, Action::Disable | Action::Delete)),
+            "{}",
+            report.plan
+        );
+    }
+    assert_eq!((delta.plan.mode, full.plan.mode), (ReadMode::Delta, ReadMode::Full));
+    assert_eq!(delta.read_errors, [bob]);
+    assert!(!delta.cursor_saved, "the delta is read again next time");
+    assert!(
+        matches!(full.plan.completeness, Completeness::Partial { .. }),
+        "{:?}",
+        full.plan.completeness
+    );
+    assert_eq!(full.read_errors, [bob.replace("read_delta", "read_full")]);
 }

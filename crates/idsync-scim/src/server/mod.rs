@@ -84,7 +84,7 @@ use subtle::ConstantTimeEq;
 pub use history::{MemoryHistory, ProvisioningRecord, ProvisioningSink};
 
 use crate::filter::{AttrRef, Filter, get_ci, sort_key_cmp};
-use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, flatten};
+use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, bool_of, flatten};
 use crate::patch::{PatchRequest, entry_ci, remove_ci};
 use schemas::{ERROR, LIST_RESPONSE, SEARCH_REQUEST};
 
@@ -580,9 +580,9 @@ impl St {
         if self.profile.mapping.for_kind(kind).is_empty() {
             flatten(&doc)
         } else {
-            match crate::source::to_object(&doc, kind) {
-                Some(object) => self.profile.mapping.fields(&object),
-                None => Fields::new(),
+            match crate::source::to_object(&doc, kind, "fields") {
+                Ok(Some(object)) => self.profile.mapping.fields(&object),
+                Ok(None) | Err(_) => Fields::new(),
             }
         }
     }
@@ -1002,15 +1002,6 @@ enum Write {
 
 fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad("invalidSyntax", format!("the body is not JSON: {e}")))
-}
-
-fn bool_of(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
-    }
 }
 
 /// Cleans a document received: read-only attributes dropped, passwords
