@@ -1,5 +1,6 @@
 //! Provisioning N users (default 10 000) into scim2-server through
-//! `ScimTarget::apply`, one POST per user and with `/Bulk` (and, with the
+//! `ScimTarget::apply`, one POST per user, and through
+//! `ScimTarget::apply_batch` with `/Bulk` (and, with the
 //! modes `engine` and `engine-bulk`, through a whole engine run), against
 //! a raw reqwest loop of the same creates at the same concurrency, in the
 //! same run, each on a fresh server. The mode `engine-group` adds one group
@@ -8,7 +9,8 @@
 //!
 //! Needs scim2-server (`bash .ci/install`). `IDSYNC_BENCH_USERS` and
 //! `IDSYNC_BENCH_CONCURRENCY` (default 8, the engine's default) change the
-//! load. Prints one line per mode and the ratios; the figures depend on the
+//! load, `IDSYNC_BENCH_MEMBER_CHUNK` the members per PATCH of the engine
+//! runs. Prints one line per mode and the ratios; the figures depend on the
 //! machine, so only the ratios of one run mean anything.
 
 use std::time::{Duration, Instant};
@@ -108,12 +110,20 @@ async fn target_loop(server: &Scim2Server, n: usize, c: usize, bulk: BulkMode) -
         })
         .collect();
     let started = Instant::now();
-    let failures = futures::stream::iter(ops.iter())
-        .map(|op| target.apply(op))
+    // with Bulk, batches as the engine hands them; else one apply per create
+    let batch = if bulk == BulkMode::On {
+        target.capabilities().batch
+    } else {
+        1
+    };
+    let failures: usize = futures::stream::iter(ops.chunks(batch))
+        .map(|chunk| target.apply_batch(chunk))
         .buffer_unordered(c)
-        .filter(|r| futures::future::ready(r.is_err()))
-        .count()
-        .await;
+        .map(|results| results.iter().filter(|r| r.is_err()).count())
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .sum();
     let took = started.elapsed();
     assert_eq!(failures, 0, "target creates failed");
     took
@@ -130,6 +140,7 @@ async fn engine_run(base_url: &str, token: &str, n: usize, c: usize, bulk: BulkM
 
     let mut config = ScimConfig::new(base_url.parse().expect("url"), token);
     config.bulk = bulk;
+    config.dialect.member_chunk = env("IDSYNC_BENCH_MEMBER_CHUNK", config.dialect.member_chunk);
     let target = ScimTarget::connect(config).await.expect("connect");
     let users = (0..n).map(|i| {
         SourceObject::new(format!("guid-{i}"), ObjectKind::User)
