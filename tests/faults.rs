@@ -733,7 +733,9 @@ async fn bursts_of_429_and_5xx_and_lost_answers_while_applying_create_no_duplica
     assert_eq!(report.applied(), 0, "{}", report.to_json());
     tcp.heal();
     iterations += 1 + converge(&engine).await;
-    assert!(tcp.stats().resets >= more as u64, "{:?}", tcp.stats());
+    // the faults were met: the Bulk request of the creates, then the
+    // look-up of their links (and its retries)
+    assert!(tcp.stats().resets >= 2, "{:?}", tcp.stats());
     let lost = assert_no_duplicates(&server, users + more, groups + 1, more).await;
     let injected = http_faults + tcp.stats().faults();
     figures(

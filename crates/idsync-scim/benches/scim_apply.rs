@@ -1,12 +1,16 @@
 //! Provisioning N users (default 10 000) into scim2-server through
-//! `ScimTarget::apply`, one POST per user and with `/Bulk` (and, with the
+//! `ScimTarget::apply`, one POST per user, and through
+//! `ScimTarget::apply_batch` with `/Bulk` (and, with the
 //! modes `engine` and `engine-bulk`, through a whole engine run), against
 //! a raw reqwest loop of the same creates at the same concurrency, in the
-//! same run, each on a fresh server.
+//! same run, each on a fresh server. The mode `engine-group` adds one group
+//! holding every user to the engine run and counts its HTTP requests
+//! (through the testkit's proxy).
 //!
 //! Needs scim2-server (`bash .ci/install`). `IDSYNC_BENCH_USERS` and
 //! `IDSYNC_BENCH_CONCURRENCY` (default 8, the engine's default) change the
-//! load. Prints one line per mode and the ratios; the figures depend on the
+//! load, `IDSYNC_BENCH_MEMBER_CHUNK` the members per PATCH of the engine
+//! runs. Prints one line per mode and the ratios; the figures depend on the
 //! machine, so only the ratios of one run mean anything.
 
 use std::time::{Duration, Instant};
@@ -106,35 +110,50 @@ async fn target_loop(server: &Scim2Server, n: usize, c: usize, bulk: BulkMode) -
         })
         .collect();
     let started = Instant::now();
-    let failures = futures::stream::iter(ops.iter())
-        .map(|op| target.apply(op))
+    // with Bulk, batches as the engine hands them; else one apply per create
+    let batch = if bulk == BulkMode::On {
+        target.capabilities().batch
+    } else {
+        1
+    };
+    let failures: usize = futures::stream::iter(ops.chunks(batch))
+        .map(|chunk| target.apply_batch(chunk))
         .buffer_unordered(c)
-        .filter(|r| futures::future::ready(r.is_err()))
-        .count()
-        .await;
+        .map(|results| results.iter().filter(|r| r.is_err()).count())
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .sum();
     let took = started.elapsed();
     assert_eq!(failures, 0, "target creates failed");
     took
 }
 
 /// A whole engine run (read, plan, apply) from an in-memory directory of
-/// `n` users into an empty server, at concurrency `c`.
-async fn engine_run(server: &Scim2Server, n: usize, c: usize, bulk: BulkMode) -> Duration {
+/// `n` users (and, with `group`, one group of all of them) into an empty
+/// server, at concurrency `c`.
+async fn engine_run(base_url: &str, token: &str, n: usize, c: usize, bulk: BulkMode, group: bool) -> Duration {
     use std::sync::Arc;
 
     use idsync_core::memory::MemorySource;
     use idsync_core::{Engine, EngineOptions, MemoryStateStore, Profile, RunOptions, SourceObject};
 
-    let mut config = ScimConfig::new(server.base_url().parse().expect("url"), server.token());
+    let mut config = ScimConfig::new(base_url.parse().expect("url"), token);
     config.bulk = bulk;
+    config.dialect.member_chunk = env("IDSYNC_BENCH_MEMBER_CHUNK", config.dialect.member_chunk);
     let target = ScimTarget::connect(config).await.expect("connect");
-    let source = MemorySource::with_objects((0..n).map(|i| {
+    let users = (0..n).map(|i| {
         SourceObject::new(format!("guid-{i}"), ObjectKind::User)
             .with("uid", format!("bench.user{i:05}"))
             .with("givenName", "Bench")
             .with("sn", format!("User{i}"))
             .with("mail", format!("bench.user{i:05}@acme.test"))
-    }));
+    });
+    let everyone = (0..n).fold(
+        SourceObject::new("guid-everyone", ObjectKind::Group).with("cn", "everyone"),
+        |g, i| g.with_member(format!("guid-{i}")),
+    );
+    let source = MemorySource::with_objects(users.chain(group.then_some(everyone)));
     let profile: Profile = serde_json::from_value(json!({
         "id": ProfileId::new_random(),
         "name": "bench",
@@ -144,7 +163,7 @@ async fn engine_run(server: &Scim2Server, n: usize, c: usize, bulk: BulkMode) ->
             {"field": "name.givenName", "attribute": "givenName"},
             {"field": "name.familyName", "attribute": "sn"},
             {"field": "emails[type eq \"work\"].value", "attribute": "mail"}
-        ]}
+        ], "groups": [{"field": "displayName", "attribute": "cn"}]}
     }))
     .expect("profile");
     let engine = Engine::new(
@@ -164,6 +183,20 @@ async fn engine_run(server: &Scim2Server, n: usize, c: usize, bulk: BulkMode) ->
     took
 }
 
+/// The members of the one group on the server.
+async fn group_members(server: &Scim2Server) -> usize {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{}/Groups", server.base_url()))
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .expect("groups")
+        .json()
+        .await
+        .expect("groups body");
+    v["Resources"][0]["members"].as_array().map_or(0, Vec::len)
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing we need.
@@ -179,7 +212,7 @@ async fn main() {
     // Passes run in ABC-CBA order by default, so a machine whose load drifts
     // during the run favours no mode; IDSYNC_BENCH_MODES chooses others.
     let modes = std::env::var("IDSYNC_BENCH_MODES").unwrap_or_else(|_| "raw,post,bulk,bulk,post,raw".into());
-    let mut sums = [(0.0f64, 0u32); 5];
+    let mut sums = [(0.0f64, 0u32); 6];
     for mode in modes.split(',') {
         let (slot, label, bulk) = match mode.trim() {
             "raw" => (0, "raw reqwest loop", None),
@@ -187,12 +220,25 @@ async fn main() {
             "bulk" => (2, "ScimTarget (Bulk)", Some(BulkMode::On)),
             "engine" => (3, "Engine run (POST)", Some(BulkMode::Off)),
             "engine-bulk" => (4, "Engine run (Bulk)", Some(BulkMode::On)),
+            "engine-group" => (5, "Engine run + group", Some(BulkMode::Auto)),
             other => panic!("unknown mode {other:?} in IDSYNC_BENCH_MODES"),
         };
         let server = Scim2Server::start().await.expect("scim2-server");
         let took = match (slot, bulk) {
             (_, None) => raw_loop(&server, n, c).await,
-            (3 | 4, Some(b)) => engine_run(&server, n, c, b).await,
+            (3 | 4, Some(b)) => engine_run(&server.base_url(), server.token(), n, c, b, false).await,
+            (5, Some(b)) => {
+                let proxy = server.fault_proxy().await.expect("proxy");
+                let took = engine_run(&proxy.base_url(), server.token(), n, c, b, true).await;
+                let mut requests = std::collections::BTreeMap::<String, usize>::new();
+                for seen in proxy.seen() {
+                    *requests.entry(seen.method.to_string()).or_default() += 1;
+                }
+                let members = group_members(&server).await;
+                assert_eq!(members, n, "not every user is in the group");
+                println!("scim_apply {label}: HTTP requests {requests:?}");
+                took
+            }
             (_, Some(b)) => target_loop(&server, n, c, b).await,
         };
         assert_eq!(

@@ -127,7 +127,7 @@ impl ScimClient {
         self.dialect.etag.unwrap_or(self.sp.etag)
     }
 
-    /// Operations per Bulk request, or `None` when creates go one by one.
+    /// Operations per Bulk request, or `None` when writes go one by one.
     pub fn bulk_limit(&self) -> Option<usize> {
         let on = match self.bulk_mode {
             BulkMode::Off => false,
@@ -157,6 +157,14 @@ impl ScimClient {
             }
         }
         u
+    }
+
+    /// The path of `segments` relative to the base, as a Bulk operation
+    /// names it (`/Users/2819c223`, each segment escaped).
+    pub fn bulk_path(&self, segments: &[&str]) -> String {
+        let url = self.url(segments);
+        let base = self.base.path().trim_end_matches('/');
+        url.path().strip_prefix(base).unwrap_or(url.path()).to_owned()
     }
 
     fn request(&self, method: Method, url: Url) -> Request {

@@ -36,8 +36,8 @@ pub struct ScimConfig {
     /// `filter.maxResults`; a server that answers fewer is asked for the rest).
     #[serde(default = "default_page_size")]
     pub page_size: u32,
-    /// Whether creates go through `/Bulk` (default: when the server says it
-    /// supports it).
+    /// Whether the creates, updates, enables and disables of a batch go
+    /// through `/Bulk` (default: when the server says it supports it).
     #[serde(default)]
     pub bulk: BulkMode,
     /// Read `/ServiceProviderConfig`, `/ResourceTypes` and `/Schemas` when
@@ -147,7 +147,7 @@ impl fmt::Debug for ScimConfig {
     }
 }
 
-/// Whether creates use `/Bulk`.
+/// Whether the writes of a batch use `/Bulk`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BulkMode {
@@ -183,7 +183,10 @@ pub struct ScimDialect {
     /// PATCH paths with value filters (`emails[type eq "work"].value`).
     /// `false` updates such fields by GET + PUT instead.
     pub patch_value_filters: bool,
-    /// Members per group PATCH at most (default 100).
+    /// Members per group PATCH at most (default 100). A server's time for a
+    /// PATCH of a large group grows with the group (scim2-server: about
+    /// 0.4 s per PATCH on a group of 3,000), so larger chunks make fewer,
+    /// faster syncs where the server accepts them.
     pub member_chunk: usize,
     /// Request body media type (default `application/scim+json`; some
     /// servers accept only `application/json`).
@@ -192,8 +195,9 @@ pub struct ScimDialect {
     /// `externalId` prefix (default `sw`; servers without `sw` may use `co`,
     /// the results are checked again on our side).
     pub prefix_operator: String,
-    /// Lookups joined with `or` into one filtered query (default 50; 1 for
-    /// servers whose filters take no `or`).
+    /// Terms joined with `or` in one filter: lookups in one query, and
+    /// members one `remove` takes out of a group (`members[value eq "a" or
+    /// value eq "b"]`). Default 50; 1 for servers whose filters take no `or`.
     pub lookup_or_terms: usize,
 }
 

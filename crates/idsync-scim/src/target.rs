@@ -4,10 +4,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use idsync_core::{
-    Applied, Error, ErrorKind, ExternalId, FieldChange, Fields, Link, Lookup, ObjectKind, ProfileId, Result, Target,
-    TargetAccount, TargetCapabilities, TargetId, TargetOp,
+    Applied, Error, ErrorKind, ExternalId, FieldChange, Fields, Link, Lookup, ObjectKind, ProfileId, Result, Status,
+    Target, TargetAccount, TargetCapabilities, TargetId, TargetOp,
 };
 use idsync_http::{HttpError, Response};
 use serde_json::{Map, Value, json};
@@ -33,13 +34,16 @@ const LOOKUP_CONCURRENCY: usize = 4;
 /// of a profile are listed with `externalId sw "<profile id>:"`, and an
 /// account whose `externalId` is not of that form is unmanaged.
 ///
-/// Creates are POSTs (or `/Bulk` batches, see [`crate::BulkMode`]), updates
-/// PATCH only the changed paths (PUT of the whole resource where the dialect
-/// says so, or when the server rejects a filtered path), disabling sets
-/// `active: false`, deletes happen only for [`TargetOp::Delete`], group
-/// members change by PATCH add/remove. Updates carry `If-Match` with the
-/// last ETag seen when the service supports ETags: a concurrent change
-/// fails as [`ErrorKind::Conflict`].
+/// Creates are POSTs, updates PATCH only the changed paths (PUT of the
+/// whole resource where the dialect says so, or when the server rejects a
+/// filtered path), disabling sets `active: false`, deletes happen only for
+/// [`TargetOp::Delete`], group members change by PATCH add/remove. In a
+/// batch ([`Target::apply_batch`]), creates, updates, enables and disables
+/// go through `/Bulk` when the service supports it (see
+/// [`crate::BulkMode`]), and a group's membership changes go out in
+/// PATCHes of up to `member_chunk` members. Updates carry `If-Match` (in
+/// `/Bulk`: `version`) with the last ETag seen when the service supports
+/// ETags: a concurrent change fails as [`ErrorKind::Conflict`].
 #[derive(Debug)]
 pub struct ScimTarget {
     client: Arc<ScimClient>,
@@ -47,12 +51,117 @@ pub struct ScimTarget {
     /// One lock per resource written with If-Match or by GET + PUT, so
     /// concurrent operations on one resource do not overwrite each other.
     put_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    bulk: Option<bulk::Batcher>,
-    members: Option<members::MemberBatcher>,
 }
 
 fn etag_key(kind: ObjectKind, id: &str) -> String {
     format!("{kind}/{id}")
+}
+
+/// Requests one batch has in flight at once (Bulk requests, single writes,
+/// and the membership changes of different groups).
+const REQUESTS_AT_ONCE: usize = 4;
+
+/// One operation's result and its position in the batch.
+type Done = (usize, Result<Applied>);
+
+/// An operation of a batch that is one write request, alone or in a Bulk.
+struct Write<'a> {
+    /// Its position in the batch.
+    index: usize,
+    op: &'a TargetOp,
+    kind: ObjectKind,
+    endpoint: &'a str,
+    request: Request<'a>,
+}
+
+/// What a write sends.
+enum Request<'a> {
+    /// A create: the resource.
+    Post(Value),
+    /// A change of one resource, with If-Match: the PATCH operations.
+    Patch(&'a TargetId, Vec<Value>),
+}
+
+impl Write<'_> {
+    /// The operation's name, what it does, and the object it concerns (for errors).
+    fn describe(&self) -> (&'static str, String, String) {
+        let kind = self.kind;
+        match self.op {
+            TargetOp::Create { link, fields, .. } => {
+                ("apply.create", format!("create {kind}"), create_name(link, fields))
+            }
+            TargetOp::Update { target, .. } => ("apply.update", format!("update {kind}"), target.0.clone()),
+            TargetOp::SetEnabled { target, .. } => {
+                ("apply.set_enabled", format!("set active of {kind}"), target.0.clone())
+            }
+            TargetOp::SetLink { target, .. } => {
+                ("apply.set_link", format!("set externalId of {kind}"), target.0.clone())
+            }
+            TargetOp::Delete { target, .. } => ("apply.delete", format!("delete {kind}"), target.0.clone()),
+            TargetOp::AddMember { group, .. } | TargetOp::RemoveMember { group, .. } => {
+                ("apply.members", "change members".into(), group.0.clone())
+            }
+        }
+    }
+}
+
+/// What became of a write's request.
+enum Outcome {
+    /// The server's answer to it.
+    Answered(std::result::Result<Wrote, HttpError>),
+    /// The request carrying it failed as a whole; `landed`: it may have been
+    /// carried out all the same.
+    Lost { error: Error, landed: bool },
+}
+
+/// What a successful write answered.
+#[derive(Debug)]
+struct Wrote {
+    id: Option<String>,
+    etag: Option<String>,
+}
+
+impl Wrote {
+    fn from_response(r: &Response) -> Self {
+        let body: Option<Value> = if r.body.is_empty() { None } else { r.json().ok() };
+        let id = body
+            .as_ref()
+            .and_then(|b| b["id"].as_str().map(str::to_owned))
+            .or_else(|| r.header(idsync_http::header::LOCATION).and_then(bulk::last_segment));
+        Wrote {
+            id,
+            etag: etag_of(r, body.as_ref()),
+        }
+    }
+}
+
+/// `e` again for another operation of the same failed request: same kind
+/// and retry status, named after that operation's object.
+fn share(e: &Error, op: &'static str, what: &str, object: &str) -> Error {
+    let copy = Error::new(e.kind(), format!("{what}: {}", e.message()))
+        .backend(NAME)
+        .op(op)
+        .object(object);
+    match e.status() {
+        Status::Transient {
+            retry_after: Some(after),
+        } => copy.retry_after(after),
+        Status::Transient { retry_after: None } => copy.transient(),
+        Status::Permanent => copy.permanent(),
+        Status::Exhausted => copy.transient().exhausted(),
+    }
+}
+
+/// True when a request of several changes was refused for what one of them
+/// holds (rather than an outage, a login or a missing resource): sent in
+/// halves, the culprit fails alone.
+fn splittable(e: &Error) -> bool {
+    !e.is_transient()
+        && !e.stops_run()
+        && matches!(
+            e.kind(),
+            ErrorKind::InvalidData | ErrorKind::AlreadyExists | ErrorKind::Protocol
+        )
 }
 
 /// The account a SCIM resource describes; `Ok(None)` without an id, `Err`
@@ -130,20 +239,10 @@ impl ScimTarget {
     }
 
     fn from_client(client: ScimClient) -> Result<Self> {
-        let client = Arc::new(client);
-        let bulk = client
-            .bulk_limit()
-            .map(|limit| bulk::Batcher::new(client.clone(), limit));
-        let member_batcher = client.sp.groups_endpoint.clone().map(|endpoint| {
-            let chunk = client.dialect.member_chunk;
-            members::MemberBatcher::new(client.clone(), endpoint, chunk)
-        });
         Ok(ScimTarget {
-            client,
+            client: Arc::new(client),
             etags: Mutex::new(HashMap::new()),
             put_locks: Mutex::new(HashMap::new()),
-            bulk,
-            members: member_batcher,
         })
     }
 
@@ -152,9 +251,9 @@ impl ScimTarget {
         &self.client.sp
     }
 
-    /// True when creates go through `/Bulk`.
+    /// True when the writes of a batch go through `/Bulk`.
     pub fn uses_bulk(&self) -> bool {
-        self.bulk.is_some()
+        self.client.bulk_limit().is_some()
     }
 
     fn endpoint(&self, kind: ObjectKind) -> Result<&str> {
@@ -213,59 +312,295 @@ impl ScimTarget {
             .boxed()
     }
 
-    async fn create(&self, kind: ObjectKind, link: &Link, fields: &Fields) -> Result<Applied> {
-        let op = "apply.create";
-        let name = create_name(link, fields);
-        let endpoint = self.endpoint(kind)?;
-        let body = self
-            .create_body(kind, link, fields)
-            .map_err(|e| e.op(op).object(&name))?;
-        let outcome = match &self.bulk {
-            Some(b) => b.create(endpoint.to_owned(), body).await,
-            None => self
-                .client
-                .post(endpoint, &body)
-                .await
-                .map(|r| bulk::Created::from_response(&r)),
-        };
-        match outcome {
-            Ok(created) => {
-                let Some(id) = created.id else {
-                    return Err(bad_response(op, "the created resource has no id", Some(&name)));
-                };
-                self.remember(kind, &id, created.etag);
-                Ok(Applied {
-                    target: Some(TargetId(id)),
-                    note: None,
-                })
+    /// The one request `op` is (a POST, or a PATCH when the service takes
+    /// PATCH), or `None` when it is not one request.
+    fn write_for<'a>(&'a self, index: usize, op: &'a TargetOp) -> Result<Option<Write<'a>>> {
+        let (kind, request) = match op {
+            TargetOp::Create { kind, link, fields } => {
+                let name = create_name(link, fields);
+                let body = self
+                    .create_body(*kind, link, fields)
+                    .map_err(|e| e.op("apply.create").object(&name))?;
+                (*kind, Request::Post(body))
             }
-            Err(e) => {
-                // A uniqueness conflict, or a failure after which the POST may
-                // have landed: the link tells whether the account exists.
-                let maybe_there = e.status().is_some_and(|s| s.as_u16() == 409) || bulk::may_have_landed(&e);
-                if maybe_there {
-                    match self.find_by_link(kind, link).await {
-                        Ok(Some(existing)) => {
-                            return Ok(Applied {
-                                target: Some(existing.id),
-                                note: Some("already existed with this link".into()),
-                            });
-                        }
-                        Ok(None) => {}
-                        // Neither the answer nor the look-up came back: a
-                        // second POST could make a second account. Not retried
-                        // in this run; the next one lists the linked accounts
-                        // and sees whether it landed.
-                        Err(lookup) if bulk::may_have_landed(&e) => {
-                            let what = format!("create {kind}, outcome unknown (the look-up failed too: {lookup})");
-                            return Err(http_to_core(e, op, &what, Some(&name)).permanent());
-                        }
-                        Err(_) => {}
-                    }
+            TargetOp::Update { target, kind, changes } if !changes.is_empty() => {
+                let parsed = self.parse_changes(target, changes)?;
+                let filtered = parsed.iter().any(|(p, _)| p.filter.is_some());
+                if !self.client.use_patch() || (filtered && !self.client.dialect.patch_value_filters) {
+                    return Ok(None);
                 }
-                Err(http_to_core(e, op, &format!("create {kind}"), Some(&name)))
+                let ops = parsed
+                    .iter()
+                    .flat_map(|(p, c)| patch_ops(p, c.old.as_deref(), c.new.as_deref()))
+                    .collect();
+                (*kind, Request::Patch(target, ops))
+            }
+            TargetOp::SetEnabled {
+                target,
+                kind: ObjectKind::User,
+                enabled,
+            } if self.client.use_patch() => (
+                ObjectKind::User,
+                Request::Patch(
+                    target,
+                    vec![json!({"op": "replace", "path": "active", "value": enabled})],
+                ),
+            ),
+            TargetOp::SetLink { target, kind, link } if self.client.use_patch() => {
+                let external_id = self.encode_link(link, target)?;
+                (
+                    *kind,
+                    Request::Patch(
+                        target,
+                        vec![json!({"op": "replace", "path": "externalId", "value": external_id})],
+                    ),
+                )
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(Write {
+            index,
+            op,
+            kind,
+            endpoint: self.endpoint(kind)?,
+            request,
+        }))
+    }
+
+    fn encode_link(&self, link: &Link, target: &TargetId) -> Result<String> {
+        self.client
+            .link
+            .encode(link)
+            .map_err(|m| Error::config(m).backend(NAME).op("apply.set_link").object(target))
+    }
+
+    fn parse_changes<'c>(
+        &self,
+        target: &TargetId,
+        changes: &'c [FieldChange],
+    ) -> Result<Vec<(AttrPath, &'c FieldChange)>> {
+        changes
+            .iter()
+            .map(|c| {
+                let path = AttrPath::parse(&c.field).map_err(|m| {
+                    Error::new(ErrorKind::InvalidData, m)
+                        .backend(NAME)
+                        .op("apply.update")
+                        .object(target)
+                        .field(c.field.clone())
+                })?;
+                Ok((self.client.sp.attribute_types.annotate(path), c))
+            })
+            .collect()
+    }
+
+    /// Sends one write alone: a POST, or a PATCH with If-Match under the
+    /// resource's lock.
+    async fn send_one(&self, w: &Write<'_>) -> Outcome {
+        match &w.request {
+            Request::Post(body) => {
+                let answer = self.client.post(w.endpoint, body).await;
+                let outcome = Outcome::Answered(answer.map(|r| Wrote::from_response(&r)));
+                self.settle(w, &outcome);
+                outcome
+            }
+            Request::Patch(target, ops) => {
+                let lock = self.resource_lock(w.kind, &target.0);
+                let guard = lock.lock().await;
+                let etag = self.etag_for(w.kind, &target.0);
+                let answer = self
+                    .client
+                    .patch(&[w.endpoint, &target.0], ops.clone(), etag.as_deref())
+                    .await;
+                let outcome = Outcome::Answered(answer.map(|r| Wrote::from_response(&r)));
+                self.settle(w, &outcome);
+                drop(guard);
+                self.release_lock(w.kind, &target.0, lock);
+                outcome
             }
         }
+    }
+
+    /// Remembers the ETag a write's answer gave (and forgets a stale one).
+    fn settle(&self, w: &Write<'_>, outcome: &Outcome) {
+        let target = match &w.request {
+            Request::Patch(target, _) => Some(target.0.as_str()),
+            Request::Post(_) => None,
+        };
+        match outcome {
+            Outcome::Answered(Ok(wrote)) => {
+                if let Some(id) = target.or(wrote.id.as_deref()) {
+                    self.remember(w.kind, id, wrote.etag.clone());
+                }
+            }
+            Outcome::Answered(Err(e)) if e.status().is_some_and(|s| s.as_u16() == 412) => {
+                if let Some(id) = target {
+                    self.remember(w.kind, id, None);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The results of writes from their outcomes: a create that failed
+    /// after which the account may exist is looked up by its link, an
+    /// update whose PATCH path the server rejected is done by GET + PUT.
+    async fn finish(&self, items: Vec<(Write<'_>, Outcome)>) -> Vec<Done> {
+        let mut done = Vec::with_capacity(items.len());
+        let mut recover = Vec::new();
+        let mut puts = Vec::new();
+        for (w, outcome) in items {
+            let (op, what, object) = w.describe();
+            match (w.op, outcome) {
+                (TargetOp::Create { .. }, Outcome::Answered(Ok(Wrote { id: Some(id), .. }))) => done.push((
+                    w.index,
+                    Ok(Applied {
+                        target: Some(TargetId(id)),
+                        note: None,
+                    }),
+                )),
+                (TargetOp::Create { .. }, Outcome::Answered(Ok(_))) => {
+                    done.push((
+                        w.index,
+                        Err(bad_response(op, "the created resource has no id", Some(&object))),
+                    ));
+                }
+                // A uniqueness conflict, or a failure after which the POST may
+                // have landed: the link tells whether the account exists.
+                (TargetOp::Create { kind, link, .. }, Outcome::Answered(Err(e)))
+                    if e.status().is_some_and(|s| s.as_u16() == 409) || bulk::may_have_landed(&e) =>
+                {
+                    let landed = bulk::may_have_landed(&e);
+                    recover.push((w.index, *kind, link, http_to_core(e, op, &what, Some(&object)), landed));
+                }
+                (TargetOp::Create { kind, link, .. }, Outcome::Lost { error, landed: true }) => {
+                    recover.push((w.index, *kind, link, error, true));
+                }
+                (TargetOp::Update { target, kind, changes }, Outcome::Answered(Err(e))) if is_path_problem(&e) => {
+                    tracing::debug!(target = %target, "PATCH path rejected; updating by PUT");
+                    puts.push((w.index, target, *kind, changes));
+                }
+                (_, Outcome::Answered(Ok(_))) => done.push((w.index, Ok(Applied::default()))),
+                (_, Outcome::Answered(Err(e))) => done.push((w.index, Err(http_to_core(e, op, &what, Some(&object))))),
+                (_, Outcome::Lost { error, .. }) => done.push((w.index, Err(error))),
+            }
+        }
+        done.extend(self.recover_creates(recover).await);
+        // rare (a server that takes PATCH but not a path): one after the other
+        for (index, target, kind, changes) in puts {
+            done.push((index, self.put_changes(target, kind, changes).await));
+        }
+        done
+    }
+
+    /// Creates whose account may exist after all (`(index, kind, link,
+    /// error, landed)`): one look-up for all their links. Found: the create
+    /// is done. Not found: its error stands. When the look-up fails too
+    /// after a request that may have landed, a second POST could make a
+    /// second account: the error is permanent, so this run does not retry
+    /// it; the next one lists the linked accounts and sees whether it landed.
+    async fn recover_creates(&self, items: Vec<(usize, ObjectKind, &Link, Error, bool)>) -> Vec<Done> {
+        if items.is_empty() {
+            return Vec::new();
+        }
+        let lookups: Vec<Lookup> = items
+            .iter()
+            .map(|(_, kind, link, _, _)| Lookup::External {
+                kind: *kind,
+                external: link.external.clone(),
+            })
+            .collect();
+        let found = self.lookup(&lookups).await;
+        items
+            .into_iter()
+            .map(|(index, kind, link, error, landed)| {
+                let result = match &found {
+                    Ok(accounts) => match accounts
+                        .iter()
+                        .find(|a| a.kind == kind && a.link.as_ref() == Some(link))
+                    {
+                        Some(existing) => Ok(Applied {
+                            target: Some(existing.id.clone()),
+                            note: Some("already existed with this link".into()),
+                        }),
+                        None => Err(error),
+                    },
+                    Err(lookup) if landed => {
+                        let object = error.object_ref().map(|o| o.0.clone()).unwrap_or_default();
+                        let what = format!("outcome unknown (the look-up failed too: {lookup})");
+                        Err(share(&error, "apply.create", &what, &object).permanent())
+                    }
+                    Err(_) => Err(error),
+                };
+                (index, result)
+            })
+            .collect()
+    }
+
+    /// An operation that is not one write request: updates by GET + PUT,
+    /// the PUT dialect's enable, disable and link, deletes.
+    async fn apply_other(&self, op: &TargetOp) -> Result<Applied> {
+        match op {
+            TargetOp::Update { changes, .. } if changes.is_empty() => Ok(Applied::default()),
+            TargetOp::Update { target, kind, changes } => self.put_changes(target, *kind, changes).await,
+            TargetOp::SetEnabled {
+                target,
+                kind: ObjectKind::Group,
+                ..
+            } => Err(Error::new(ErrorKind::Unsupported, "SCIM groups cannot be disabled")
+                .backend(NAME)
+                .op("apply.set_enabled")
+                .object(target)),
+            TargetOp::SetEnabled { target, kind, enabled } => {
+                let enabled = *enabled;
+                self.put_update(target, *kind, "apply.set_enabled", move |r| {
+                    r.insert("active".into(), Value::Bool(enabled));
+                })
+                .await
+            }
+            TargetOp::SetLink { target, kind, link } => {
+                let external_id = self.encode_link(link, target)?;
+                self.put_update(target, *kind, "apply.set_link", move |r| {
+                    r.insert("externalId".into(), Value::String(external_id));
+                })
+                .await
+            }
+            TargetOp::Delete { target, kind } => {
+                let endpoint = self.endpoint(*kind)?;
+                match self.client.delete(&[endpoint, &target.0]).await {
+                    Ok(_) => {
+                        self.remember(*kind, &target.0, None);
+                        Ok(Applied::default())
+                    }
+                    Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => Ok(Applied {
+                        target: None,
+                        note: Some("already gone".into()),
+                    }),
+                    Err(e) => Err(http_to_core(
+                        e,
+                        "apply.delete",
+                        &format!("delete {kind}"),
+                        Some(&target.0),
+                    )),
+                }
+            }
+            TargetOp::Create { .. } | TargetOp::AddMember { .. } | TargetOp::RemoveMember { .. } => Err(Error::new(
+                ErrorKind::Internal,
+                "creates and membership changes are applied as writes",
+            )
+            .backend(NAME)),
+        }
+    }
+
+    /// An update by GET + PUT of the whole resource.
+    async fn put_changes(&self, target: &TargetId, kind: ObjectKind, changes: &[FieldChange]) -> Result<Applied> {
+        let parsed = self.parse_changes(target, changes)?;
+        self.put_update(target, kind, "apply.update", |resource| {
+            for (path, c) in &parsed {
+                path.set(resource, c.new.as_deref());
+            }
+        })
+        .await
     }
 
     fn create_body(&self, kind: ObjectKind, link: &Link, fields: &Fields) -> Result<Value> {
@@ -294,104 +629,6 @@ impl ScimTarget {
                 .set(&mut body, Some(value));
         }
         Ok(Value::Object(body))
-    }
-
-    async fn find_by_link(&self, kind: ObjectKind, link: &Link) -> Result<Option<TargetAccount>> {
-        let Ok(external_id) = self.client.link.encode(link) else {
-            return Ok(None);
-        };
-        let filter = format!("externalId eq {}", quote(&external_id));
-        let found: Vec<TargetAccount> = self.list_accounts(kind, filter).try_collect().await?;
-        Ok(found.into_iter().find(|a| a.link.as_ref() == Some(link)))
-    }
-
-    async fn update(&self, target: &TargetId, kind: ObjectKind, changes: &[FieldChange]) -> Result<Applied> {
-        let op = "apply.update";
-        if changes.is_empty() {
-            return Ok(Applied::default());
-        }
-        let mut parsed = Vec::with_capacity(changes.len());
-        for c in changes {
-            let path = AttrPath::parse(&c.field).map_err(|m| {
-                Error::new(ErrorKind::InvalidData, m)
-                    .backend(NAME)
-                    .op(op)
-                    .object(target)
-                    .field(c.field.clone())
-            })?;
-            parsed.push((self.client.sp.attribute_types.annotate(path), c));
-        }
-        let filtered = parsed.iter().any(|(p, _)| p.filter.is_some());
-        if self.client.use_patch() && (self.client.dialect.patch_value_filters || !filtered) {
-            let ops: Vec<Value> = parsed
-                .iter()
-                .flat_map(|(p, c)| patch_ops(p, c.old.as_deref(), c.new.as_deref()))
-                .collect();
-            match self.patch(kind, target, ops, true).await {
-                Ok(()) => return Ok(Applied::default()),
-                Err(e) if is_path_problem(&e) => {
-                    tracing::debug!(target = %target, "PATCH path rejected; updating by PUT");
-                }
-                Err(e) => return Err(http_to_core(e, op, &format!("update {kind}"), Some(&target.0))),
-            }
-        }
-        self.put_update(target, kind, op, |resource| {
-            for (path, c) in &parsed {
-                path.set(resource, c.new.as_deref());
-            }
-        })
-        .await
-    }
-
-    /// PATCH with If-Match (when `conditional` and an ETag is known), and
-    /// the new ETag remembered.
-    async fn patch(
-        &self,
-        kind: ObjectKind,
-        target: &TargetId,
-        ops: Vec<Value>,
-        conditional: bool,
-    ) -> std::result::Result<(), HttpError> {
-        let endpoint = self.endpoint(kind).map_err(|e| HttpError::Config(e.to_string()))?;
-        if !conditional {
-            return self.patch_locked(kind, endpoint, target, ops, false).await;
-        }
-        let lock = self.resource_lock(kind, &target.0);
-        let guard = lock.lock().await;
-        let result = self.patch_locked(kind, endpoint, target, ops, true).await;
-        drop(guard);
-        self.release_lock(kind, &target.0, lock);
-        result
-    }
-
-    async fn patch_locked(
-        &self,
-        kind: ObjectKind,
-        endpoint: &str,
-        target: &TargetId,
-        ops: Vec<Value>,
-        conditional: bool,
-    ) -> std::result::Result<(), HttpError> {
-        let etag = if conditional {
-            self.etag_for(kind, &target.0)
-        } else {
-            None
-        };
-        match self.client.patch(&[endpoint, &target.0], ops, etag.as_deref()).await {
-            Ok(r) => {
-                let body: Option<Value> = if r.body.is_empty() { None } else { r.json().ok() };
-                // After an unconditional write (members), a remembered ETag is stale.
-                let etag = if conditional { etag_of(&r, body.as_ref()) } else { None };
-                self.remember(kind, &target.0, etag);
-                Ok(())
-            }
-            Err(e) => {
-                if e.status().is_some_and(|s| s.as_u16() == 412) {
-                    self.remember(kind, &target.0, None);
-                }
-                Err(e)
-            }
-        }
     }
 
     /// GET, change, PUT with If-Match of the ETag just read.
@@ -467,65 +704,6 @@ impl ScimTarget {
         self.remember(kind, &target.0, etag_of(&r, body.as_ref()));
         Ok(Applied::default())
     }
-
-    async fn set_attribute(
-        &self,
-        target: &TargetId,
-        kind: ObjectKind,
-        op: &'static str,
-        attr: &'static str,
-        value: Value,
-    ) -> Result<Applied> {
-        if self.client.use_patch() {
-            let ops = vec![json!({"op": "replace", "path": attr, "value": value})];
-            return self
-                .patch(kind, target, ops, true)
-                .await
-                .map(|()| Applied::default())
-                .map_err(|e| http_to_core(e, op, &format!("set {attr} of {kind}"), Some(&target.0)));
-        }
-        self.put_update(target, kind, op, |r| {
-            r.insert(attr.to_owned(), value);
-        })
-        .await
-    }
-
-    async fn members(&self, group: &TargetId, member: &TargetId, add: bool) -> Result<Applied> {
-        let (op, what) = if add {
-            ("apply.add_member", "add member")
-        } else {
-            ("apply.remove_member", "remove member")
-        };
-        if !self.client.use_patch() {
-            let member = member.0.clone();
-            return self
-                .put_update(group, ObjectKind::Group, op, move |r| {
-                    let list = r.entry("members").or_insert_with(|| Value::Array(Vec::new()));
-                    if let Value::Array(items) = list {
-                        items.retain(|m| m["value"].as_str() != Some(member.as_str()));
-                        if add {
-                            items.push(json!({"value": member}));
-                        }
-                    }
-                })
-                .await;
-        }
-        let outcome = match &self.members {
-            Some(batcher) => batcher.change(&group.0, &member.0, add).await,
-            None => {
-                self.patch(ObjectKind::Group, group, vec![members::op(add, &member.0)], false)
-                    .await
-            }
-        };
-        // after a membership write, a remembered ETag of the group is stale
-        self.remember(ObjectKind::Group, &group.0, None);
-        match outcome {
-            Ok(()) => Ok(Applied::default()),
-            // removing someone who is not a member: already done
-            Err(e) if !add && is_no_target(&e) => Ok(Applied::default()),
-            Err(e) => Err(http_to_core(e, op, &format!("{what} {member}"), Some(&group.0))),
-        }
-    }
 }
 
 fn is_no_target(e: &HttpError) -> bool {
@@ -546,6 +724,9 @@ impl Target for ScimTarget {
         NAME
     }
 
+    /// `batch`: the larger of `member_chunk` and the operations of one Bulk
+    /// request, so that a batch is one request's worth of work: one PATCH
+    /// of a group's members, or one Bulk request.
     fn capabilities(&self) -> TargetCapabilities {
         TargetCapabilities {
             groups: self.client.sp.groups_endpoint.is_some(),
@@ -553,7 +734,12 @@ impl Target for ScimTarget {
             disable_groups: false,
             delete: true,
             veto: false,
-            ..TargetCapabilities::default()
+            batch: self
+                .client
+                .dialect
+                .member_chunk
+                .max(self.client.bulk_limit().unwrap_or(1))
+                .max(1),
         }
     }
 
@@ -656,72 +842,79 @@ impl Target for ScimTarget {
     }
 
     async fn apply(&self, op: &TargetOp) -> Result<Applied> {
-        match op {
-            TargetOp::Create { kind, link, fields } => self.create(*kind, link, fields).await,
-            TargetOp::Update { target, kind, changes } => self.update(target, *kind, changes).await,
-            TargetOp::SetEnabled { target, kind, enabled } => {
-                if *kind == ObjectKind::Group {
-                    return Err(Error::new(ErrorKind::Unsupported, "SCIM groups cannot be disabled")
-                        .backend(NAME)
-                        .op("apply.set_enabled")
-                        .object(target));
-                }
-                self.set_attribute(target, *kind, "apply.set_enabled", "active", Value::Bool(*enabled))
-                    .await
-            }
-            TargetOp::SetLink { target, kind, link } => {
-                self.set_attribute(
-                    target,
-                    *kind,
-                    "apply.set_link",
-                    "externalId",
-                    Value::String(
-                        self.client
-                            .link
-                            .encode(link)
-                            .map_err(|m| Error::config(m).backend(NAME).op("apply.set_link").object(target))?,
-                    ),
-                )
-                .await
-            }
-            TargetOp::Delete { target, kind } => {
-                let endpoint = self.endpoint(*kind)?;
-                match self.client.delete(&[endpoint, &target.0]).await {
-                    Ok(_) => {
-                        self.remember(*kind, &target.0, None);
-                        Ok(Applied::default())
-                    }
-                    Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => Ok(Applied {
-                        target: None,
-                        note: Some("already gone".into()),
-                    }),
-                    Err(e) => Err(http_to_core(
-                        e,
-                        "apply.delete",
-                        &format!("delete {kind}"),
-                        Some(&target.0),
-                    )),
-                }
-            }
-            TargetOp::AddMember { group, member } => self.members(group, member, true).await,
-            TargetOp::RemoveMember { group, member } => self.members(group, member, false).await,
-        }
+        self.apply_batch(std::slice::from_ref(op))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(NAME)))
     }
-}
 
-impl bulk::Created {
-    pub(crate) fn from_response(r: &Response) -> Self {
-        let body: Option<Value> = if r.body.is_empty() { None } else { r.json().ok() };
-        let id = body
-            .as_ref()
-            .and_then(|b| b["id"].as_str().map(str::to_owned))
-            .or_else(|| {
-                r.header(idsync_http::header::LOCATION)
-                    .and_then(|l| l.trim_end_matches('/').rsplit('/').next().map(str::to_owned))
+    /// The batch's membership changes go out per group in PATCHes of up to
+    /// `member_chunk` members; its creates, updates, enables, disables and
+    /// links in `/Bulk` requests when the service takes them (else one
+    /// request each); the rest one request each; at most four requests at
+    /// once.
+    async fn apply_batch(&self, ops: &[TargetOp]) -> Vec<Result<Applied>> {
+        let mut results: Vec<Option<Result<Applied>>> = std::iter::repeat_with(|| None).take(ops.len()).collect();
+        let mut groups: BTreeMap<&TargetId, Vec<members::Change<'_>>> = BTreeMap::new();
+        let mut writes = Vec::new();
+        let mut others = Vec::new();
+        for (index, op) in ops.iter().enumerate() {
+            let (group, member, add) = match op {
+                TargetOp::AddMember { group, member } => (group, member, true),
+                TargetOp::RemoveMember { group, member } => (group, member, false),
+                _ => {
+                    match self.write_for(index, op) {
+                        Ok(Some(w)) => writes.push(w),
+                        Ok(None) => others.push((index, op)),
+                        Err(e) => results[index] = Some(Err(e)),
+                    }
+                    continue;
+                }
+            };
+            groups.entry(group).or_default().push(members::Change {
+                index,
+                add,
+                member: &member.0,
             });
-        bulk::Created {
-            id,
-            etag: etag_of(r, body.as_ref()),
         }
+        let mut jobs: Vec<BoxFuture<'_, Vec<Done>>> = Vec::new();
+        for (group, changes) in groups {
+            jobs.push(self.change_members(group, changes).boxed());
+        }
+        match self.client.bulk_limit() {
+            Some(limit) if writes.len() > 1 => {
+                for part in bulk::pack(writes, limit, self.client.sp.bulk_max_payload) {
+                    jobs.push(self.bulk(part).boxed());
+                }
+            }
+            _ => {
+                for w in writes {
+                    jobs.push(
+                        async move {
+                            let outcome = self.send_one(&w).await;
+                            self.finish(vec![(w, outcome)]).await
+                        }
+                        .boxed(),
+                    );
+                }
+            }
+        }
+        for (index, op) in others {
+            jobs.push(async move { vec![(index, self.apply_other(op).await)] }.boxed());
+        }
+        let mut finished = stream::iter(jobs).buffer_unordered(REQUESTS_AT_ONCE);
+        while let Some(done) = finished.next().await {
+            for (index, result) in done {
+                if let Some(slot) = results.get_mut(index) {
+                    *slot = Some(result);
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(NAME)))
+            })
+            .collect()
     }
 }

@@ -194,11 +194,53 @@ async fn a_bulk_answer_lost_after_the_server_acted_creates_no_second_copies() {
         .collect();
     // The connection is reset when the Bulk answer starts: the server created them all.
     proxy.reset_after(0, 1);
-    let results = futures::future::join_all(ops.iter().map(|op| t.apply(op))).await;
+    let results = t.apply_batch(&ops).await;
     assert_eq!(proxy.stats().resets, 1);
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     let groups = raw(&server).get("Groups?count=100").await;
     assert_eq!(groups["totalResults"], 10, "no second copies");
     let linked: Vec<TargetAccount> = t.linked(profile).await.unwrap().try_collect().await.unwrap();
     assert_eq!(linked.len(), 10);
+}
+
+#[tokio::test]
+async fn a_bulk_request_failing_with_a_5xx_is_looked_up_once_and_not_sent_again() {
+    let Some(server) = scim2_server().await else { return };
+    let proxy = server.fault_proxy().await.unwrap();
+    let t = ScimTarget::connect(config(&proxy.base_url(), server.token()))
+        .await
+        .unwrap();
+    assert!(t.uses_bulk());
+    let profile = ProfileId::new_random();
+    let ops: Vec<TargetOp> = (0..20)
+        .map(|i| TargetOp::Create {
+            kind: ObjectKind::Group,
+            link: link(profile, &format!("g{i}")),
+            fields: fields(&[("displayName", &format!("group {i}"))]),
+        })
+        .collect();
+    proxy.clear_seen();
+    proxy.fail_next(1, 503, None, Some(Method::POST));
+    let results = t.apply_batch(&ops).await;
+    for r in &results {
+        let e = r.as_ref().unwrap_err();
+        assert!(e.is_transient(), "the engine retries it: {e}");
+        assert!(e.to_string().contains("HTTP 503"), "{e}");
+    }
+    let named: Vec<String> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap_err().object_ref().unwrap().0.clone())
+        .collect();
+    assert!(named[3].ends_with("/g3 (group 3)"), "{named:?}");
+    // the Bulk, then one or-joined look-up of the 20 links; no POST again
+    let seen = proxy.seen();
+    assert_eq!(methods(&seen)[0], ("POST".into(), 503));
+    assert_eq!(seen.iter().filter(|s| s.method == Method::POST).count(), 1, "{seen:?}");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // the engine's retry creates each group once
+    for r in t.apply_batch(&ops).await {
+        r.unwrap();
+    }
+    let groups = raw(&server).get("Groups?count=100").await;
+    assert_eq!(groups["totalResults"], 20);
 }

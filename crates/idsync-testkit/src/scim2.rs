@@ -192,6 +192,8 @@ pub struct Seen {
 #[derive(Debug, Default)]
 struct ProxyState {
     faults: VecDeque<Fault>,
+    /// (needle, status, scimType): requests whose body holds the needle are refused.
+    refusals: Vec<(String, u16, String)>,
     seen: Vec<Seen>,
 }
 
@@ -261,6 +263,15 @@ impl FaultProxy {
         }
     }
 
+    /// From now on, every request whose body contains `needle` is answered
+    /// `status` with a SCIM error of `scim_type` naming it, without reaching
+    /// the server (a server that refuses one value, e.g. an unknown member).
+    pub fn refuse_bodies_containing(&self, needle: &str, status: u16, scim_type: &str) {
+        self.state()
+            .refusals
+            .push((needle.to_owned(), status, scim_type.to_owned()));
+    }
+
     /// Faults not yet used.
     pub fn pending_faults(&self) -> usize {
         self.state().faults.len()
@@ -284,16 +295,25 @@ async fn handle(State(proxy): State<Arc<Proxy>>, request: Request<Body>) -> Resp
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
     let fault = {
         let mut s = proxy.state.lock().unwrap_or_else(|p| p.into_inner());
-        match s.faults.front() {
-            Some(f) if f.method.as_ref().is_none_or(|m| *m == method) => s.faults.pop_front(),
+        let refusal = s
+            .refusals
+            .iter()
+            .find(|(needle, _, _)| body.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .cloned();
+        match (refusal, s.faults.front()) {
+            (Some(refusal), _) => Some(Err(refusal)),
+            (None, Some(f)) if f.method.as_ref().is_none_or(|m| *m == method) => s.faults.pop_front().map(Ok),
             _ => None,
         }
     };
     let response = match fault {
-        Some(f) => fault_response(&f),
-        None => match forward(proxy.upstream, request, &path).await {
+        Some(Ok(f)) => fault_response(&f),
+        Some(Err((needle, status, scim_type))) => refusal_response(&needle, status, &scim_type),
+        None => match forward(proxy.upstream, parts, body, &path).await {
             Ok(r) => r,
             Err(e) => {
                 let mut r = Response::new(Body::from(format!("proxy: upstream failed: {e}")));
@@ -310,6 +330,21 @@ async fn handle(State(proxy): State<Arc<Proxy>>, request: Request<Body>) -> Resp
     };
     proxy.state.lock().unwrap_or_else(|p| p.into_inner()).seen.push(seen);
     response
+}
+
+fn refusal_response(needle: &str, status: u16, scim_type: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "status": status.to_string(),
+        "scimType": scim_type,
+        "detail": format!("refused: {needle}"),
+    });
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let h = r.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/scim+json"));
+    h.insert("x-injected-fault", HeaderValue::from_static("1"));
+    r
 }
 
 fn fault_response(f: &Fault) -> Response<Body> {
@@ -330,11 +365,12 @@ fn fault_response(f: &Fault) -> Response<Body> {
 }
 
 /// Forwards one request to the HTTP/1.0 upstream and reads the answer to EOF.
-async fn forward(upstream: u16, request: Request<Body>, path: &str) -> std::io::Result<Response<Body>> {
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 64 << 20)
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+async fn forward(
+    upstream: u16,
+    parts: axum::http::request::Parts,
+    body: axum::body::Bytes,
+    path: &str,
+) -> std::io::Result<Response<Body>> {
     let mut head = format!("{} {} HTTP/1.0\r\nHost: 127.0.0.1:{upstream}\r\n", parts.method, path);
     for (name, value) in &parts.headers {
         if matches!(

@@ -1,116 +1,164 @@
-//! Group membership changes gathered into chunked PATCHes.
+//! Group membership changes of one batch, in few requests.
 //!
-//! The core applies one `AddMember` / `RemoveMember` at a time, many at
-//! once. Those that arrive for the same group within a short window go out
-//! as one PATCH of up to `member_chunk` operations. A chunk the server
-//! refuses is retried one operation at a time, so one bad member fails alone.
+//! The changes of one group go out in requests of up to `member_chunk`
+//! members, one after the other: a PATCH whose consecutive adds are one
+//! `add` of many values and whose consecutive removals are `remove`s with
+//! `members[value eq "a" or value eq "b"]` paths (RFC 7644 §3.5.2), or one
+//! GET + PUT of the group in the PUT dialect. A request the server refuses
+//! is split in halves, down to one member, so that the error names the
+//! member that caused it. Removing a non-member and adding a member again
+//! are successes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use idsync_core::{Applied, ObjectKind, Result, TargetId};
+use serde_json::{Map, Value, json};
 
-use idsync_http::HttpError;
-use serde_json::{Value, json};
-use tokio::sync::oneshot;
-
-use crate::client::ScimClient;
+use super::{Done, ScimTarget, is_no_target, share, splittable};
+use crate::error::http_to_core;
 use crate::map::quote;
 
-/// How long the first change of a group waits for others to join.
-const WINDOW: Duration = Duration::from_millis(3);
-
-struct Job {
-    add: bool,
-    member: String,
-    reply: oneshot::Sender<Result<(), HttpError>>,
+/// One membership change of a batch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Change<'a> {
+    /// Its position in the batch.
+    pub index: usize,
+    pub add: bool,
+    pub member: &'a str,
 }
 
-/// Pending membership changes per group.
-pub(crate) struct MemberBatcher {
-    client: Arc<ScimClient>,
-    endpoint: String,
-    chunk: usize,
-    pending: Arc<Mutex<HashMap<String, Vec<Job>>>>,
-}
-
-impl std::fmt::Debug for MemberBatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemberBatcher").field("chunk", &self.chunk).finish()
-    }
-}
-
-pub(crate) fn op(add: bool, member: &str) -> Value {
-    if add {
-        json!({"op": "add", "path": "members", "value": [{"value": member}]})
-    } else {
-        json!({"op": "remove", "path": format!("members[value eq {}]", quote(member))})
-    }
-}
-
-impl MemberBatcher {
-    pub fn new(client: Arc<ScimClient>, endpoint: String, chunk: usize) -> Self {
-        MemberBatcher {
-            client,
-            endpoint,
-            chunk: chunk.max(1),
-            pending: Arc::default(),
+/// The PATCH operations for `changes`, in their order: a run of adds is one
+/// `add` with many values, a run of removals is `remove`s whose filters name
+/// up to `or_terms` members each.
+pub(crate) fn patch_ops(changes: &[Change<'_>], or_terms: usize) -> Vec<Value> {
+    let mut ops = Vec::new();
+    for run in changes.chunk_by(|a, b| a.add == b.add) {
+        if run[0].add {
+            let values: Vec<Value> = run.iter().map(|c| json!({"value": c.member})).collect();
+            ops.push(json!({"op": "add", "path": "members", "value": values}));
+            continue;
+        }
+        for part in run.chunks(or_terms.max(1)) {
+            let terms: Vec<String> = part.iter().map(|c| format!("value eq {}", quote(c.member))).collect();
+            ops.push(json!({"op": "remove", "path": format!("members[{}]", terms.join(" or "))}));
         }
     }
-
-    /// Adds or removes `member`; `Err` is the server's answer to this change.
-    pub async fn change(&self, group: &str, member: &str, add: bool) -> Result<(), HttpError> {
-        let (reply, answer) = oneshot::channel();
-        let first = {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let queue = pending.entry(group.to_owned()).or_default();
-            queue.push(Job {
-                add,
-                member: member.to_owned(),
-                reply,
-            });
-            queue.len() == 1
-        };
-        if first {
-            let (client, endpoint, chunk, pending) = (
-                self.client.clone(),
-                self.endpoint.clone(),
-                self.chunk,
-                self.pending.clone(),
-            );
-            let group = group.to_owned();
-            tokio::spawn(async move {
-                tokio::time::sleep(WINDOW).await;
-                let jobs = pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&group)
-                    .unwrap_or_default();
-                let mut jobs = jobs.into_iter().peekable();
-                while jobs.peek().is_some() {
-                    let chunk_jobs: Vec<Job> = jobs.by_ref().take(chunk).collect();
-                    send(&client, &endpoint, &group, chunk_jobs).await;
-                }
-            });
-        }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(HttpError::Config("the membership task stopped".into())))
-    }
+    ops
 }
 
-async fn send(client: &ScimClient, endpoint: &str, group: &str, jobs: Vec<Job>) {
-    if jobs.len() > 1 {
-        let ops = jobs.iter().map(|j| op(j.add, &j.member)).collect();
-        tracing::debug!(group, changes = jobs.len(), "SCIM membership PATCH");
-        if client.patch(&[endpoint, group], ops, None).await.is_ok() {
-            for j in jobs {
-                let _ = j.reply.send(Ok(()));
+/// The group resource's `members` after `changes` (the PUT dialect).
+fn apply_to(resource: &mut Map<String, Value>, changes: &[Change<'_>]) {
+    let list = resource.entry("members").or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(items) = list {
+        for c in changes {
+            items.retain(|m| m["value"].as_str() != Some(c.member));
+            if c.add {
+                items.push(json!({"value": c.member}));
             }
-            return;
         }
     }
-    for j in jobs {
-        let r = client.patch(&[endpoint, group], vec![op(j.add, &j.member)], None).await;
-        let _ = j.reply.send(r.map(|_| ()));
+}
+
+fn describe(change: &Change<'_>) -> (&'static str, String) {
+    if change.add {
+        ("apply.add_member", format!("add member {}", change.member))
+    } else {
+        ("apply.remove_member", format!("remove member {}", change.member))
+    }
+}
+
+impl ScimTarget {
+    /// Applies one group's changes of a batch, in order.
+    pub(super) async fn change_members(&self, group: &TargetId, changes: Vec<Change<'_>>) -> Vec<Done> {
+        let mut done = Vec::with_capacity(changes.len());
+        for chunk in changes.chunks(self.client.dialect.member_chunk.max(1)) {
+            // parts still to send, the next one last
+            let mut parts = vec![chunk];
+            while let Some(part) = parts.pop() {
+                match self.write_members(group, part).await {
+                    Ok(()) => done.extend(part.iter().map(|c| (c.index, Ok(Applied::default())))),
+                    Err(e) if part.len() > 1 && splittable(&e) => {
+                        tracing::debug!(group = %group, members = part.len(), error = %e, "membership change refused; splitting it");
+                        let (first, second) = part.split_at(part.len() / 2);
+                        parts.push(second);
+                        parts.push(first);
+                    }
+                    Err(e) if part.len() == 1 => done.push((part[0].index, Err(e))),
+                    Err(e) => done.extend(part.iter().map(|c| {
+                        let (op, what) = describe(c);
+                        (c.index, Err(share(&e, op, &what, &group.0)))
+                    })),
+                }
+            }
+        }
+        done
+    }
+
+    /// One request for `changes` of `group`; the error of a single change
+    /// names its member.
+    async fn write_members(&self, group: &TargetId, changes: &[Change<'_>]) -> Result<()> {
+        let (op, what) = match changes {
+            [one] => describe(one),
+            _ => ("apply.members", format!("change {} members", changes.len())),
+        };
+        if !self.client.use_patch() {
+            return self
+                .put_update(group, ObjectKind::Group, op, |r| apply_to(r, changes))
+                .await
+                .map(|_| ())
+                .map_err(|e| share(&e, op, &what, &group.0));
+        }
+        let endpoint = self.endpoint(ObjectKind::Group)?;
+        let ops = patch_ops(changes, self.client.dialect.lookup_or_terms);
+        tracing::debug!(group = %group, changes = changes.len(), "SCIM membership PATCH");
+        let outcome = self.client.patch(&[endpoint, &group.0], ops, None).await;
+        // after a membership write, a remembered ETag of the group is stale
+        self.remember(ObjectKind::Group, &group.0, None);
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(e) => match changes {
+                // removing someone who is not a member: already done
+                [one] if !one.add && is_no_target(&e) => Ok(()),
+                // adding someone who is a member already: done too
+                [one] if one.add && e.status().is_some_and(|s| s.as_u16() == 409) => Ok(()),
+                _ => Err(http_to_core(e, op, &what, Some(&group.0))),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(index: usize, add: bool, member: &str) -> Change<'_> {
+        Change { index, add, member }
+    }
+
+    #[test]
+    fn runs_of_adds_are_one_operation_and_removals_share_filters_in_order() {
+        let changes = [
+            c(0, true, "a"),
+            c(1, true, "b"),
+            c(2, false, "c"),
+            c(3, false, "d\"x"),
+            c(4, false, "e"),
+            c(5, true, "f"),
+        ];
+        assert_eq!(
+            patch_ops(&changes, 2),
+            [
+                json!({"op": "add", "path": "members", "value": [{"value": "a"}, {"value": "b"}]}),
+                json!({"op": "remove", "path": "members[value eq \"c\" or value eq \"d\\\"x\"]"}),
+                json!({"op": "remove", "path": "members[value eq \"e\"]"}),
+                json!({"op": "add", "path": "members", "value": [{"value": "f"}]}),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_put_dialect_edits_the_member_list_in_order() {
+        let mut group = Map::new();
+        group.insert("members".into(), json!([{"value": "a"}, {"value": "b"}]));
+        apply_to(&mut group, &[c(0, false, "a"), c(1, true, "b"), c(2, true, "c")]);
+        assert_eq!(group["members"], json!([{"value": "b"}, {"value": "c"}]));
     }
 }
