@@ -183,10 +183,11 @@ pub struct ScimDialect {
     /// PATCH paths with value filters (`emails[type eq "work"].value`).
     /// `false` updates such fields by GET + PUT instead.
     pub patch_value_filters: bool,
-    /// Members per group PATCH at most (default 100). A server's time for a
-    /// PATCH of a large group grows with the group (scim2-server: about
-    /// 0.4 s per PATCH on a group of 3,000), so larger chunks make fewer,
-    /// faster syncs where the server accepts them.
+    /// Members per group PATCH at most (default 1000, about 70 KB of JSON).
+    /// A server's time for a PATCH of a large group grows with the group
+    /// (scim2-server: about 0.4 s per PATCH on a group of 3,000), so larger
+    /// chunks make fewer, faster syncs; lower it for a server that limits
+    /// request sizes.
     pub member_chunk: usize,
     /// Request body media type (default `application/scim+json`; some
     /// servers accept only `application/json`).
@@ -209,7 +210,7 @@ impl Default for ScimDialect {
             bulk_max_operations: 100,
             sort_by: Some("id".into()),
             patch_value_filters: true,
-            member_chunk: 100,
+            member_chunk: 1000,
             content_type: "application/scim+json".into(),
             prefix_operator: "sw".into(),
             lookup_or_terms: 50,
