@@ -1,6 +1,7 @@
 //! Stopping a run from outside it: a lost lease, a SIGTERM.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// A flag that an embedding program raises to stop a run.
 ///
@@ -18,7 +19,15 @@ use std::sync::{Arc, Mutex};
 /// assert_eq!(seen_by_the_engine.reason().as_deref(), Some("the lease was lost"));
 /// ```
 #[derive(Clone, Debug, Default)]
-pub struct StopSignal(Arc<Mutex<Option<String>>>);
+pub struct StopSignal(Arc<Mutex<Flag>>);
+
+#[derive(Debug, Default)]
+struct Flag {
+    /// Raised, and why.
+    raised: Option<String>,
+    /// Raised by itself at this instant, unless moved on first.
+    deadline: Option<(Instant, String)>,
+}
 
 impl StopSignal {
     /// A flag not raised.
@@ -28,17 +37,51 @@ impl StopSignal {
 
     /// Raises the flag. The first reason given is kept.
     pub fn stop(&self, reason: impl Into<String>) {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        slot.get_or_insert_with(|| reason.into());
+        let mut flag = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        flag.raised.get_or_insert_with(|| reason.into());
+    }
+
+    /// Raises the flag at `deadline` unless this is called again with a
+    /// later one first: a lease renewed until then. A process frozen past
+    /// its deadline (SIGSTOP, a suspended VM) sees the flag raised the
+    /// moment it runs again, before any other task of its own could say so.
+    pub fn stop_at(&self, deadline: Instant, reason: impl Into<String>) {
+        let mut flag = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        flag.deadline = Some((deadline, reason.into()));
     }
 
     /// Why the run must stop, once the flag is raised.
     pub fn reason(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let flag = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        flag.raised.clone().or_else(|| {
+            flag.deadline
+                .as_ref()
+                .filter(|(at, _)| Instant::now() >= *at)
+                .map(|(_, why)| why.clone())
+        })
     }
 
     /// True once the flag is raised.
     pub fn is_stopped(&self) -> bool {
-        self.0.lock().map(|s| s.is_some()).unwrap_or(true)
+        self.reason().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_deadline_raises_the_flag_unless_it_is_moved_on() {
+        let stop = StopSignal::new();
+        let now = Instant::now();
+        stop.stop_at(now + Duration::from_secs(60), "lease expired");
+        assert!(!stop.is_stopped());
+        stop.stop_at(now, "lease expired");
+        assert_eq!(stop.reason().as_deref(), Some("lease expired"));
+        stop.stop("lost");
+        assert_eq!(stop.reason().as_deref(), Some("lost"), "a raised flag wins");
     }
 }
