@@ -32,6 +32,9 @@ struct Tbl {
     select: String,
 }
 
+/// The most values one lookup query seeks (an `IN` list).
+const LOOKUPS_PER_QUERY: usize = 500;
+
 /// The prefix of group target ids.
 const GROUP_PREFIX: &str = "group:";
 
@@ -73,7 +76,12 @@ impl Tbl {
 
     /// `CAST($n AS <id type>)`: ids are always bound as text.
     fn param(&self, n: usize) -> String {
-        format!("CAST(${n} AS {})", self.id_type.sql())
+        self.cast(&format!("${n}"))
+    }
+
+    /// `CAST(<placeholder> AS <id type>)`.
+    fn cast(&self, placeholder: &str) -> String {
+        format!("CAST({placeholder} AS {})", self.id_type.sql())
     }
 
     /// The target id of a row. Group ids carry the prefix `group:` so that
@@ -193,6 +201,8 @@ pub struct SqlTarget {
     /// (quoted table, group column, member column)
     members: Option<(String, String, String)>,
     links: String,
+    /// Held by the transaction writing (on SQLite, one at a time).
+    writer: futures::lock::Mutex<()>,
 }
 
 impl SqlTarget {
@@ -227,6 +237,7 @@ impl SqlTarget {
             groups,
             members,
             links,
+            writer: futures::lock::Mutex::new(()),
         })
     }
 
@@ -380,12 +391,14 @@ impl SqlTarget {
         })
     }
 
-    /// Accounts of `t` matching `sql_where` (with `$1` = `param`).
-    async fn select(&self, t: &Tbl, sql_where: &str, param: &str) -> Result<Vec<TargetAccount>, SqlError> {
+    /// Accounts of `t` matching `sql_where`, whose placeholders take
+    /// `params` in order.
+    async fn select(&self, t: &Tbl, sql_where: &str, params: &[&str]) -> Result<Vec<TargetAccount>, SqlError> {
         let sql = format!("{} WHERE {sql_where}", t.select);
         let n = t.columns.len();
         let raws = on_db!(&self.db, p => {
-            let rows = sqlx::query(&sql).bind(param.to_owned()).fetch_all(p).await?;
+            let q = params.iter().fold(sqlx::query(&sql), |q, v| q.bind(*v));
+            let rows = q.fetch_all(p).await?;
             rows.iter().map(|r| raw(r, n)).collect::<std::result::Result<Vec<_>, _>>()?
         });
         raws.into_iter().map(|r| self.account(t, r)).collect()
@@ -573,7 +586,7 @@ impl SqlTarget {
         let Some(g) = &self.groups else {
             return Ok(Vec::new());
         };
-        let groups = self.select(g, "l.profile = $1", &profile).await?;
+        let groups = self.select(g, "l.profile = $1", &[&profile]).await?;
         self.with_members(groups, Some(&profile)).await
     }
 }
@@ -622,35 +635,47 @@ impl Target for SqlTarget {
         Ok(users.chain(groups).boxed())
     }
 
+    /// One query per kind and field for up to [`LOOKUPS_PER_QUERY`]
+    /// values (`IN` lists), then the members of the groups found.
     async fn lookup(&self, lookups: &[Lookup]) -> Result<Vec<TargetAccount>> {
-        let mut seen = BTreeSet::new();
-        let mut users = Vec::new();
-        let mut groups = Vec::new();
+        // (kind, field; None: the external id) → the values sought.
+        let mut sought: BTreeMap<(ObjectKind, Option<&str>), BTreeSet<String>> = BTreeMap::new();
         for l in lookups {
-            let kind = match l {
-                Lookup::Field { kind, .. } | Lookup::External { kind, .. } => *kind,
+            let (kind, field, value) = match l {
+                Lookup::Field { kind, field, value } => (*kind, Some(field.as_str()), value.trim().to_lowercase()),
+                Lookup::External { kind, external } => (*kind, None, external.0.clone()),
             };
             if kind == ObjectKind::Group && self.groups.is_none() {
                 // No groups table: no groups to find.
                 continue;
             }
-            let (kind, found) = match l {
-                Lookup::Field { kind, field, value } => {
-                    let t = self.table(*kind).map_err(|e| e.into_core("lookup"))?;
-                    let c = t.column(field).map_err(|e| e.into_core("lookup"))?;
-                    let w = format!("LOWER(TRIM(CAST(t.{c} AS TEXT))) = $1");
-                    (*kind, self.select(t, &w, &value.trim().to_lowercase()).await)
-                }
-                Lookup::External { kind, external } => {
-                    let t = self.table(*kind).map_err(|e| e.into_core("lookup"))?;
-                    (*kind, self.select(t, "l.external_id = $1", &external.0).await)
-                }
-            };
-            for a in found.map_err(|e| e.into_core("lookup"))? {
-                if seen.insert((kind, a.id.clone())) {
-                    match kind {
-                        ObjectKind::User => users.push(a),
-                        ObjectKind::Group => groups.push(a),
+            sought.entry((kind, field)).or_default().insert(value);
+        }
+        let mut seen = BTreeSet::new();
+        let mut users = Vec::new();
+        let mut groups = Vec::new();
+        for ((kind, field), values) in sought {
+            let t = self.table(kind).map_err(|e| e.into_core("lookup"))?;
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            for chunk in values.chunks(LOOKUPS_PER_QUERY) {
+                let d = self.db.dialect();
+                let list = (1..=chunk.len())
+                    .map(|n| d.placeholder(n))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let w = match field {
+                    Some(field) => {
+                        let c = t.column(field).map_err(|e| e.into_core("lookup"))?;
+                        format!("LOWER(TRIM(CAST(t.{c} AS TEXT))) IN ({list})")
+                    }
+                    None => format!("l.external_id IN ({list})"),
+                };
+                for a in self.select(t, &w, chunk).await.map_err(|e| e.into_core("lookup"))? {
+                    if seen.insert((kind, a.id.clone())) {
+                        match kind {
+                            ObjectKind::User => users.push(a),
+                            ObjectKind::Group => groups.push(a),
+                        }
                     }
                 }
             }

@@ -111,3 +111,11 @@ async fn member_changes_in_a_batch() {
     };
     common::members_in_a_batch(&pg.url()).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lookups_in_bulk() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::lookups_in_bulk(&pg.url()).await;
+}

@@ -178,3 +178,9 @@ async fn rows_whose_values_the_database_changes_link_to_the_right_row() {
         assert_eq!(a.fields.get("employee"), Some(&n.to_string()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lookups_in_bulk() {
+    let dir = tempfile::tempdir().unwrap();
+    common::lookups_in_bulk(&url(&dir, "app.db")).await;
+}

@@ -8,7 +8,7 @@ use tracing::warn;
 
 use super::{SqlTarget, Tbl, kind_name};
 use crate::config::IdType;
-use crate::db::{TextRow, Tx};
+use crate::db::{Dialect, TextRow, Tx};
 use crate::error::SqlError;
 
 /// The most parameters one statement binds (SQLite takes up to 32,766,
@@ -18,13 +18,19 @@ const MAX_PARAMS: usize = 30_000;
 /// One operation's result inside a batch.
 pub(super) type Outcome = Result<Applied, SqlError>;
 
-/// `$from, $from+1, …`: `n` parameters, each wrapped by `wrap`.
-fn params(from: usize, n: usize, wrap: impl Fn(usize) -> String) -> String {
-    (from..from + n).map(wrap).collect::<Vec<_>>().join(", ")
+/// The placeholders of parameters `from` to `from + n - 1`, each wrapped by
+/// `wrap` (a cast, or nothing), separated by commas. Statements built from
+/// lists use [`Dialect::placeholder`], so their parameters are bound in the
+/// order the SQL text takes them.
+fn params(d: Dialect, from: usize, n: usize, wrap: impl Fn(String) -> String) -> String {
+    (from..from + n)
+        .map(|i| wrap(d.placeholder(i)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn dollar(n: usize) -> String {
-    format!("${n}")
+fn plain(p: String) -> String {
+    p
 }
 
 /// `r` as an operation's own result, or the error that fails the whole
@@ -69,6 +75,13 @@ impl SqlTarget {
     /// membership changes (the engine never batches operations that depend
     /// on each other).
     pub(super) async fn write(&self, ops: &[TargetOp]) -> Result<Vec<Outcome>, SqlError> {
+        // SQLite takes one writer at a time: queue this target's writers
+        // here rather than in SQLite's busy handler, which polls with
+        // sleeps of up to 100 ms and leaves the database idle between.
+        let _writer = match self.db.dialect() {
+            Dialect::Sqlite => Some(self.writer.lock().await),
+            Dialect::Postgres => None,
+        };
         let mut tx = self.db.begin().await?;
         let mut out: Vec<Option<Outcome>> = ops.iter().map(|_| None).collect();
         self.create_all(&mut tx, ops, &mut out).await?;
@@ -183,10 +196,12 @@ impl SqlTarget {
         let mut found = HashMap::new();
         for (profile, externals) in &by_profile {
             for chunk in externals.chunks(MAX_PARAMS - 1) {
+                let d = self.db.dialect();
                 let sql = format!(
-                    "SELECT external_id, kind, row_id FROM {} WHERE profile = $1 AND external_id IN ({})",
+                    "SELECT external_id, kind, row_id FROM {} WHERE profile = {} AND external_id IN ({})",
                     self.links,
-                    params(2, chunk.len(), dollar)
+                    d.placeholder(1),
+                    params(d, 2, chunk.len(), plain)
                 );
                 let binds: Vec<Option<&str>> = std::iter::once(Some(profile.as_str()))
                     .chain(chunk.iter().map(|x| Some(*x)))
@@ -270,7 +285,9 @@ impl SqlTarget {
         let insert = |n: usize| {
             let tuples: Vec<String> = (0..n)
                 .map(|k| {
-                    let mut v: Vec<String> = (0..per_row).map(|c| format!("${}", k * per_row + c + 1)).collect();
+                    let mut v: Vec<String> = (0..per_row)
+                        .map(|c| self.db.dialect().placeholder(k * per_row + c + 1))
+                        .collect();
                     v.extend(enabled.map(|(_, on)| on.to_owned()));
                     format!("({})", v.join(", "))
                 })
@@ -321,7 +338,7 @@ impl SqlTarget {
     async fn insert_links(&self, tx: &mut Tx, links: &[(&Link, ObjectKind, String)]) -> Result<(), SqlError> {
         for chunk in links.chunks(MAX_PARAMS / 4) {
             let tuples: Vec<String> = (0..chunk.len())
-                .map(|k| format!("({})", params(4 * k + 1, 4, dollar)))
+                .map(|k| format!("({})", params(self.db.dialect(), 4 * k + 1, 4, plain)))
                 .collect();
             let sql = format!(
                 "INSERT INTO {} (profile, external_id, kind, row_id) VALUES {}",
@@ -537,7 +554,8 @@ impl SqlTarget {
                 Ok(done(group))
             });
         }
-        let per = MAX_PARAMS - 1;
+        let d = self.db.dialect();
+        let per = MAX_PARAMS - 2;
         for (gid, members) in wanted {
             let (add, remove): (Vec<&str>, Vec<&str>) = {
                 let add = members.iter().filter(|(_, a)| **a).map(|(m, _)| *m).collect();
@@ -545,24 +563,27 @@ impl SqlTarget {
                 (add, remove)
             };
             for chunk in add.chunks(per) {
+                // The group's id twice: before and after the list.
                 let sql = format!(
                     "INSERT INTO {m} ({gc}, {mc}) SELECT {gp}, u.{uid} FROM {users} u WHERE u.{uid} IN ({list}) \
-                     AND NOT EXISTS (SELECT 1 FROM {m} x WHERE x.{gc} = {gp} AND x.{mc} = u.{uid})",
-                    gp = g.param(1),
+                     AND NOT EXISTS (SELECT 1 FROM {m} x WHERE x.{gc} = {again} AND x.{mc} = u.{uid})",
+                    gp = g.cast(&d.placeholder(1)),
                     uid = u.id,
                     users = u.table,
-                    list = params(2, chunk.len(), |n| u.param(n)),
+                    list = params(d, 2, chunk.len(), |p| u.cast(&p)),
+                    again = g.cast(&d.placeholder(chunk.len() + 2)),
                 );
                 let binds: Vec<Option<&str>> = std::iter::once(Some(gid))
                     .chain(chunk.iter().map(|x| Some(*x)))
+                    .chain([Some(gid)])
                     .collect();
                 tx.execute(&sql, &binds).await?;
             }
             for chunk in remove.chunks(per) {
                 let sql = format!(
                     "DELETE FROM {m} WHERE {m}.{gc} = {} AND {m}.{mc} IN ({})",
-                    g.param(1),
-                    params(2, chunk.len(), |n| u.param(n)),
+                    g.cast(&d.placeholder(1)),
+                    params(d, 2, chunk.len(), |p| u.cast(&p)),
                 );
                 let binds: Vec<Option<&str>> = std::iter::once(Some(gid))
                     .chain(chunk.iter().map(|x| Some(*x)))
@@ -586,7 +607,7 @@ impl SqlTarget {
             let sql = format!(
                 "SELECT CAST(t.{id} AS TEXT) FROM {} t WHERE t.{id} IN ({})",
                 t.table,
-                params(1, chunk.len(), |n| t.param(n)),
+                params(self.db.dialect(), 1, chunk.len(), |p| t.cast(&p)),
                 id = t.id,
             );
             let binds: Vec<Option<&str>> = chunk.iter().map(|x| Some(*x)).collect();

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use idsync_core::memory::{MemorySource, MemoryTarget};
 use idsync_core::{
-    Applied, Cursor, Engine, ErrorKind, ExternalId, FieldChange, Fields, Link, MemoryStateStore, ObjectKind, Profile,
-    ProfileId, ProfileState, RunOptions, SourceObject, StateStore, Target, TargetAccount, TargetId, TargetOp,
+    Applied, Cursor, Engine, ErrorKind, ExternalId, FieldChange, Fields, Link, Lookup, MemoryStateStore, ObjectKind,
+    Profile, ProfileId, ProfileState, RunOptions, SourceObject, StateStore, Target, TargetAccount, TargetId, TargetOp,
 };
 use idsync_sql::{Dialect, SqlStateStore, SqlTarget, SqlTargetConfig};
 use idsync_testkit::behaviour::target;
@@ -740,4 +740,47 @@ pub async fn an_engine_run_of_1000_users_converges(url: &str) {
         .await
         .expect("second plan");
     assert!(second.plan.operations.is_empty(), "{}", second.plan);
+}
+
+/// Lookups in bulk (more than one query's worth): by external id and by
+/// field (trimmed, case-insensitive), each account listed once, unknown
+/// values finding nothing.
+pub async fn lookups_in_bulk(url: &str) {
+    let t = SqlTarget::connect(url, SqlTargetConfig::default())
+        .await
+        .expect("connect");
+    let profile = ProfileId::new_random();
+    for r in Target::apply_batch(&t, &creates("lk", profile, 600)).await {
+        r.expect("create");
+    }
+    let mut lookups: Vec<Lookup> = (0..600)
+        .map(|i| Lookup::External {
+            kind: ObjectKind::User,
+            external: ExternalId(format!("lk-{i}")),
+        })
+        .collect();
+    lookups.push(Lookup::External {
+        kind: ObjectKind::User,
+        external: ExternalId("lk-none".into()),
+    });
+    lookups.push(Lookup::Field {
+        kind: ObjectKind::User,
+        field: "email".into(),
+        value: " LK-USER7@acme.test ".into(),
+    });
+    lookups.push(Lookup::Field {
+        kind: ObjectKind::User,
+        field: "email".into(),
+        value: "nobody@acme.test".into(),
+    });
+    let found = Target::lookup(&t, &lookups).await.expect("lookup");
+    assert_eq!(found.len(), 600);
+    let externals: BTreeSet<String> = found
+        .iter()
+        .map(|a| a.link.as_ref().expect("linked").external.0.clone())
+        .collect();
+    assert_eq!(externals, (0..600).map(|i| format!("lk-{i}")).collect());
+    let by_email = Target::lookup(&t, &lookups[601..602]).await.expect("lookup");
+    assert_eq!(by_email.len(), 1);
+    assert_eq!(by_email[0].fields.get("userName"), Some(&"lk-user7".to_owned()));
 }
