@@ -119,3 +119,11 @@ async fn lookups_in_bulk() {
     };
     common::lookups_in_bulk(&pg.url()).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_batches_link_once() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::concurrent_batches_link_once(&pg.url()).await;
+}

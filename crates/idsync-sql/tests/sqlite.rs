@@ -184,3 +184,9 @@ async fn lookups_in_bulk() {
     let dir = tempfile::tempdir().unwrap();
     common::lookups_in_bulk(&url(&dir, "app.db")).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_batches_link_once() {
+    let dir = tempfile::tempdir().unwrap();
+    common::concurrent_batches_link_once(&url(&dir, "app.db")).await;
+}

@@ -784,3 +784,32 @@ pub async fn lookups_in_bulk(url: &str) {
     assert_eq!(by_email.len(), 1);
     assert_eq!(by_email[0].fields.get("userName"), Some(&"lk-user7".to_owned()));
 }
+
+/// Two targets (separate pools) apply the same batch of creates at once:
+/// each link ends with one account, and both are told its id.
+pub async fn concurrent_batches_link_once(url: &str) {
+    let a = Arc::new(
+        SqlTarget::connect(url, SqlTargetConfig::default())
+            .await
+            .expect("connect a"),
+    );
+    let b = Arc::new(
+        SqlTarget::connect(url, SqlTargetConfig::default())
+            .await
+            .expect("connect b"),
+    );
+    let profile = ProfileId::new_random();
+    for round in 0..5 {
+        let ops = Arc::new(creates(&format!("cb{round}"), profile, 200));
+        let run = |t: Arc<SqlTarget>, ops: Arc<Vec<TargetOp>>| {
+            tokio::spawn(async move { Target::apply_batch(t.as_ref(), &ops).await })
+        };
+        let (ra, rb) = (run(a.clone(), ops.clone()), run(b.clone(), ops.clone()));
+        let (ra, rb) = (ra.await.expect("join"), rb.await.expect("join"));
+        for (i, (x, y)) in ra.into_iter().zip(rb).enumerate() {
+            let (x, y) = (x.expect("create a"), y.expect("create b"));
+            assert_eq!(x.target, y.target, "round {round}, create {i}");
+        }
+    }
+    assert_eq!(linked(&a, profile).await.len(), 1000);
+}
