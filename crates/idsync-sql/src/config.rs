@@ -86,6 +86,12 @@ pub struct SqlTargetConfig {
     /// only when they opt in).
     #[serde(default = "yes")]
     pub allow_delete: bool,
+    /// The most operations applied in one transaction (default 500). A
+    /// batch whose transaction fails is applied again one operation per
+    /// transaction, so that the error names the row; 1 applies every
+    /// operation in its own transaction.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
 }
 
 fn default_id() -> String {
@@ -98,6 +104,10 @@ fn default_links() -> String {
 
 fn yes() -> bool {
     true
+}
+
+fn default_batch() -> usize {
+    500
 }
 
 fn columns(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -138,6 +148,7 @@ impl Default for SqlTargetConfig {
             }),
             links_table: default_links(),
             allow_delete: true,
+            batch: default_batch(),
         }
     }
 }

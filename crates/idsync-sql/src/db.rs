@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::error::SqlError;
 
@@ -24,6 +25,18 @@ impl Dialect {
         match self {
             Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
             Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
+    /// The placeholder of a statement's `n`-th parameter (from 1): `$n` on
+    /// PostgreSQL, `?` on SQLite, which finds each `$n` by a linear search
+    /// of the statement's parameter names (binding 2,500 of them took 8 ms,
+    /// 0.5 ms as `?`). A `?` is the next parameter, so a statement using
+    /// these writes each parameter once, in order.
+    pub(crate) fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => "?".to_owned(),
+            Dialect::Postgres => format!("${n}"),
         }
     }
 
@@ -154,6 +167,82 @@ impl Db {
     /// Closes the pool.
     pub(crate) async fn close(&self) {
         on_db!(self, p => p.close().await)
+    }
+
+    /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite (take the
+    /// write lock first, so two writers wait for each other instead of
+    /// failing to upgrade), `BEGIN` on PostgreSQL.
+    pub(crate) async fn begin(&self) -> Result<Tx, SqlError> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+}
+
+/// A write transaction on either database, rolled back when dropped
+/// uncommitted. Every parameter is bound as text (or NULL) and every
+/// column read back as text: the SQL casts where a type matters.
+pub(crate) enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// A row read as text, one entry per column.
+pub(crate) type TextRow = Vec<Option<String>>;
+
+impl Tx {
+    /// Runs `sql` with `binds` as `$1`, `$2`, … and returns its rows.
+    pub(crate) async fn rows(&mut self, sql: &str, binds: &[Option<&str>]) -> Result<Vec<TextRow>, SqlError> {
+        fn text<R: Row>(row: &R) -> Result<TextRow, sqlx::Error>
+        where
+            usize: ColumnIndex<R>,
+            for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+        {
+            (0..row.len()).map(|i| row.try_get(i)).collect()
+        }
+        Ok(match self {
+            Tx::Sqlite(tx) => {
+                let q = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
+                q.fetch_all(&mut **tx)
+                    .await?
+                    .iter()
+                    .map(text)
+                    .collect::<Result<_, _>>()?
+            }
+            Tx::Postgres(tx) => {
+                let q = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
+                q.fetch_all(&mut **tx)
+                    .await?
+                    .iter()
+                    .map(text)
+                    .collect::<Result<_, _>>()?
+            }
+        })
+    }
+
+    /// Runs `sql` with `binds` as `$1`, `$2`, … and returns the number of
+    /// rows it changed.
+    pub(crate) async fn execute(&mut self, sql: &str, binds: &[Option<&str>]) -> Result<u64, SqlError> {
+        Ok(match self {
+            Tx::Sqlite(tx) => {
+                let q = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
+                q.execute(&mut **tx).await?.rows_affected()
+            }
+            Tx::Postgres(tx) => {
+                let q = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
+                q.execute(&mut **tx).await?.rows_affected()
+            }
+        })
+    }
+
+    /// Commits.
+    pub(crate) async fn commit(self) -> Result<(), SqlError> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
     }
 }
 

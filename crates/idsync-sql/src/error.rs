@@ -58,6 +58,20 @@ pub enum SqlError {
     /// The database (or the connection to it) failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The database refused a value of one account (a NOT NULL or CHECK
+    /// constraint, a value too long for its column).
+    #[error("column {column}: {source}")]
+    Refused {
+        /// The target field.
+        field: String,
+        /// Its column.
+        column: String,
+        /// The database's error.
+        source: sqlx::Error,
+    },
+    /// A bug in idsync-sql.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 fn holder_now(now: &Option<(String, i64)>) -> String {
@@ -88,6 +102,11 @@ impl SqlError {
                 let (k, t) = classify(e);
                 (k, t, None, None)
             }
+            SqlError::Refused { field, source, .. } => {
+                let (k, t) = classify(source);
+                (k, t, None, Some(field.clone()))
+            }
+            SqlError::Internal(_) => (ErrorKind::Internal, false, None, None),
         };
         let mut e = Error::new(kind, self.to_string()).backend(crate::NAME).op(op);
         if let Some(o) = object {

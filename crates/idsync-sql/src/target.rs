@@ -5,14 +5,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
 use idsync_core::{
-    Applied, ExternalId, FieldChange, Fields, Link, Lookup, ObjectKind, ProfileId, Result, Target, TargetAccount,
+    Applied, Error, ExternalId, Fields, Link, Lookup, ObjectKind, ProfileId, Result, Target, TargetAccount,
     TargetCapabilities, TargetId, TargetOp,
 };
+use sqlx::postgres::PgDatabaseError;
 use sqlx::{ColumnIndex, Decode, Row, Type};
+use tracing::debug;
 
 use crate::config::{IdType, SqlTargetConfig, TableConfig};
 use crate::db::{Db, Dialect, on_db, quote};
 use crate::error::{SqlError, classify};
+
+mod apply;
 
 /// One account table, with its identifiers quoted and its SELECT prepared.
 #[derive(Debug)]
@@ -27,6 +31,9 @@ struct Tbl {
     /// `SELECT id, columns…, enabled, l.profile, l.external_id FROM t LEFT JOIN links l …`
     select: String,
 }
+
+/// The most values one lookup query seeks (an `IN` list).
+const LOOKUPS_PER_QUERY: usize = 500;
 
 /// The prefix of group target ids.
 const GROUP_PREFIX: &str = "group:";
@@ -69,7 +76,12 @@ impl Tbl {
 
     /// `CAST($n AS <id type>)`: ids are always bound as text.
     fn param(&self, n: usize) -> String {
-        format!("CAST(${n} AS {})", self.id_type.sql())
+        self.cast(&format!("${n}"))
+    }
+
+    /// `CAST(<placeholder> AS <id type>)`.
+    fn cast(&self, placeholder: &str) -> String {
+        format!("CAST({placeholder} AS {})", self.id_type.sql())
     }
 
     /// The target id of a row. Group ids carry the prefix `group:` so that
@@ -119,6 +131,21 @@ impl Tbl {
     }
 }
 
+/// What an operation's error names: the link of a create, else the
+/// account's id (a membership change: the group and the member).
+fn subject(op: &TargetOp) -> String {
+    match op {
+        TargetOp::Create { link, .. } => link.to_string(),
+        TargetOp::SetLink { target, .. }
+        | TargetOp::Update { target, .. }
+        | TargetOp::SetEnabled { target, .. }
+        | TargetOp::Delete { target, .. } => target.to_string(),
+        TargetOp::AddMember { group, member } | TargetOp::RemoveMember { group, member } => {
+            format!("{group} member {member}")
+        }
+    }
+}
+
 /// An account row as read: id, mapped values, enabled, link.
 struct Raw {
     id: String,
@@ -155,6 +182,10 @@ where
 /// column is a boolean. Members of groups are users (nested groups are not
 /// supported: a member id is always a row of the users table).
 ///
+/// Writes go in batches of up to [`SqlTargetConfig::batch`] operations,
+/// one transaction each ([`Target::apply_batch`]); [`Target::apply`] is a
+/// batch of one.
+///
 /// ```no_run
 /// # async fn demo() -> idsync_core::Result<()> {
 /// use idsync_sql::{SqlTarget, SqlTargetConfig};
@@ -170,6 +201,8 @@ pub struct SqlTarget {
     /// (quoted table, group column, member column)
     members: Option<(String, String, String)>,
     links: String,
+    /// Held by the transaction writing (on SQLite, one at a time).
+    writer: futures::lock::Mutex<()>,
 }
 
 impl SqlTarget {
@@ -204,6 +237,7 @@ impl SqlTarget {
             groups,
             members,
             links,
+            writer: futures::lock::Mutex::new(()),
         })
     }
 
@@ -357,12 +391,14 @@ impl SqlTarget {
         })
     }
 
-    /// Accounts of `t` matching `sql_where` (with `$1` = `param`).
-    async fn select(&self, t: &Tbl, sql_where: &str, param: &str) -> Result<Vec<TargetAccount>, SqlError> {
+    /// Accounts of `t` matching `sql_where`, whose placeholders take
+    /// `params` in order.
+    async fn select(&self, t: &Tbl, sql_where: &str, params: &[&str]) -> Result<Vec<TargetAccount>, SqlError> {
         let sql = format!("{} WHERE {sql_where}", t.select);
         let n = t.columns.len();
         let raws = on_db!(&self.db, p => {
-            let rows = sqlx::query(&sql).bind(param.to_owned()).fetch_all(p).await?;
+            let q = params.iter().fold(sqlx::query(&sql), |q, v| q.bind(*v));
+            let rows = q.fetch_all(p).await?;
             rows.iter().map(|r| raw(r, n)).collect::<std::result::Result<Vec<_>, _>>()?
         });
         raws.into_iter().map(|r| self.account(t, r)).collect()
@@ -416,272 +452,141 @@ impl SqlTarget {
         Ok(groups)
     }
 
-    async fn exists(&self, t: &Tbl, id: &str) -> Result<bool, SqlError> {
-        let sql = format!("SELECT 1 FROM {} t WHERE t.{} = {}", t.table, t.id, t.param(1));
-        let found = on_db!(&self.db, p => sqlx::query(&sql).bind(id.to_owned()).fetch_optional(p).await?.is_some());
-        Ok(found)
-    }
-
-    /// Creates the account and its link in one transaction. When another
-    /// writer created the same link meanwhile (the links table's key
-    /// refuses the second), answers with that writer's account.
-    async fn create(&self, kind: ObjectKind, link: &Link, fields: &Fields) -> Result<Applied, SqlError> {
-        match self.try_create(kind, link, fields).await {
-            Err(SqlError::Database(e)) if classify(&e).0 == idsync_core::ErrorKind::AlreadyExists => {
-                let find = format!(
-                    "SELECT kind, row_id FROM {} WHERE profile = $1 AND external_id = $2",
-                    self.links
-                );
-                let existing: Option<(String, String)> = on_db!(&self.db, p => sqlx::query_as(&find)
-                    .bind(link.profile.to_string())
-                    .bind(link.external.0.clone())
-                    .fetch_optional(p)
-                    .await?);
-                match existing {
-                    Some((k, id)) if k == kind_name(kind) => Ok(Applied {
-                        target: Some(self.table(kind)?.target_id(id)),
+    /// Applies one operation in its own transaction. When another writer
+    /// created the same link meanwhile (the links table's key refuses the
+    /// second), a create answers with that writer's account.
+    async fn apply_one(&self, op: &TargetOp) -> Result<Applied> {
+        let r = match self.write(std::slice::from_ref(op)).await {
+            Ok(mut results) => results
+                .pop()
+                .unwrap_or(Err(SqlError::Internal("a batch of one gave no result"))),
+            Err(e) => Err(e),
+        };
+        let r = match (r, op) {
+            (Err(SqlError::Database(e)), TargetOp::Create { kind, link, .. })
+                if classify(&e).0 == idsync_core::ErrorKind::AlreadyExists =>
+            {
+                match self.linked_to(*kind, link).await {
+                    Ok(Some(id)) => Ok(Applied {
+                        target: Some(id),
                         note: Some("already existed".into()),
                     }),
-                    _ => Err(SqlError::Database(e)),
+                    Ok(None) => Err(SqlError::Database(e)),
+                    Err(other) => Err(other),
                 }
             }
-            r => r,
+            (r, _) => r,
+        };
+        match r {
+            Ok(applied) => Ok(applied),
+            Err(e) => Err(self.named(op, e).await),
         }
     }
 
-    async fn try_create(&self, kind: ObjectKind, link: &Link, fields: &Fields) -> Result<Applied, SqlError> {
-        let t = self.table(kind)?;
-        let mut names = Vec::new();
-        let mut values = Vec::new();
-        for field in fields.keys() {
-            names.push(t.column(field)?.to_owned());
-            values.push(format!("${}", values.len() + 1));
-        }
-        let mut binds: Vec<String> = fields.values().cloned().collect();
-        if t.id_type == IdType::Text {
-            names.push(t.id.clone());
-            values.push(format!("${}", values.len() + 1));
-            binds.push(uuid::Uuid::new_v4().to_string());
-        }
-        if let Some(e) = &t.enabled {
-            names.push(e.clone());
-            values.push("TRUE".into());
-        }
-        let insert = if names.is_empty() {
-            format!(
-                "INSERT INTO {} DEFAULT VALUES RETURNING CAST({} AS TEXT)",
-                t.table, t.id
-            )
-        } else {
-            format!(
-                "INSERT INTO {} ({}) VALUES ({}) RETURNING CAST({} AS TEXT)",
-                t.table,
-                names.join(", "),
-                values.join(", "),
-                t.id
-            )
-        };
+    /// The account of `kind` that `link` is linked to.
+    async fn linked_to(&self, kind: ObjectKind, link: &Link) -> Result<Option<TargetId>, SqlError> {
         let find = format!(
             "SELECT kind, row_id FROM {} WHERE profile = $1 AND external_id = $2",
             self.links
         );
-        let add_link = format!(
-            "INSERT INTO {} (profile, external_id, kind, row_id) VALUES ($1, $2, $3, $4)",
-            self.links
-        );
-        let profile = link.profile.to_string();
-        let external = link.external.0.clone();
-        on_db!(&self.db, p, begin => {
-            let mut tx = p.begin_with(begin).await?;
-            let existing: Option<(String, String)> = sqlx::query_as(&find)
-                .bind(profile.clone())
-                .bind(external.clone())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some((k, id)) = existing {
-                if k != kind_name(kind) {
-                    return Err(SqlError::InvalidData {
-                        what: "link",
-                        message: format!("{link} is already linked to {k} {id}"),
-                    });
-                }
-                return Ok(Applied {
-                    target: Some(t.target_id(id)),
-                    note: Some("already existed".into()),
-                });
+        let existing: Option<(String, String)> = on_db!(&self.db, p => sqlx::query_as(&find)
+            .bind(link.profile.to_string())
+            .bind(link.external.0.clone())
+            .fetch_optional(p)
+            .await?);
+        match existing {
+            Some((k, id)) if k == kind_name(kind) => Ok(Some(self.table(kind)?.target_id(id))),
+            _ => Ok(None),
+        }
+    }
+
+    /// `e` as the core's error, naming the operation's object (the link of
+    /// a create, else the account's id) and, when the database refused one
+    /// of its values, the field and its column.
+    async fn named(&self, op: &TargetOp, e: SqlError) -> Error {
+        let e = match e {
+            SqlError::Database(source) => match self.culprit(op, &source).await {
+                Some((field, column)) => SqlError::Refused { field, column, source },
+                None => SqlError::Database(source),
+            },
+            e => e,
+        };
+        let e = e.into_core("apply");
+        match e.object_ref() {
+            Some(_) => e,
+            None => e.object(subject(op)),
+        }
+    }
+
+    /// The field (and its column) whose value of `op` the database
+    /// refused: the column that a NOT NULL or CHECK constraint names
+    /// (PostgreSQL's column or constraint name, SQLite's text after
+    /// "constraint failed:"; the longest column name found in it), or, for
+    /// PostgreSQL's "value too long" (which names no column), the written
+    /// column whose declared length the value exceeds.
+    async fn culprit(&self, op: &TargetOp, e: &sqlx::Error) -> Option<(String, String)> {
+        let (kind, values): (ObjectKind, Vec<(&str, &str)>) = match op {
+            TargetOp::Create { kind, fields, .. } => {
+                (*kind, fields.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect())
             }
-            let mut q = sqlx::query_scalar::<_, String>(&insert);
-            for b in binds {
-                q = q.bind(b);
-            }
-            let id = q.fetch_one(&mut *tx).await?;
-            sqlx::query(&add_link)
-                .bind(profile)
-                .bind(external)
-                .bind(kind_name(kind))
-                .bind(id.clone())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Applied {
-                target: Some(t.target_id(id)),
-                note: None,
-            })
+            TargetOp::Update { kind, changes, .. } => (
+                *kind,
+                changes
+                    .iter()
+                    .map(|c| (c.field.as_str(), c.new.as_deref().unwrap_or("")))
+                    .collect(),
+            ),
+            _ => return None,
+        };
+        let cfg = match kind {
+            ObjectKind::User => &self.config.users,
+            ObjectKind::Group => self.config.groups.as_ref()?,
+        };
+        let db = e.as_database_error()?;
+        let named = match db.try_downcast_ref::<PgDatabaseError>() {
+            Some(pg) => format!("{} {}", pg.column().unwrap_or(""), pg.constraint().unwrap_or("")),
+            None => db
+                .message()
+                .split_once("constraint failed:")
+                .map(|(_, s)| s.to_owned())
+                .unwrap_or_default(),
+        }
+        .to_lowercase();
+        let by_name = cfg
+            .columns
+            .iter()
+            .filter(|(_, c)| named.contains(&c.to_lowercase()))
+            .max_by_key(|(_, c)| c.len());
+        if let Some((f, c)) = by_name {
+            return Some((f.clone(), c.clone()));
+        }
+        if db.code().as_deref() != Some("22001") {
+            return None;
+        }
+        let Db::Postgres(pool) = &self.db else {
+            return None;
+        };
+        // The declared lengths of the table's varchar and char columns.
+        let sql = "SELECT CAST(a.attname AS TEXT), CAST(a.atttypmod - 4 AS BIGINT) FROM pg_attribute a \
+                   WHERE a.attrelid = CAST($1 AS regclass) AND a.attnum > 0 AND NOT a.attisdropped \
+                   AND a.atttypmod > 4 AND a.atttypid IN (CAST('varchar' AS regtype), CAST('bpchar' AS regtype))";
+        let limits: Vec<(String, i64)> = sqlx::query_as(sql)
+            .bind(self.table(kind).ok()?.table.clone())
+            .fetch_all(pool)
+            .await
+            .ok()?;
+        values.into_iter().find_map(|(f, v)| {
+            let c = cfg.columns.get(f)?;
+            let (_, n) = limits.iter().find(|(name, _)| name == c)?;
+            (v.chars().count() as i64 > *n).then(|| (f.to_owned(), c.clone()))
         })
-    }
-
-    async fn set_link(&self, target: &TargetId, kind: ObjectKind, link: &Link) -> Result<(), SqlError> {
-        let t = self.table(kind)?;
-        let id = t.canonical(target)?;
-        if !self.exists(t, &id).await? {
-            return Err(t.not_found(&target.0));
-        }
-        let drop_old = format!("DELETE FROM {} WHERE kind = $1 AND row_id = $2", self.links);
-        let add = format!(
-            "INSERT INTO {} (profile, external_id, kind, row_id) VALUES ($1, $2, $3, $4)",
-            self.links
-        );
-        on_db!(&self.db, p, begin => {
-            let mut tx = p.begin_with(begin).await?;
-            sqlx::query(&drop_old).bind(kind_name(kind)).bind(id.clone()).execute(&mut *tx).await?;
-            sqlx::query(&add)
-                .bind(link.profile.to_string())
-                .bind(link.external.0.clone())
-                .bind(kind_name(kind))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    async fn update(&self, target: &TargetId, kind: ObjectKind, changes: &[FieldChange]) -> Result<(), SqlError> {
-        let t = self.table(kind)?;
-        let id = t.canonical(target)?;
-        if changes.is_empty() {
-            return if self.exists(t, &id).await? {
-                Ok(())
-            } else {
-                Err(t.not_found(&target.0))
-            };
-        }
-        let mut sets = Vec::new();
-        for (i, c) in changes.iter().enumerate() {
-            sets.push(format!("{} = ${}", t.column(&c.field)?, i + 1));
-        }
-        let sql = format!(
-            "UPDATE {} SET {} WHERE {}.{} = {}",
-            t.table,
-            sets.join(", "),
-            t.table,
-            t.id,
-            t.param(changes.len() + 1)
-        );
-        let n = on_db!(&self.db, p => {
-            let mut q = sqlx::query(&sql);
-            for c in changes {
-                q = q.bind(c.new.clone());
-            }
-            q.bind(id).execute(p).await?.rows_affected()
-        });
-        if n == 0 { Err(t.not_found(&target.0)) } else { Ok(()) }
-    }
-
-    async fn set_enabled(&self, target: &TargetId, kind: ObjectKind, enabled: bool) -> Result<(), SqlError> {
-        let t = self.table(kind)?;
-        let Some(e) = &t.enabled else {
-            return Err(SqlError::Unsupported("disabling (no enabled_column)"));
-        };
-        let id = t.canonical(target)?;
-        let sql = format!(
-            "UPDATE {} SET {e} = $1 WHERE {}.{} = {}",
-            t.table,
-            t.table,
-            t.id,
-            t.param(2)
-        );
-        let n = on_db!(&self.db, p => sqlx::query(&sql).bind(enabled).bind(id).execute(p).await?.rows_affected());
-        if n == 0 { Err(t.not_found(&target.0)) } else { Ok(()) }
-    }
-
-    async fn delete(&self, target: &TargetId, kind: ObjectKind) -> Result<(), SqlError> {
-        if !self.config.allow_delete {
-            return Err(SqlError::Unsupported("delete (allow_delete is false)"));
-        }
-        let t = self.table(kind)?;
-        let Ok(id) = t.canonical(target) else {
-            return Ok(());
-        };
-        let mut statements = Vec::new();
-        if let Some((m, gc, mc)) = &self.members {
-            let col = if kind == ObjectKind::Group { gc } else { mc };
-            statements.push(format!("DELETE FROM {m} WHERE {m}.{col} = {}", t.param(1)));
-        }
-        statements.push(format!(
-            "DELETE FROM {} WHERE kind = '{}' AND row_id = $1",
-            self.links,
-            kind_name(kind)
-        ));
-        statements.push(format!(
-            "DELETE FROM {} WHERE {}.{} = {}",
-            t.table,
-            t.table,
-            t.id,
-            t.param(1)
-        ));
-        on_db!(&self.db, p, begin => {
-            let mut tx = p.begin_with(begin).await?;
-            for s in &statements {
-                sqlx::query(s).bind(id.clone()).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    async fn membership(&self, group: &TargetId, member: &TargetId, add: bool) -> Result<(), SqlError> {
-        let g = self.table(ObjectKind::Group)?;
-        let Some((m, gc, mc)) = &self.members else {
-            return Err(SqlError::Unsupported("membership (no membership table)"));
-        };
-        let u = &self.users;
-        let gid = g.canonical(group)?;
-        let uid = match u.canonical(member) {
-            Ok(id) => id,
-            Err(e) if add => return Err(e),
-            Err(_) => return Ok(()),
-        };
-        if add {
-            if !self.exists(g, &gid).await? {
-                return Err(g.not_found(&group.0));
-            }
-            if !self.exists(u, &uid).await? {
-                return Err(u.not_found(&member.0));
-            }
-            let sql = format!(
-                "INSERT INTO {m} ({gc}, {mc}) SELECT {gp}, {up} WHERE NOT EXISTS \
-                 (SELECT 1 FROM {m} x WHERE x.{gc} = {gp} AND x.{mc} = {up})",
-                gp = g.param(1),
-                up = u.param(2)
-            );
-            on_db!(&self.db, p => sqlx::query(&sql).bind(gid).bind(uid).execute(p).await.map(drop)?);
-        } else {
-            let sql = format!(
-                "DELETE FROM {m} WHERE {m}.{gc} = {} AND {m}.{mc} = {}",
-                g.param(1),
-                u.param(2)
-            );
-            on_db!(&self.db, p => sqlx::query(&sql).bind(gid).bind(uid).execute(p).await.map(drop)?);
-        }
-        Ok(())
     }
 
     async fn linked_groups(&self, profile: String) -> Result<Vec<TargetAccount>, SqlError> {
         let Some(g) = &self.groups else {
             return Ok(Vec::new());
         };
-        let groups = self.select(g, "l.profile = $1", &profile).await?;
+        let groups = self.select(g, "l.profile = $1", &[&profile]).await?;
         self.with_members(groups, Some(&profile)).await
     }
 }
@@ -699,7 +604,7 @@ impl Target for SqlTarget {
             disable_groups: self.groups.as_ref().is_some_and(|g| g.enabled.is_some()),
             delete: self.config.allow_delete,
             veto: false,
-            ..TargetCapabilities::default()
+            batch: self.config.batch,
         }
     }
 
@@ -730,35 +635,47 @@ impl Target for SqlTarget {
         Ok(users.chain(groups).boxed())
     }
 
+    /// One query per kind and field for up to [`LOOKUPS_PER_QUERY`]
+    /// values (`IN` lists), then the members of the groups found.
     async fn lookup(&self, lookups: &[Lookup]) -> Result<Vec<TargetAccount>> {
-        let mut seen = BTreeSet::new();
-        let mut users = Vec::new();
-        let mut groups = Vec::new();
+        // (kind, field; None: the external id) → the values sought.
+        let mut sought: BTreeMap<(ObjectKind, Option<&str>), BTreeSet<String>> = BTreeMap::new();
         for l in lookups {
-            let kind = match l {
-                Lookup::Field { kind, .. } | Lookup::External { kind, .. } => *kind,
+            let (kind, field, value) = match l {
+                Lookup::Field { kind, field, value } => (*kind, Some(field.as_str()), value.trim().to_lowercase()),
+                Lookup::External { kind, external } => (*kind, None, external.0.clone()),
             };
             if kind == ObjectKind::Group && self.groups.is_none() {
                 // No groups table: no groups to find.
                 continue;
             }
-            let (kind, found) = match l {
-                Lookup::Field { kind, field, value } => {
-                    let t = self.table(*kind).map_err(|e| e.into_core("lookup"))?;
-                    let c = t.column(field).map_err(|e| e.into_core("lookup"))?;
-                    let w = format!("LOWER(TRIM(CAST(t.{c} AS TEXT))) = $1");
-                    (*kind, self.select(t, &w, &value.trim().to_lowercase()).await)
-                }
-                Lookup::External { kind, external } => {
-                    let t = self.table(*kind).map_err(|e| e.into_core("lookup"))?;
-                    (*kind, self.select(t, "l.external_id = $1", &external.0).await)
-                }
-            };
-            for a in found.map_err(|e| e.into_core("lookup"))? {
-                if seen.insert((kind, a.id.clone())) {
-                    match kind {
-                        ObjectKind::User => users.push(a),
-                        ObjectKind::Group => groups.push(a),
+            sought.entry((kind, field)).or_default().insert(value);
+        }
+        let mut seen = BTreeSet::new();
+        let mut users = Vec::new();
+        let mut groups = Vec::new();
+        for ((kind, field), values) in sought {
+            let t = self.table(kind).map_err(|e| e.into_core("lookup"))?;
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            for chunk in values.chunks(LOOKUPS_PER_QUERY) {
+                let d = self.db.dialect();
+                let list = (1..=chunk.len())
+                    .map(|n| d.placeholder(n))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let w = match field {
+                    Some(field) => {
+                        let c = t.column(field).map_err(|e| e.into_core("lookup"))?;
+                        format!("LOWER(TRIM(CAST(t.{c} AS TEXT))) IN ({list})")
+                    }
+                    None => format!("l.external_id IN ({list})"),
+                };
+                for a in self.select(t, &w, chunk).await.map_err(|e| e.into_core("lookup"))? {
+                    if seen.insert((kind, a.id.clone())) {
+                        match kind {
+                            ObjectKind::User => users.push(a),
+                            ObjectKind::Group => groups.push(a),
+                        }
                     }
                 }
             }
@@ -772,25 +689,48 @@ impl Target for SqlTarget {
     }
 
     async fn apply(&self, op: &TargetOp) -> Result<Applied> {
-        let done = |id: &TargetId| Applied {
-            target: Some(id.clone()),
-            note: None,
-        };
-        let r = match op {
-            TargetOp::Create { kind, link, fields } => self.create(*kind, link, fields).await,
-            TargetOp::SetLink { target, kind, link } => self.set_link(target, *kind, link).await.map(|()| done(target)),
-            TargetOp::Update { target, kind, changes } => {
-                self.update(target, *kind, changes).await.map(|()| done(target))
+        self.apply_one(op).await
+    }
+
+    /// One transaction for the whole batch (creates and membership changes
+    /// in multi-row statements). When that transaction fails it is rolled
+    /// back and, unless the failure is transient (a locked database, a lost
+    /// connection: every operation gets it, and the engine retries them),
+    /// each operation is applied again in its own transaction, so that an
+    /// error names its row and the other rows commit.
+    async fn apply_batch(&self, ops: &[TargetOp]) -> Vec<Result<Applied>> {
+        if ops.len() > 1 {
+            match self.write(ops).await {
+                Ok(results) => {
+                    let mut out = Vec::with_capacity(ops.len());
+                    for (r, op) in results.into_iter().zip(ops) {
+                        out.push(match r {
+                            Ok(applied) => Ok(applied),
+                            Err(e) => Err(self.named(op, e).await),
+                        });
+                    }
+                    return out;
+                }
+                Err(SqlError::Database(e)) if classify(&e).1 => {
+                    let e = SqlError::Database(e).into_core("apply");
+                    return ops
+                        .iter()
+                        .map(|op| {
+                            Err(Error::new(e.kind(), e.message())
+                                .backend(crate::NAME)
+                                .op("apply")
+                                .object(subject(op))
+                                .transient())
+                        })
+                        .collect();
+                }
+                Err(e) => debug!(error = %e, ops = ops.len(), "the batch failed: applying it one operation at a time"),
             }
-            TargetOp::SetEnabled { target, kind, enabled } => {
-                self.set_enabled(target, *kind, *enabled).await.map(|()| done(target))
-            }
-            TargetOp::Delete { target, kind } => self.delete(target, *kind).await.map(|()| done(target)),
-            TargetOp::AddMember { group, member } => self.membership(group, member, true).await.map(|()| done(group)),
-            TargetOp::RemoveMember { group, member } => {
-                self.membership(group, member, false).await.map(|()| done(group))
-            }
-        };
-        r.map_err(|e| e.into_core("apply"))
+        }
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(self.apply_one(op).await);
+        }
+        out
     }
 }

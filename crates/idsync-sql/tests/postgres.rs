@@ -61,3 +61,77 @@ async fn concurrent_creates_link_once() {
     };
     common::concurrent_creates_link_once(&pg.url()).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_500_creates_commits_once() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    let t = idsync_sql::SqlTarget::connect(&pg.url(), Default::default())
+        .await
+        .unwrap();
+    // Each INSERT statement on the users and links tables logs its table
+    // and its (top-level) transaction.
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    for ddl in [
+        "CREATE TABLE tx_log (tbl TEXT NOT NULL, tx BIGINT NOT NULL)",
+        "CREATE FUNCTION log_tx() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN INSERT INTO tx_log VALUES (TG_TABLE_NAME, txid_current()); RETURN NULL; END $$",
+        "CREATE TRIGGER users_tx AFTER INSERT ON idsync_users FOR EACH STATEMENT EXECUTE FUNCTION log_tx()",
+        "CREATE TRIGGER links_tx AFTER INSERT ON idsync_links FOR EACH STATEMENT EXECUTE FUNCTION log_tx()",
+    ] {
+        sqlx::query(ddl).execute(&pool).await.unwrap();
+    }
+    common::a_batch_of_creates(&t, idsync_core::ProfileId::new_random()).await;
+    let log: Vec<(String, i64)> = sqlx::query_as("SELECT tbl, tx FROM tx_log ORDER BY tbl")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 2, "one INSERT of the 500 users, one of their links: {log:?}");
+    assert_eq!(log[0].1, log[1].1, "in one transaction: {log:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creates_in_a_batch_are_idempotent() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::creates_in_a_batch_are_idempotent(&pg.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_bad_row_fails_alone_and_the_others_commit() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    sqlx::query(&common::strict_users_ddl(idsync_sql::Dialect::Postgres))
+        .execute(&pool)
+        .await
+        .unwrap();
+    common::one_bad_row_fails_alone(&pg.url(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn member_changes_in_a_batch() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::members_in_a_batch(&pg.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lookups_in_bulk() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::lookups_in_bulk(&pg.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_batches_link_once() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::concurrent_batches_link_once(&pg.url()).await;
+}

@@ -1,16 +1,17 @@
 //! Checks shared by the SQLite and PostgreSQL tests, each given a URL.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::TryStreamExt;
 use idsync_core::memory::{MemorySource, MemoryTarget};
 use idsync_core::{
-    Cursor, Engine, ErrorKind, ExternalId, Fields, MemoryStateStore, ObjectKind, Profile, ProfileId, ProfileState,
-    RunOptions, SourceObject, StateStore,
+    Applied, Cursor, Engine, ErrorKind, ExternalId, FieldChange, Fields, Link, Lookup, MemoryStateStore, ObjectKind,
+    Profile, ProfileId, ProfileState, RunOptions, SourceObject, StateStore, Target, TargetAccount, TargetId, TargetOp,
 };
-use idsync_sql::{SqlStateStore, SqlTarget, SqlTargetConfig};
+use idsync_sql::{Dialect, SqlStateStore, SqlTarget, SqlTargetConfig};
 use idsync_testkit::behaviour::target;
 
 pub fn user_fields(prefix: &str, n: u32) -> Fields {
@@ -400,6 +401,417 @@ pub async fn overlapping_row_ids_converge(url: &str) {
         .await
         .expect("second plan");
     assert!(second.plan.operations.is_empty(), "{}", second.plan);
+}
+
+/// Creates of `n` users of `profile`, each with [`user_fields`].
+pub fn creates(prefix: &str, profile: ProfileId, n: u32) -> Vec<TargetOp> {
+    (0..n)
+        .map(|i| TargetOp::Create {
+            kind: ObjectKind::User,
+            link: Link {
+                profile,
+                external: ExternalId(format!("{prefix}-{i}")),
+            },
+            fields: user_fields(prefix, i),
+        })
+        .collect()
+}
+
+/// The linked accounts of `profile`, by external id.
+pub async fn linked(t: &SqlTarget, profile: ProfileId) -> BTreeMap<String, TargetAccount> {
+    let all: Vec<TargetAccount> = Target::linked(t, profile)
+        .await
+        .expect("linked")
+        .try_collect()
+        .await
+        .expect("linked");
+    all.into_iter()
+        .map(|a| (a.link.as_ref().expect("linked").external.0.clone(), a))
+        .collect()
+}
+
+/// 500 creates in one batch: each gets its own row, with its fields and
+/// its link. Returns the ids, in the order of the creates.
+pub async fn a_batch_of_creates(t: &SqlTarget, profile: ProfileId) -> Vec<TargetId> {
+    assert_eq!(Target::capabilities(t).batch, 500);
+    let ops = creates("b", profile, 500);
+    let results = Target::apply_batch(t, &ops).await;
+    assert_eq!(results.len(), 500);
+    let ids: Vec<TargetId> = results
+        .into_iter()
+        .map(|r| {
+            let a = r.expect("create");
+            assert_eq!(a.note, None);
+            a.target.expect("id")
+        })
+        .collect();
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 500, "distinct ids");
+    let accounts = linked(t, profile).await;
+    assert_eq!(accounts.len(), 500);
+    for (i, id) in ids.iter().enumerate() {
+        let a = &accounts[&format!("b-{i}")];
+        assert_eq!(&a.id, id, "b-{i}");
+        assert_eq!(a.fields, user_fields("b", i as u32), "b-{i}");
+        assert!(a.enabled);
+    }
+    ids
+}
+
+/// Creates stay idempotent through the link in a batch: creates of links
+/// that exist answer with their accounts, a link created twice in one batch
+/// gets one account, and only the new link makes a row.
+pub async fn creates_in_a_batch_are_idempotent(url: &str) {
+    let t = SqlTarget::connect(url, SqlTargetConfig::default())
+        .await
+        .expect("connect");
+    let profile = ProfileId::new_random();
+    let before = Target::apply_batch(&t, &creates("i", profile, 3)).await;
+    let before: Vec<TargetId> = before
+        .into_iter()
+        .map(|r| r.expect("create").target.expect("id"))
+        .collect();
+    // 0..3 exist; 3 is new and asked twice; 1 again at the end.
+    let mut ops = creates("i", profile, 4);
+    ops.push(ops[3].clone());
+    ops.push(ops[1].clone());
+    let results: Vec<Applied> = Target::apply_batch(&t, &ops)
+        .await
+        .into_iter()
+        .map(|r| r.expect("create"))
+        .collect();
+    for i in [0, 1, 2, 5] {
+        let n = if i == 5 { 1 } else { i };
+        assert_eq!(results[i].target.as_ref(), Some(&before[n]), "create {i}");
+        assert_eq!(results[i].note.as_deref(), Some("already existed"), "create {i}");
+    }
+    assert_eq!(results[3].note, None);
+    assert_eq!(results[4].target, results[3].target);
+    assert_eq!(results[4].note.as_deref(), Some("already existed"));
+    let accounts = linked(&t, profile).await;
+    assert_eq!(accounts.len(), 4, "{accounts:?}");
+    assert_eq!(accounts["i-3"].id, results[3].target.clone().expect("id"));
+}
+
+/// The users table of [`one_bad_row_fails_alone`]: a NOT NULL user name,
+/// an email that must hold an `@`, a family name of at most 20 characters.
+pub fn strict_users_ddl(dialect: Dialect) -> String {
+    let key = match dialect {
+        Dialect::Sqlite => "INTEGER PRIMARY KEY",
+        Dialect::Postgres => "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+    };
+    format!(
+        "CREATE TABLE strict_users (id {key}, user_name TEXT NOT NULL, \
+         email TEXT CONSTRAINT strict_users_email_check CHECK (email LIKE '%@%'), \
+         family_name VARCHAR(20), active BOOLEAN NOT NULL DEFAULT TRUE)"
+    )
+}
+
+/// A batch of 500 operations with one bad row: that operation fails,
+/// naming its object and the field and column, and the other 499 commit.
+/// The table of [`strict_users_ddl`] must exist; `lengths` says whether
+/// the database enforces `VARCHAR(20)` (PostgreSQL does, SQLite does not).
+pub async fn one_bad_row_fails_alone(url: &str, lengths: bool) {
+    let config: SqlTargetConfig = serde_json::from_value(serde_json::json!({
+        "users": {"table": "strict_users",
+                  "columns": {"userName": "user_name", "email": "email", "familyName": "family_name"},
+                  "enabled_column": "active"},
+        "links_table": "strict_links"
+    }))
+    .expect("config");
+    let t = SqlTarget::connect(url, config).await.expect("connect");
+    /// (field, column, how the bad row spoils it)
+    type Case = (&'static str, &'static str, fn(&mut Fields));
+    let mut cases: Vec<Case> = vec![
+        ("userName", "user_name", |f| {
+            f.remove("userName");
+        }),
+        ("email", "email", |f| {
+            f.insert("email".into(), "no at sign".into());
+        }),
+    ];
+    if lengths {
+        cases.push(("familyName", "family_name", |f| {
+            f.insert("familyName".into(), "x".repeat(21));
+        }));
+    }
+    for (case, (field, column, spoil)) in cases.into_iter().enumerate() {
+        let profile = ProfileId::new_random();
+        let prefix = format!("bad{case}");
+        let mut ops: Vec<TargetOp> = creates(&prefix, profile, 500)
+            .into_iter()
+            .map(|mut op| {
+                if let TargetOp::Create { fields, .. } = &mut op {
+                    fields.retain(|k, _| ["userName", "email", "familyName"].contains(&k.as_str()));
+                }
+                op
+            })
+            .collect();
+        if let TargetOp::Create { fields, .. } = &mut ops[137] {
+            spoil(fields);
+        }
+        let results = Target::apply_batch(&t, &ops).await;
+        for (i, r) in results.iter().enumerate() {
+            match (i, r) {
+                (137, Err(e)) => {
+                    assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+                    assert!(!e.is_transient(), "{e}");
+                    assert_eq!(e.field_name(), Some(field), "{e}");
+                    let text = e.to_string();
+                    assert!(text.contains(&format!("{prefix}-137")), "names the link: {text}");
+                    assert!(text.contains(&format!("column {column}")), "names the column: {text}");
+                }
+                (137, Ok(a)) => panic!("{field}: the bad row was created: {a:?}"),
+                (_, Err(e)) => panic!("{field}: create {i} failed: {e}"),
+                (_, Ok(_)) => {}
+            }
+        }
+        let accounts = linked(&t, profile).await;
+        assert_eq!(accounts.len(), 499, "{field}");
+        assert!(!accounts.contains_key(&format!("{prefix}-137")));
+    }
+
+    // Updates: one sets the user name to NULL; the others commit.
+    let profile = ProfileId::new_random();
+    let ops: Vec<TargetOp> = creates("up", profile, 20)
+        .into_iter()
+        .map(|mut op| {
+            if let TargetOp::Create { fields, .. } = &mut op {
+                fields.retain(|k, _| k == "userName");
+            }
+            op
+        })
+        .collect();
+    let ids: Vec<TargetId> = Target::apply_batch(&t, &ops)
+        .await
+        .into_iter()
+        .map(|r| r.expect("create").target.expect("id"))
+        .collect();
+    let updates: Vec<TargetOp> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| TargetOp::Update {
+            target: id.clone(),
+            kind: ObjectKind::User,
+            changes: vec![FieldChange {
+                field: "userName".into(),
+                old: None,
+                new: (i != 7).then(|| format!("renamed{i}")),
+            }],
+        })
+        .collect();
+    let results = Target::apply_batch(&t, &updates).await;
+    let e = results[7].as_ref().expect_err("NULL user name");
+    assert_eq!(e.field_name(), Some("userName"), "{e}");
+    assert!(e.to_string().contains(&format!("[{}]", ids[7])), "names the id: {e}");
+    let accounts = linked(&t, profile).await;
+    for (i, r) in results.iter().enumerate().filter(|(i, _)| *i != 7) {
+        r.as_ref().expect("update");
+        assert_eq!(
+            accounts[&format!("up-{i}")].fields.get("userName"),
+            Some(&format!("renamed{i}"))
+        );
+    }
+    assert_eq!(accounts["up-7"].fields.get("userName"), Some(&"up-user7".to_owned()));
+}
+
+/// Member adds and removes in batches: several groups at once, missing
+/// users and groups fail alone (naming them), adding a member twice and
+/// removing a non-member succeed, and the last change of a membership in a
+/// batch wins.
+pub async fn members_in_a_batch(url: &str) {
+    let t = SqlTarget::connect(url, SqlTargetConfig::default())
+        .await
+        .expect("connect");
+    let profile = ProfileId::new_random();
+    let users: Vec<TargetId> = Target::apply_batch(&t, &creates("m", profile, 10))
+        .await
+        .into_iter()
+        .map(|r| r.expect("create").target.expect("id"))
+        .collect();
+    let group_ops: Vec<TargetOp> = (0..2)
+        .map(|n| TargetOp::Create {
+            kind: ObjectKind::Group,
+            link: Link {
+                profile,
+                external: ExternalId(format!("mg-{n}")),
+            },
+            fields: group_fields("m", n),
+        })
+        .collect();
+    let groups: Vec<TargetId> = Target::apply_batch(&t, &group_ops)
+        .await
+        .into_iter()
+        .map(|r| r.expect("create group").target.expect("id"))
+        .collect();
+    let add = |g: usize, u: &TargetId| TargetOp::AddMember {
+        group: groups[g].clone(),
+        member: u.clone(),
+    };
+    let remove = |g: usize, u: &TargetId| TargetOp::RemoveMember {
+        group: groups[g].clone(),
+        member: u.clone(),
+    };
+    let members = |accounts: &BTreeMap<String, TargetAccount>, g: usize| -> BTreeSet<TargetId> {
+        accounts[&format!("mg-{g}")].members.iter().cloned().collect()
+    };
+    let mut ops: Vec<TargetOp> = users.iter().map(|u| add(0, u)).collect();
+    ops.extend(users[..5].iter().map(|u| add(1, u)));
+    ops.push(add(0, &TargetId("999999".into())));
+    ops.push(TargetOp::AddMember {
+        group: TargetId("group:999999".into()),
+        member: users[0].clone(),
+    });
+    ops.push(add(1, &users[0])); // twice in one batch
+    let results = Target::apply_batch(&t, &ops).await;
+    for (i, r) in results.iter().enumerate() {
+        match i {
+            15 | 16 => {
+                let e = r.as_ref().expect_err("missing");
+                assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+                let missing = if i == 15 { "999999" } else { "group:999999" };
+                assert!(e.to_string().contains(missing), "{e}");
+            }
+            _ => assert_eq!(
+                r.as_ref().expect("member").target.as_ref(),
+                Some(&groups[usize::from(i >= 10)])
+            ),
+        }
+    }
+    let accounts = linked(&t, profile).await;
+    assert_eq!(members(&accounts, 0), users.iter().cloned().collect());
+    assert_eq!(members(&accounts, 1), users[..5].iter().cloned().collect());
+
+    // Removes and adds of two groups in one batch, a member already there,
+    // a non-member removed, and an add then a remove of the same pair.
+    let mut ops: Vec<TargetOp> = users[..5].iter().map(|u| remove(0, u)).collect();
+    ops.push(add(0, &users[9]));
+    ops.push(remove(1, &users[9]));
+    ops.push(add(1, &users[8]));
+    ops.push(remove(1, &users[8]));
+    ops.push(add(1, &users[7]));
+    for r in Target::apply_batch(&t, &ops).await {
+        r.expect("member change");
+    }
+    let accounts = linked(&t, profile).await;
+    assert_eq!(members(&accounts, 0), users[5..].iter().cloned().collect());
+    let mut one: BTreeSet<TargetId> = users[..5].iter().cloned().collect();
+    one.insert(users[7].clone());
+    assert_eq!(members(&accounts, 1), one);
+}
+
+/// 1,000 users and 10 groups from a MemorySource into the target in one
+/// engine run; a second run plans nothing.
+pub async fn an_engine_run_of_1000_users_converges(url: &str) {
+    let mut objects: Vec<SourceObject> = (0..1000)
+        .map(|n| {
+            SourceObject::new(format!("e{n}"), ObjectKind::User)
+                .with("uid", format!("user{n}"))
+                .with("givenName", "Ann")
+                .with("sn", format!("Tester{n}"))
+                .with("mail", format!("user{n}@acme.test"))
+        })
+        .collect();
+    for g in 0..10 {
+        let group = (0..1000).filter(|n| n % 10 == g || g == 0).fold(
+            SourceObject::new(format!("g{g}"), ObjectKind::Group).with("cn", format!("group{g}")),
+            |o, n| o.with_member(format!("e{n}")),
+        );
+        objects.push(group);
+    }
+    let target = SqlTarget::connect(url, SqlTargetConfig::default())
+        .await
+        .expect("connect");
+    let engine = Engine::new(
+        target_profile(),
+        Arc::new(MemorySource::with_objects(objects)),
+        Arc::new(target),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let first = engine.run(&RunOptions::default()).await.expect("first run");
+    assert_eq!(first.failures().count(), 0, "{}", first.plan);
+    assert_eq!(first.plan.counts.create, 1010, "{}", first.plan);
+    assert_eq!(first.plan.counts.add_member, 1000 + 9 * 100, "{}", first.plan);
+    let second = engine
+        .prepare(&RunOptions {
+            dry_run: true,
+            full: true,
+            ..RunOptions::default()
+        })
+        .await
+        .expect("second plan");
+    assert!(second.plan.operations.is_empty(), "{}", second.plan);
+}
+
+/// Lookups in bulk (more than one query's worth): by external id and by
+/// field (trimmed, case-insensitive), each account listed once, unknown
+/// values finding nothing.
+pub async fn lookups_in_bulk(url: &str) {
+    let t = SqlTarget::connect(url, SqlTargetConfig::default())
+        .await
+        .expect("connect");
+    let profile = ProfileId::new_random();
+    for r in Target::apply_batch(&t, &creates("lk", profile, 600)).await {
+        r.expect("create");
+    }
+    let mut lookups: Vec<Lookup> = (0..600)
+        .map(|i| Lookup::External {
+            kind: ObjectKind::User,
+            external: ExternalId(format!("lk-{i}")),
+        })
+        .collect();
+    lookups.push(Lookup::External {
+        kind: ObjectKind::User,
+        external: ExternalId("lk-none".into()),
+    });
+    lookups.push(Lookup::Field {
+        kind: ObjectKind::User,
+        field: "email".into(),
+        value: " LK-USER7@acme.test ".into(),
+    });
+    lookups.push(Lookup::Field {
+        kind: ObjectKind::User,
+        field: "email".into(),
+        value: "nobody@acme.test".into(),
+    });
+    let found = Target::lookup(&t, &lookups).await.expect("lookup");
+    assert_eq!(found.len(), 600);
+    let externals: BTreeSet<String> = found
+        .iter()
+        .map(|a| a.link.as_ref().expect("linked").external.0.clone())
+        .collect();
+    assert_eq!(externals, (0..600).map(|i| format!("lk-{i}")).collect());
+    let by_email = Target::lookup(&t, &lookups[601..602]).await.expect("lookup");
+    assert_eq!(by_email.len(), 1);
+    assert_eq!(by_email[0].fields.get("userName"), Some(&"lk-user7".to_owned()));
+}
+
+/// Two targets (separate pools) apply the same batch of creates at once:
+/// each link ends with one account, and both are told its id.
+pub async fn concurrent_batches_link_once(url: &str) {
+    let a = Arc::new(
+        SqlTarget::connect(url, SqlTargetConfig::default())
+            .await
+            .expect("connect a"),
+    );
+    let b = Arc::new(
+        SqlTarget::connect(url, SqlTargetConfig::default())
+            .await
+            .expect("connect b"),
+    );
+    let profile = ProfileId::new_random();
+    for round in 0..5 {
+        let ops = Arc::new(creates(&format!("cb{round}"), profile, 200));
+        let run = |t: Arc<SqlTarget>, ops: Arc<Vec<TargetOp>>| {
+            tokio::spawn(async move { Target::apply_batch(t.as_ref(), &ops).await })
+        };
+        let (ra, rb) = (run(a.clone(), ops.clone()), run(b.clone(), ops.clone()));
+        let (ra, rb) = (ra.await.expect("join"), rb.await.expect("join"));
+        for (i, (x, y)) in ra.into_iter().zip(rb).enumerate() {
+            let (x, y) = (x.expect("create a"), y.expect("create b"));
+            assert_eq!(x.target, y.target, "round {round}, create {i}");
+        }
+    }
+    assert_eq!(linked(&a, profile).await.len(), 1000);
 }
 
 /// A worker's writes through its fenced view stop at the take-over: its
