@@ -447,12 +447,12 @@ impl Engine {
     }
 
     /// Just-in-time sync of one object (at first login, seed 001): reads it
-    /// and plans it alone, as a delta of one, with its memberships of the
-    /// groups that listed it at the last run. It admits exactly what a full
-    /// run admits: the source applies its filter, and with assigned groups
-    /// the groups the last run saw in scope are read again to tell whether
-    /// the object is in one of them now. (Group changes since the last run
-    /// other than those are seen by the next scheduled run.)
+    /// and plans it alone, as a delta of one, with its memberships. The
+    /// groups the last run saw are read again, as they are now: the object
+    /// joins those that list it and leaves those that no longer do. It
+    /// admits exactly what a full run admits: the source applies its
+    /// filter, and assigned groups are resolved over the groups read. (A
+    /// group created since the last run is seen by the next scheduled run.)
     pub async fn sync_one(&self, id: &ExternalId, options: &RunOptions) -> Result<RunReport> {
         let started = SystemTime::now();
         let read_start = Instant::now();
@@ -464,9 +464,9 @@ impl Engine {
             .into_iter()
             .map(|o| read::keep_attributes(o, &attributes))
             .collect();
-        // Assigned groups decide the scope: read them (the groups the last
-        // run saw) as they are now.
-        if !objects.is_empty() && scope.needs_full_view() {
+        // The groups the last run saw, as they are now: they tell the
+        // object's memberships, and assigned groups decide its scope.
+        if !objects.is_empty() && (self.target.capabilities().groups || scope.needs_full_view()) {
             for group in state.members.keys().filter(|g| *g != id) {
                 if let Some(g) = self.source.read_one(scope, group).await? {
                     objects.push(read::keep_attributes(g, &attributes));
