@@ -229,15 +229,17 @@ impl Engine {
         self.vetoes(&mut plan, &view.linked).await?;
         info!(operations = plan.operations.len(), findings = plan.findings.len(), mode = ?plan.mode, "planned");
         self.observers.emit(&Event::Planned { plan: &plan });
+        let (complete_full, cursor_ok, next_cursor) = (read.complete_full(), read.cursor_ok, read.cursor.take());
+        let read_errors = std::mem::take(&mut read.errors);
         Ok(Prepared {
             plan,
-            complete_full: read.complete_full(),
-            seen: Some(read.seen(&self.profile, &view.linked)),
-            read_errors: read.errors,
+            complete_full,
+            seen: Some(read.into_seen(&self.profile, &view.linked)),
+            read_errors,
             started,
             read_ms,
-            next_cursor: read.cursor,
-            cursor_ok: read.cursor_ok,
+            next_cursor,
+            cursor_ok,
             left_out: BTreeSet::new(),
         })
     }

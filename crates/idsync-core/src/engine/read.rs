@@ -37,40 +37,40 @@ impl SourceRead {
         self.mode == ReadMode::Full && self.completeness.is_complete() && self.errors.is_empty()
     }
 
-    /// What the state keeps of this read: the groups' members, and which
-    /// objects of `linked` accounts are gone.
-    pub fn seen(&self, profile: &Profile, linked: &[TargetAccount]) -> Seen {
-        let groups = self
-            .objects
-            .iter()
-            .filter(|o| o.kind == ObjectKind::Group)
-            .map(|g| (g.id.clone(), g.members.iter().cloned().collect()))
-            .collect();
-        let (inside, outside): (Vec<&SourceObject>, Vec<&SourceObject>) =
-            self.objects.iter().partition(|o| profile.scope.admits(o));
+    /// What the state keeps of this read, which it consumes (a large read's
+    /// member lists move, they are not copied): the groups' members, and
+    /// which objects of `linked` accounts are gone.
+    pub fn into_seen(self, profile: &Profile, linked: &[TargetAccount]) -> Seen {
         let whole = self.complete_full();
-        let gone = if whole {
-            let inside: HashSet<&ExternalId> = inside.iter().map(|o| &o.id).collect();
-            linked
+        let mut seen = Seen {
+            whole,
+            deleted: self.deleted,
+            ..Seen::default()
+        };
+        let mut inside: HashSet<ExternalId> = HashSet::new();
+        for o in self.objects {
+            match (profile.scope.admits(&o), whole) {
+                (true, true) => {
+                    inside.insert(o.id.clone());
+                }
+                (true, false) => seen.back.push(o.id.clone()),
+                (false, _) => seen.gone.push(o.id.clone()),
+            }
+            if o.kind == ObjectKind::Group {
+                seen.groups.push((o.id, o.members.into_iter().collect()));
+            }
+        }
+        if whole {
+            seen.gone = linked
                 .iter()
                 .filter_map(|a| a.link.as_ref().map(|l| &l.external))
-                .filter(|e| !inside.contains(e))
+                .filter(|e| !inside.contains(*e))
                 .cloned()
-                .collect()
+                .collect();
         } else {
-            outside
-                .iter()
-                .map(|o| o.id.clone())
-                .chain(self.deleted.iter().cloned())
-                .collect()
-        };
-        Seen {
-            whole,
-            groups,
-            deleted: self.deleted.clone(),
-            gone,
-            back: inside.iter().map(|o| o.id.clone()).collect(),
+            seen.gone.extend(seen.deleted.iter().cloned());
         }
+        seen
     }
 }
 
