@@ -87,7 +87,10 @@ fn changes(n: usize) -> String {
         let add = user_ldif(base, i, &OUS).replacen('\n', "\nchangetype: add\n", 1);
         out.push_str(&add);
     }
-    let _ = writeln!(out, "dn: cn=everyone,ou=groups,{base}\nchangetype: modify\ndelete: member");
+    let _ = writeln!(
+        out,
+        "dn: cn=everyone,ou=groups,{base}\nchangetype: modify\ndelete: member"
+    );
     for k in 0..100 {
         let _ = writeln!(out, "member: {}", user_dn(base, spread(k, 100) + 3, &OUS));
     }
@@ -99,13 +102,7 @@ fn summary(r: &RunReport) -> String {
     let c = &r.plan.counts;
     format!(
         "{:?}: {} create, {} update, {} disable, {} member add, {} member remove, {} failed",
-        r.plan.mode,
-        c.create,
-        c.update,
-        c.disable,
-        c.add_member,
-        c.remove_member,
-        r.tally.failed
+        r.plan.mode, c.create, c.update, c.disable, c.add_member, c.remove_member, r.tally.failed
     )
 }
 
@@ -137,12 +134,9 @@ async fn bench(n: usize) {
     );
     let source = Arc::new(LdapSource::connect(ldap).await.expect("ldap"));
     let proxy = scim.fault_proxy().await.expect("proxy");
-    let target = ScimTarget::connect(ScimConfig::new(
-        proxy.base_url().parse().expect("url"),
-        scim.token(),
-    ))
-    .await
-    .expect("scim");
+    let target = ScimTarget::connect(ScimConfig::new(proxy.base_url().parse().expect("url"), scim.token()))
+        .await
+        .expect("scim");
     let engine = Engine::new(profile(), source, Arc::new(target), Arc::new(MemoryStateStore::new())).with_options(
         EngineOptions {
             full_every: None,
@@ -150,8 +144,17 @@ async fn bench(n: usize) {
         },
     );
     let (initial, took) = timed(&engine, &RunOptions::default()).await;
-    assert_eq!(initial.tally.failed, 0, "the initial sync failed: {}", initial.to_json());
-    println!("delta {n} users: initial sync {:.1} s ({})", took.as_secs_f64(), summary(&initial));
+    assert_eq!(
+        initial.tally.failed,
+        0,
+        "the initial sync failed: {}",
+        initial.to_json()
+    );
+    println!(
+        "delta {n} users: initial sync {:.1} s ({})",
+        took.as_secs_f64(),
+        summary(&initial)
+    );
 
     slapd.ldapmodify(&changes(n)).await.expect("ldapmodify");
     proxy.clear_seen();
@@ -161,14 +164,22 @@ async fn bench(n: usize) {
     proxy.clear_seen();
     let (quiet, quiet_time) = timed(&engine, &RunOptions::default()).await;
     let quiet_requests = requests(&proxy);
-    assert!(quiet.plan.is_empty(), "the second delta has nothing to do: {}", quiet.plan);
+    assert!(
+        quiet.plan.is_empty(),
+        "the second delta has nothing to do: {}",
+        quiet.plan
+    );
     let full = RunOptions {
         full: true,
         dry_run: true,
         ..RunOptions::default()
     };
     let (baseline, full_time) = timed(&engine, &full).await;
-    assert!(baseline.plan.is_empty(), "deltas and a full read agree: {}", baseline.plan);
+    assert!(
+        baseline.plan.is_empty(),
+        "deltas and a full read agree: {}",
+        baseline.plan
+    );
     println!(
         "delta {n} users: 110 changes {:.2} s (goal <= 2 s; {}; read {} ms, apply {} ms; requests {delta_requests:?}); \
          no change {:.3} s (goal <= 0.3 s; requests {quiet_requests:?}); baseline full read and plan {:.2} s",

@@ -26,6 +26,12 @@ pub struct Profile {
     /// How situations are resolved.
     #[serde(default)]
     pub rules: Rules,
+    /// The source attributes a login name is looked up by, in order, for a
+    /// sync at login by name ([`Engine::sync_login`](crate::Engine::sync_login)):
+    /// e.g. `["sAMAccountName", "userPrincipalName", "mail"]` on AD, `["uid",
+    /// "mail"]` on LDAP. Empty: syncs at login take external ids only.
+    #[serde(default)]
+    pub login_attributes: Vec<String>,
 }
 
 impl Profile {

@@ -126,4 +126,27 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
     /// filter, containers, kinds), so that one object read alone is
     /// admitted exactly when a full read would list it.
     async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>>;
+
+    /// The users in scope whose `attribute` equals `value` (compared as the
+    /// directory compares it: LDAP and SCIM ignore case), for a sync at
+    /// login by name. The default reads in full and compares trimmed,
+    /// case-insensitive text; sources that can search override it.
+    async fn find_users(&self, scope: &Scope, attribute: &str, value: &str) -> Result<Vec<SourceObject>> {
+        use futures::StreamExt;
+        let mut found = Vec::new();
+        let mut stream = self.read_full(scope).await?;
+        while let Some(item) = stream.next().await {
+            if let ReadItem::Object(o) = item?
+                && o.kind == crate::model::ObjectKind::User
+                && o.attributes.get(attribute).is_some_and(|vs| {
+                    vs.iter()
+                        .filter_map(|v| v.as_text())
+                        .any(|v| v.trim().eq_ignore_ascii_case(value.trim()))
+                })
+            {
+                found.push(o);
+            }
+        }
+        Ok(found)
+    }
 }

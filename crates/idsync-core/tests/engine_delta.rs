@@ -344,3 +344,51 @@ async fn a_raised_stop_signal_skips_what_is_left_and_keeps_the_cursor() {
             .all(|op| matches!(op.action, Action::Create { .. }))
     );
 }
+
+#[tokio::test]
+async fn a_sync_at_login_finds_the_user_by_name_and_never_guesses() {
+    let source = MemorySource::with_objects(
+        (0..4)
+            .map(user)
+            .chain([user(9).with("mail", "ann@acme.test"), group("g1", [1, 9])]),
+    );
+    source.modify("u2", |o| {
+        o.attributes.remove("cn");
+        *o = o.clone().with("cn", "user 1");
+    });
+    let target = MemoryTarget::new();
+    let p = profile(serde_json::json!({"login_attributes": ["mail", "cn"]}));
+    let (engine, _) = engine(Arc::new(source), &target, p);
+    engine
+        .run(&RunOptions {
+            dry_run: true,
+            ..RunOptions::default()
+        })
+        .await
+        .unwrap();
+    let id = engine.profile().id;
+
+    // By the second attribute, case aside: u3 alone is created.
+    let report = engine.sync_login("USER 3", &RunOptions::default()).await.unwrap();
+    let created: Vec<&str> = report
+        .plan
+        .operations
+        .iter()
+        .map(|op| op.link.external.as_str())
+        .collect();
+    assert_eq!(created, ["u3"], "{}", report.plan);
+    assert!(target.linked_to(id, "u3").is_some());
+    // By the first: u9.
+    engine
+        .sync_login("ann@acme.test", &RunOptions::default())
+        .await
+        .unwrap();
+    assert!(target.linked_to(id, "u9").is_some());
+    // Two users named "user 1": neither is synced.
+    let e = engine.sync_login("user 1", &RunOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+    assert!(e.to_string().contains("u1, u2") && e.to_string().contains("cn"), "{e}");
+    assert!(target.linked_to(id, "u1").is_none() && target.linked_to(id, "u2").is_none());
+    let e = engine.sync_login("nobody", &RunOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}

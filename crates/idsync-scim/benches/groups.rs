@@ -39,7 +39,11 @@ async fn main() {
 
         let server = Scim2Server::start().await.expect("scim2-server");
         let users_only = engine_run(&server.base_url(), server.token(), n, c, BulkMode::Auto, false).await;
-        assert_eq!(count(&server).await, n as u64, "users only: not every user is on the server");
+        assert_eq!(
+            count(&server).await,
+            n as u64,
+            "users only: not every user is on the server"
+        );
         drop(server);
 
         let server = Scim2Server::start().await.expect("scim2-server");

@@ -18,7 +18,6 @@ use idsync_core::{Fields, Link, ObjectKind, ProfileId, Target, TargetOp};
 use idsync_scim::{BulkMode, ScimConfig, ScimTarget};
 use idsync_testkit::scim2::Scim2Server;
 
-
 mod common;
 
 use common::{count, engine_run, env, raw_loop};

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use idsync_core::{
     AttrValue, Completeness, Cursor, DeltaItem, Error, ErrorKind, ExternalId, ObjectKind, ReadItem, Result, Scope,
     Source, SourceCapabilities, SourceObject,
@@ -250,6 +250,22 @@ impl Source for ScimSource {
             }
         });
         Ok(objects.chain(end).boxed())
+    }
+
+    /// The server filters: `<attribute> eq "<value>"` (with the scope's
+    /// filter) on the Users endpoint.
+    async fn find_users(&self, scope: &Scope, attribute: &str, value: &str) -> Result<Vec<SourceObject>> {
+        if !scope.kinds.is_empty() && !scope.kinds.contains(&ObjectKind::User) {
+            return Ok(Vec::new());
+        }
+        let users = Scope {
+            kinds: vec![ObjectKind::User],
+            ..scope.clone()
+        };
+        let by_name = format!("{attribute} eq {}", quote(value));
+        self.objects(&users, Some(by_name), Arc::default(), "find_users")
+            .try_collect()
+            .await
     }
 
     /// With a `scope.filter`, the server applies it: the object is listed

@@ -448,6 +448,52 @@ impl Engine {
         .await
     }
 
+    /// Just-in-time sync of the user who logs in as `name` (TrackTik's
+    /// "provision on demand", Process Director's login-time sync): the
+    /// user is looked up by the profile's
+    /// [`login_attributes`](crate::Profile::login_attributes), in order,
+    /// then synced as [`Engine::sync_one`] does. No user with that name in
+    /// scope is a [`NotFound`](crate::ErrorKind::NotFound) error; several
+    /// are an [`InvalidData`](crate::ErrorKind::InvalidData) error naming
+    /// them: a login never picks one of two people.
+    pub async fn sync_login(&self, name: &str, options: &RunOptions) -> Result<RunReport> {
+        let scope = &self.profile.scope;
+        if self.profile.login_attributes.is_empty() {
+            return Err(crate::Error::new(
+                crate::ErrorKind::Config,
+                "the profile has no login_attributes: a sync at login takes an external id",
+            )
+            .field("login_attributes"));
+        }
+        for attribute in &self.profile.login_attributes {
+            let found = self.source.find_users(scope, attribute, name).await?;
+            match &found[..] {
+                [] => continue,
+                [one] => return self.sync_one(&one.id, options).await,
+                several => {
+                    let ids = several.iter().map(|o| o.id.as_str()).collect::<Vec<_>>().join(", ");
+                    return Err(crate::Error::new(
+                        crate::ErrorKind::InvalidData,
+                        format!(
+                            "{} users have {attribute} = {name:?} ({ids}): none is synced",
+                            several.len()
+                        ),
+                    )
+                    .object(name)
+                    .field(attribute.as_str()));
+                }
+            }
+        }
+        Err(crate::Error::new(
+            crate::ErrorKind::NotFound,
+            format!(
+                "no user in scope has {} = {name:?}",
+                self.profile.login_attributes.join(" or ")
+            ),
+        )
+        .object(name))
+    }
+
     /// Just-in-time sync of one object (at first login, seed 001): reads it
     /// and plans it alone, as a delta of one, with its memberships. The
     /// groups the last run saw are read again, as they are now: the object
