@@ -376,6 +376,7 @@ async fn a_reset_during_a_full_read_from_samba_ad_deprovisions_nothing() {
 
     proxy.heal();
     let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.plan.mode, ReadMode::Full, "a partial full read keeps no cursor");
     assert!(report.plan.completeness.is_complete());
     assert_same(
         "disabled users",
@@ -573,6 +574,10 @@ async fn a_reset_while_a_delta_resolves_a_groups_members_removes_no_member() {
     proxy.reset_after(delta_bytes * 3 / 4, 1);
     let report = engine.run(&RunOptions::default()).await.unwrap();
     assert_eq!(proxy.stats().resets, 1);
+    let Completeness::Partial { reason } = &report.plan.completeness else {
+        panic!("the delta should be partial: {}", report.plan);
+    };
+    assert!(reason.contains("ended early"), "{reason}");
     let c = report.plan.counts;
     assert_eq!((c.disable, c.remove_member), (0, 0), "{}", report.plan);
     assert_mirrors(&target, &p, &start);
@@ -714,6 +719,7 @@ async fn a_reset_during_a_full_read_from_scim_deprovisions_nothing() {
 
     proxy.heal();
     let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.plan.mode, ReadMode::Full, "a partial full read keeps no cursor");
     assert!(report.plan.completeness.is_complete());
     assert_same(
         "disabled users",
