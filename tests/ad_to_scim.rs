@@ -4,6 +4,7 @@
 //! app's users, groups its roles; a member leaving the assigned group is
 //! deprovisioned (active = false) and leaves the role.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use idsync::ldap::{Flavor, LdapConfig, LdapSource};
@@ -21,6 +22,34 @@ async fn resources(server: &idsync_testkit::scim2::Scim2Server, kind: &str) -> V
         .await
         .unwrap();
     body["Resources"].as_array().cloned().unwrap_or_default()
+}
+
+/// The app's users by `userName` (true when active) and its groups by
+/// `displayName` with their members' `userName`s.
+type AppState = (BTreeMap<String, bool>, BTreeMap<String, BTreeSet<String>>);
+
+async fn app_state(server: &idsync_testkit::scim2::Scim2Server) -> AppState {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let (mut users, mut names) = (BTreeMap::new(), BTreeMap::new());
+    for u in resources(server, "Users").await {
+        names.insert(text(&u["id"]), text(&u["userName"]));
+        assert!(
+            users.insert(text(&u["userName"]), u["active"] != false).is_none(),
+            "twice: {u}"
+        );
+    }
+    let mut groups = BTreeMap::new();
+    for g in resources(server, "Groups").await {
+        let members = g["members"].as_array().cloned().unwrap_or_default();
+        let members = members
+            .iter()
+            .map(|m| names.get(&text(&m["value"])).cloned().unwrap_or(m.to_string()));
+        assert!(
+            groups.insert(text(&g["displayName"]), members.collect()).is_none(),
+            "twice: {g}"
+        );
+    }
+    (users, groups)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -76,14 +105,25 @@ async fn assigned_groups_and_their_members_are_provisioned_into_the_scim_app() {
         Arc::new(MemoryStateStore::new()),
     );
 
+    // The app's state when the first `active` of the assigned group's three
+    // users are active and the others inactive, the role holding the active.
+    let sam = |dn: &String| {
+        dn.split(',')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("CN=")
+            .to_owned()
+    };
+    let expected = |active: usize| -> AppState {
+        let app_users = users[..3].iter().enumerate().map(|(i, u)| (sam(u), i < active));
+        let members = users[..active].iter().map(sam).collect();
+        (app_users.collect(), BTreeMap::from([(assigned.clone(), members)]))
+    };
+
     let report = engine.run(&RunOptions::default()).await.unwrap();
     assert_eq!(report.failures().count(), 0, "{}", report.to_json());
-    let app_users = resources(&app, "Users").await;
-    assert_eq!(app_users.len(), 3, "only the members of the assigned group");
-    let roles = resources(&app, "Groups").await;
-    assert_eq!(roles.len(), 1);
-    assert_eq!(roles[0]["displayName"], assigned);
-    assert_eq!(roles[0]["members"].as_array().map(Vec::len), Some(3));
+    // Only the members of the assigned group, and only that group.
+    assert_eq!(app_state(&app).await, expected(3));
 
     // The third user leaves the assigned group.
     dc.ldapmodify(&format!(
@@ -96,11 +136,8 @@ async fn assigned_groups_and_their_members_are_provisioned_into_the_scim_app() {
     assert_eq!(report.failures().count(), 0, "{}", report.to_json());
     let counts = report.plan.counts;
     assert_eq!((counts.disable, counts.remove_member), (1, 1), "{}", report.plan);
-    let app_users = resources(&app, "Users").await;
-    let inactive: Vec<_> = app_users.iter().filter(|u| u["active"] == false).collect();
-    assert_eq!(inactive.len(), 1, "deprovisioned means disabled, not deleted");
-    let roles = resources(&app, "Groups").await;
-    assert_eq!(roles[0]["members"].as_array().map(Vec::len), Some(2));
+    // The third user is disabled (not deleted) and out of the role.
+    assert_eq!(app_state(&app).await, expected(2));
     assert!(
         engine.run(&RunOptions::default()).await.unwrap().plan.is_empty(),
         "converged"
