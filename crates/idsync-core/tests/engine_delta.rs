@@ -95,9 +95,9 @@ async fn a_delta_with_no_change_asks_the_target_nothing_and_a_delta_asks_only_wh
     let delta = engine.run(&RunOptions::default()).await.unwrap();
     let calls = target.calls();
     assert_eq!(calls.linked, 1, "a delta lists no linked accounts");
-    // u3 and g1 (changed): one External look-up each; u7 (left g1), of
-    // which the delta does not say whether it is a user or a group: two.
-    assert_eq!(calls.lookups - after_full.lookups, 4);
+    // u3, g1 (changed) and u7 (left g1; not a group the state knows, so a
+    // user): one External look-up each.
+    assert_eq!(calls.lookups - after_full.lookups, 3);
     let actions: Vec<(String, String)> = delta
         .plan
         .operations

@@ -261,6 +261,7 @@ impl Engine {
                 deleted: &read.deleted,
                 members: view::member_changes(&read.objects, &state.members),
                 unread: view::unread_groups(&state.members, &read.objects, &read.deleted),
+                groups: &state.members,
             };
             let view = view::named(target, profile, named, total, batch).await?;
             if !view::unknown_members(&view, &read.objects, &state.members) {
@@ -538,6 +539,7 @@ impl Engine {
             deleted: &deleted,
             members: BTreeSet::new(),
             unread: view::unread_groups(&state.members, &objects, &deleted),
+            groups: &state.members,
         };
         let total = state.linked.unwrap_or_default();
         let view = view::named(

@@ -77,6 +77,9 @@ pub(super) struct Named<'r, 's> {
     pub members: BTreeSet<ExternalId>,
     /// Groups not read whose memberships the delta may change.
     pub unread: Vec<GroupMembers<'s>>,
+    /// The groups the state remembers: a deleted id or a member among them
+    /// is looked up as a group, any other as a user.
+    pub groups: &'r BTreeMap<ExternalId, BTreeSet<ExternalId>>,
 }
 
 /// The accounts of the ids a delta names, then candidates for the changed
@@ -93,6 +96,7 @@ pub(super) async fn named<'s>(
         deleted,
         members,
         unread,
+        groups,
     } = named;
     let known: HashSet<&ExternalId> = objects.iter().map(|o| &o.id).collect();
     let mut lookups: Vec<Lookup> = objects
@@ -107,12 +111,15 @@ pub(super) async fn named<'s>(
         external: g.group.clone(),
     }));
     for id in deleted.iter().chain(&members).filter(|id| !known.contains(id)) {
-        for kind in [ObjectKind::User, ObjectKind::Group] {
-            lookups.push(Lookup::External {
-                kind,
-                external: id.clone(),
-            });
-        }
+        let kind = if groups.contains_key(id) {
+            ObjectKind::Group
+        } else {
+            ObjectKind::User
+        };
+        lookups.push(Lookup::External {
+            kind,
+            external: id.clone(),
+        });
     }
     lookups.sort_by(|a, b| lookup_key(a).cmp(&lookup_key(b)));
     lookups.dedup();
