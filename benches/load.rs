@@ -5,6 +5,10 @@
 //! target commits them) — the least any sync must do. Then a second run
 //! that finds nothing to do (a full read and a plan over N linked users).
 //!
+//! Also idsync's own full read alone, holding what it reads: its time is the
+//! second baseline (goal: the run takes at most twice as long) and its heap
+//! is the run's input (goal: at most 1 KiB per user beyond it).
+//!
 //! One run of each, not criterion samples: a 100k run takes minutes. Needs
 //! slapd (`bash .ci/install`); skips otherwise.
 //!
@@ -25,14 +29,36 @@ mod heap;
 #[global_allocator]
 static ALLOC: heap::Counting = heap::Counting;
 
-/// Runs `f`, giving its time and the peak heap it added (MiB).
+/// Runs `f`, giving its time and the peak heap it added (bytes).
 async fn measured<T>(f: impl Future<Output = T>) -> (T, Duration, usize) {
     let before = heap::start();
     let started = Instant::now();
     let out = f.await;
     let took = started.elapsed();
-    (out, took, heap::peak_since(before) >> 20)
+    (out, took, heap::peak_since(before))
 }
+
+/// idsync's own full read, the second baseline: every object in scope with
+/// the attributes the profile reads, held at once as the engine holds them.
+/// Gives the objects, the time, and the heap they hold (the run's input).
+async fn full_read(source: &LdapSource, profile: &Profile) -> (usize, Duration, usize) {
+    let keep = profile.attributes_read();
+    let before = heap::live();
+    let started = Instant::now();
+    let mut objects = Vec::new();
+    let mut stream = source.read_full(&profile.scope).await.expect("read_full");
+    while let Some(item) = stream.next().await {
+        if let ReadItem::Object(mut o) = item.expect("item") {
+            o.attributes.retain(|name, _| keep.contains(name.as_str()));
+            objects.push(o);
+        }
+    }
+    let took = started.elapsed();
+    let held = heap::live().saturating_sub(before);
+    (objects.len(), took, held)
+}
+
+const MIB: usize = 1 << 20;
 
 fn profile() -> Profile {
     serde_json::from_value(serde_json::json!({
@@ -125,7 +151,16 @@ async fn main() {
     let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.path().join(name).display());
 
     let (n, base_time, base_mem) = measured(baseline(&source, &url("baseline.db"))).await;
-    println!("baseline: {n} users read and inserted in {base_time:.1?} (peak heap +{base_mem} MiB)");
+    println!(
+        "baseline: {n} users read and inserted in {base_time:.1?} (peak heap +{} MiB)",
+        base_mem / MIB
+    );
+    let (objects, read_time, input) = full_read(&source, &profile()).await;
+    println!(
+        "idsync's full read: {objects} objects in {read_time:.1?}, holding {} MiB ({} B per user): the input",
+        input / MIB,
+        input / users.max(1)
+    );
 
     let target = SqlTarget::connect(&url("app.db"), SqlTargetConfig::default())
         .await
@@ -140,14 +175,19 @@ async fn main() {
     let report = report.expect("run");
     assert_eq!(report.failures().count(), 0, "failures in the load run");
     println!(
-        "idsync: {} operations applied ({} users, {} groups, {} member adds) in {time:.1?}, {:.0} users/s (peak heap +{mem} MiB, {} KiB per user); {:.2}x the baseline's time",
+        "idsync: {} operations applied ({} users, {} groups, {} member adds) in {time:.1?}, {:.0} users/s; \
+         {:.2}x the plain inserts' time (goal <= 0.33x), {:.2}x its own full read (goal <= 2x); \
+         peak heap +{} MiB, {} B per user, {} B per user beyond the input (goal <= 1024)",
         report.applied(),
         report.plan.counts.create - groups,
         groups,
         report.plan.counts.add_member,
         users as f64 / time.as_secs_f64(),
-        (mem << 10) / users.max(1),
-        time.as_secs_f64() / base_time.as_secs_f64()
+        time.as_secs_f64() / base_time.as_secs_f64(),
+        time.as_secs_f64() / read_time.as_secs_f64(),
+        mem / MIB,
+        mem / users.max(1),
+        mem.saturating_sub(input) / users.max(1),
     );
     let full = RunOptions {
         full: true,
@@ -156,5 +196,8 @@ async fn main() {
     let (report, time, mem) = measured(engine.run(&full)).await;
     let report = report.expect("second run");
     assert_eq!(report.plan.operations.len(), 0, "the second run has nothing to do");
-    println!("idsync, second run (full read, nothing to do): {time:.1?} (peak heap +{mem} MiB)");
+    println!(
+        "idsync, second run (full read, nothing to do): {time:.1?} (peak heap +{} MiB)",
+        mem / MIB
+    );
 }

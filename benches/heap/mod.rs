@@ -36,3 +36,9 @@ pub fn start() -> usize {
 pub fn peak_since(before: usize) -> usize {
     PEAK.load(Ordering::Relaxed).saturating_sub(before)
 }
+
+/// The live heap bytes now.
+#[allow(dead_code, reason = "the load bench uses it, the planner bench does not")]
+pub fn live() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
