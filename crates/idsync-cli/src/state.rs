@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use idsync_core::{Error, ErrorKind, JsonFileStateStore, ProfileId, RunReport, StateStore, StopSignal};
-use idsync_sql::{FencedStateStore, Lease, SqlStateStore};
+use idsync_sql::{FencedStateStore, Lease, RunRecord, SqlStateStore};
 
 use crate::Failure;
 use crate::config::{Config, StateConfig, parse_duration};
@@ -132,10 +132,9 @@ impl State {
                 }
             }
             State::Sql { store, lease: ttl } => {
-                let worker = worker_name();
                 let asked = Instant::now();
                 let lease = store
-                    .try_lease(profile, &worker, *ttl)
+                    .try_lease(profile, &worker_name(), *ttl)
                     .await
                     .map_err(Failure::unavailable)?
                     .ok_or_else(|| {
@@ -143,22 +142,28 @@ impl State {
                             "profile {profile} is already running (another worker holds its lease)"
                         ))
                     })?;
-                let stop = StopSignal::new();
-                let renewer = tokio::spawn(renew(store.clone(), lease.clone(), *ttl, asked, stop.clone()));
-                Ok(RunLock {
-                    held: Held::Lease {
-                        fenced: Arc::new(store.fenced(&lease)),
-                        store: store.clone(),
-                        renewer,
-                    },
-                    stop,
-                })
+                Ok(RunLock::leased(store.clone(), lease, *ttl, asked))
             }
         }
     }
 }
 
 impl RunLock {
+    /// The lock of a lease taken at `asked` (by [`State::lock`], or by a
+    /// worker's claim), renewed in the background every third of `ttl`.
+    pub fn leased(store: Arc<SqlStateStore>, lease: Lease, ttl: Duration, asked: Instant) -> RunLock {
+        let stop = StopSignal::new();
+        let renewer = tokio::spawn(renew(store.clone(), lease.clone(), ttl, asked, stop.clone()));
+        RunLock {
+            held: Held::Lease {
+                fenced: Arc::new(store.fenced(&lease)),
+                store,
+                renewer,
+            },
+            stop,
+        }
+    }
+
     /// The store the run loads and saves its state through: for a lease,
     /// fenced by it.
     pub fn store(&self, state: &State) -> Arc<dyn StateStore> {
@@ -173,11 +178,29 @@ impl RunLock {
         self.stop.clone()
     }
 
-    /// Appends a report to the history: for a lease, only while it holds.
-    pub async fn record(&self, state: &State, report: &RunReport) -> Result<(), String> {
+    /// Records a run, with or without a report, and its exit code: for a
+    /// lease, only while it holds (the JSON history keeps reports only).
+    pub async fn record_run(&self, state: &State, run: &RunRecord<'_>) -> Result<(), String> {
         match &self.held {
-            Held::File(_) => state.record(report).await,
-            Held::Lease { fenced, .. } => fenced.record(report).await.map_err(|e| e.to_string()),
+            Held::File(_) => match run.report {
+                Some(report) => state.record(report).await,
+                None => Ok(()),
+            },
+            Held::Lease { fenced, .. } => fenced.record_run(run).await.map(drop).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Ends a worker's run: gives the lease up and sets when the profile
+    /// runs next (`None`: parked until a worker schedules it again) and
+    /// its failures in a row.
+    pub async fn finish(self, next_run_in: Option<Duration>, failures: u32) {
+        if let Held::Lease { store, fenced, renewer } = self.held {
+            renewer.abort();
+            match store.finish(fenced.lease(), next_run_in, failures).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(profile = %fenced.lease().profile, "the lease was lost before the run ended"),
+                Err(e) => tracing::warn!(error = %e, "the lease could not be released; it expires by itself"),
+            }
         }
     }
 
@@ -224,7 +247,7 @@ async fn renew(store: Arc<SqlStateStore>, mut lease: Lease, ttl: Duration, asked
 }
 
 /// This process, as named in leases: host and process id.
-fn worker_name() -> String {
+pub fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "unknown-host".into());

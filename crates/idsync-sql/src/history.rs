@@ -701,14 +701,20 @@ impl SqlStateStore {
         Ok(out)
     }
 
-    /// The last `limit` runs of `profile`, oldest first.
-    pub async fn runs(&self, profile: ProfileId, limit: usize) -> Result<Vec<RunRow>> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM {RUNS} WHERE profile = $1 ORDER BY id DESC LIMIT $2");
-        let rows: Vec<RunTuple> = on_db!(&self.db, p => sqlx::query_as(&sql)
-            .bind(profile.to_string())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(p)
-            .await)
+    /// The last `limit` runs of `profile` (of every profile with `None`),
+    /// oldest first.
+    pub async fn runs(&self, profile: Option<ProfileId>, limit: usize) -> Result<Vec<RunRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<RunTuple> = match profile {
+            Some(profile) => {
+                let sql = format!("SELECT {RUN_COLUMNS} FROM {RUNS} WHERE profile = $1 ORDER BY id DESC LIMIT $2");
+                on_db!(&self.db, p => sqlx::query_as(&sql).bind(profile.to_string()).bind(limit).fetch_all(p).await)
+            }
+            None => {
+                let sql = format!("SELECT {RUN_COLUMNS} FROM {RUNS} ORDER BY id DESC LIMIT $1");
+                on_db!(&self.db, p => sqlx::query_as(&sql).bind(limit).fetch_all(p).await)
+            }
+        }
         .map_err(|e| SqlError::from(e).into_core("runs"))?;
         let mut rows: Vec<RunRow> = rows.into_iter().map(RunRow::from).collect();
         rows.reverse();
