@@ -199,7 +199,11 @@ pub fn parse_duration(what: &str, s: &str) -> Result<Duration, String> {
 /// what was expected.
 pub fn load(path: &Path) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    parse(&text, &path.display().to_string(), path.parent().unwrap_or(Path::new(".")))
+    parse(
+        &text,
+        &path.display().to_string(),
+        path.parent().unwrap_or(Path::new(".")),
+    )
 }
 
 /// Checks the text of a profile file; `name` says where it came from (in
@@ -235,7 +239,9 @@ impl Config {
             SourceConfig::Scim(c) => host(&c.base_url),
             SourceConfig::Jumpcloud(c) => host(&c.base_url),
             SourceConfig::Rest(c) => host(&c.base_url),
-            SourceConfig::Ldap(c) => url::Url::parse(&c.url).map(|u| host(&u)).unwrap_or_else(|_| c.url.clone()),
+            SourceConfig::Ldap(c) => url::Url::parse(&c.url)
+                .map(|u| host(&u))
+                .unwrap_or_else(|_| c.url.clone()),
         }
     }
 

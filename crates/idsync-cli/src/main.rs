@@ -307,7 +307,7 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
                 None => run_once(&config, &state, &options).await,
             };
             let report = notified(&config, report).await?;
-            Ok(finish(&config, &report, *json).await)
+            Ok(finish(&config, &state, &report, *json).await)
         }
         Command::Run { every, runs } => schedule(&config, every, *runs).await,
         Command::Worker { .. } => Ok(0),
@@ -327,7 +327,7 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             if let Err(e) = state.record(&report).await {
                 tracing::warn!(error = %e, "the run could not be recorded in the history");
             }
-            Ok(finish(&config, &report, false).await)
+            Ok(finish(&config, &state, &report, false).await)
         }
     }
 }
@@ -416,7 +416,8 @@ async fn plan(config: &Config, json: bool, out: Option<&Path>, full: bool) -> Re
     if json {
         println!("{}", prepared.plan.to_json());
     } else {
-        output::Out::new().plan(&prepared.plan, &prepared.read_errors);
+        let names = state.names(&prepared.plan).await;
+        output::Out::new().plan(&prepared.plan, &prepared.read_errors, &names);
     }
     Ok(0)
 }
@@ -493,11 +494,12 @@ async fn apply_saved(config: &Config, state: &State, path: &Path, only: &[u32]) 
 }
 
 /// Prints the report, notifies on failure, and gives the exit code.
-async fn finish(config: &Config, report: &RunReport, json: bool) -> u8 {
+async fn finish(config: &Config, state: &State, report: &RunReport, json: bool) -> u8 {
     if json {
         println!("{}", report.to_json());
     } else {
-        output::Out::new().report(report);
+        let names = state.names(&report.plan).await;
+        output::Out::new().report(report, &names);
     }
     let code = exit_code(report);
     if matches!(code, 4 | 5 | 7) {
@@ -531,7 +533,7 @@ async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8,
     let mut done = 0u32;
     loop {
         let code = match run_once(config, &state, &RunOptions::default()).await {
-            Ok(report) => finish(config, &report, false).await,
+            Ok(report) => finish(config, &state, &report, false).await,
             Err(f) => {
                 notice(config, &f).await;
                 eprintln!("idsync: {}", f.message);

@@ -16,9 +16,7 @@ use crate::output::Out;
 /// Opens a state database named on the command line.
 pub async fn open(url: &str) -> Result<SqlStateStore, Failure> {
     let url = config::state_url(url);
-    SqlStateStore::connect(url.expose())
-        .await
-        .map_err(Failure::unavailable)
+    SqlStateStore::connect(url.expose()).await.map_err(Failure::unavailable)
 }
 
 /// Unix milliseconds as RFC 3339 (seconds, UTC).
@@ -207,11 +205,7 @@ async fn names(store: &SqlStateStore, events: &[ObjectEvent]) -> BTreeMap<(Strin
     for (profile, ids) in by_profile {
         let Ok(id) = profile.parse() else { continue };
         match store.names_of(ProfileId(id), &ids).await {
-            Ok(names) => out.extend(
-                names
-                    .into_iter()
-                    .map(|(e, n)| ((profile.to_owned(), e.0), n)),
-            ),
+            Ok(names) => out.extend(names.into_iter().map(|(e, n)| ((profile.to_owned(), e.0), n))),
             Err(e) => tracing::warn!(error = %e, "names could not be read"),
         }
     }

@@ -1,12 +1,14 @@
 //! Where a profile's state, history and run lock live: JSON files in a
 //! folder, or tables in SQLite or PostgreSQL.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use idsync_core::{Error, ErrorKind, JsonFileStateStore, ProfileId, RunReport, StateStore, StopSignal};
+use idsync_core::plan::{Action, Plan};
+use idsync_core::{Error, ErrorKind, ExternalId, JsonFileStateStore, ProfileId, RunReport, StateStore, StopSignal};
 use idsync_sql::{FencedStateStore, Lease, RunRecord, SqlStateStore};
 
 use crate::Failure;
@@ -111,6 +113,54 @@ impl State {
         }
     }
 
+    /// The names of the objects a plan acts on, for its table: the name
+    /// fields of its creates and updates (userName, mail, a group's name:
+    /// see [`idsync_sql::NAME_FIELDS`]), and for the others the latest
+    /// name the SQL history knows (none with JSON state).
+    pub async fn names(&self, plan: &Plan) -> BTreeMap<ExternalId, String> {
+        let mut names: BTreeMap<ExternalId, String> = BTreeMap::new();
+        for op in &plan.operations {
+            let fields: Vec<(&String, &String)> = match &op.action {
+                Action::Create { fields } => fields.iter().collect(),
+                Action::Update { changes } => changes
+                    .iter()
+                    .filter_map(|c| Some((&c.field, c.new.as_ref()?)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            // The first name field in NAME_FIELDS' order wins.
+            let best = fields
+                .into_iter()
+                .filter_map(|(f, v)| {
+                    Some((
+                        idsync_sql::NAME_FIELDS.iter().position(|n| n.eq_ignore_ascii_case(f))?,
+                        v,
+                    ))
+                })
+                .min_by_key(|(rank, _)| *rank);
+            if let Some((_, v)) = best {
+                names.insert(op.link.external.clone(), v.clone());
+            }
+        }
+        if let State::Sql { store, .. } = self {
+            let mut missing = BTreeSet::new();
+            for op in &plan.operations {
+                missing.insert(op.link.external.clone());
+                if let Action::AddMember { member, .. } | Action::RemoveMember { member, .. } = &op.action {
+                    missing.insert(member.external.clone());
+                }
+            }
+            missing.retain(|e| !names.contains_key(e));
+            if !missing.is_empty() {
+                match store.names_of(plan.profile, &missing).await {
+                    Ok(found) => names.extend(found),
+                    Err(e) => tracing::warn!(error = %e, "names could not be read from the history"),
+                }
+            }
+        }
+        names
+    }
+
     /// Takes the profile's run lock; exit code 3 when another run holds it
     /// (without a notice) or it cannot be taken.
     pub async fn lock(&self, profile: ProfileId) -> Result<RunLock, Failure> {
@@ -198,7 +248,9 @@ impl RunLock {
             renewer.abort();
             match store.finish(fenced.lease(), next_run_in, failures).await {
                 Ok(true) => {}
-                Ok(false) => tracing::warn!(profile = %fenced.lease().profile, "the lease was lost before the run ended"),
+                Ok(false) => {
+                    tracing::warn!(profile = %fenced.lease().profile, "the lease was lost before the run ended")
+                }
                 Err(e) => tracing::warn!(error = %e, "the lease could not be released; it expires by itself"),
             }
         }

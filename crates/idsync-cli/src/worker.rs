@@ -406,13 +406,19 @@ async fn run_claimed(ctx: Arc<Ctx>, claimed: Claimed, claim_ms: f64, asked: Inst
     let (record, code) = match &end {
         End::Report(report) => {
             let code = exit_code(report);
-            (RunRecord::report(report).exit_code(code), code)
+            (Some(RunRecord::report(report).exit_code(code)), code)
         }
-        End::Failed(f) => (RunRecord::failed(profile, &f.message).exit_code(f.code), f.code),
-        End::Dropped(why) => (RunRecord::failed(profile, why).exit_code(5), 5),
+        End::Failed(f) => (Some(RunRecord::failed(profile, &f.message).exit_code(f.code)), f.code),
+        // It wrote nothing: nothing to record.
+        End::Dropped(why) => {
+            tracing::info!(%profile, "{why}");
+            (None, 5)
+        }
     };
     let recording = Instant::now();
-    if let Err(e) = lock.record_run(&ctx.state, &record).await {
+    if let Some(record) = &record
+        && let Err(e) = lock.record_run(&ctx.state, record).await
+    {
         tracing::warn!(%profile, error = %e, "the run could not be recorded in the history");
     }
     let record_ms = recording.elapsed().as_secs_f64() * 1000.0;
