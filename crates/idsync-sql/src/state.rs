@@ -38,7 +38,11 @@ pub struct Lease {
 ///
 /// Tables (created when missing): `idsync_state(profile, state,
 /// updated_unix_ms)`, `idsync_history(id, profile, started_at, report)`,
-/// `idsync_leases(profile, worker, generation, expires_unix_ms)`.
+/// `idsync_leases(profile, worker, generation, expires_unix_ms,
+/// next_run_unix_ms, source_key, name, failures)` (the schedule columns
+/// are for workers: [`SqlStateStore::claim`]), `idsync_runs`,
+/// `idsync_objects` and `idsync_names` (the lasting history:
+/// [`SqlStateStore::record_run`]) and `idsync_profiles`.
 ///
 /// # Leases
 ///
