@@ -214,7 +214,7 @@ impl Observer for Applying {
 
 /// How a run ended.
 enum End {
-    Report(RunReport),
+    Report(Box<RunReport>),
     Failed(Failure),
     /// Stopped before it applied anything (its read was dropped).
     Dropped(String),
@@ -483,7 +483,7 @@ async fn run_engine(config: &Config, state: &State, lock: &RunLock) -> End {
         tokio::select! {
             result = &mut run => {
                 return match result {
-                    Ok(report) => End::Report(report),
+                    Ok(report) => End::Report(Box::new(report)),
                     Err(f) => End::Failed(crate::stopped(f, &stop)),
                 };
             }
