@@ -19,9 +19,9 @@ pub async fn open(url: &str) -> Result<SqlStateStore, Failure> {
     SqlStateStore::connect(url.expose()).await.map_err(Failure::unavailable)
 }
 
-/// Unix milliseconds as RFC 3339 (seconds, UTC).
+/// Unix milliseconds as RFC 3339 (to the nearest second, UTC).
 pub fn time(unix_ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
+    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(unix_ms.saturating_add(500) / 1000).unwrap_or(0));
     humantime::format_rfc3339_seconds(t).to_string()
 }
 

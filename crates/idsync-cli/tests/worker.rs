@@ -13,7 +13,7 @@
 //! exit code 0. `status --state --json` then lists every profile.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -414,17 +414,45 @@ async fn three_workers_share_300_profiles_through_postgres() {
 
     // Worker 1 is frozen past its leases, then resumed.
     let suffix1 = workers[1].suffix();
-    wait_for("worker 1 to hold leases", Duration::from_secs(30), async || {
-        !held(&db, &suffix1).await.is_empty()
-    })
+    let started = Instant::now();
+    let (paused_at, frozen) = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "worker 1 never held a lease"
+        );
+        if held(&db, &suffix1).await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        workers[1].signal("-STOP");
+        let paused_at = db_now(&db).await;
+        let frozen = held(&db, &suffix1).await;
+        if !frozen.is_empty() {
+            break (paused_at, frozen);
+        }
+        // Its runs ended in between: try again.
+        workers[1].signal("-CONT");
+    };
+    // Past its leases, until the others have taken every one over.
+    tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 + 500)).await;
+    wait_for(
+        "the frozen worker's profiles taken over",
+        Duration::from_secs(40),
+        async || {
+            let mut all = true;
+            for (profile, generation) in &frozen {
+                let now: i64 = sqlx::query_scalar("SELECT generation FROM idsync_leases WHERE profile = $1")
+                    .bind(profile)
+                    .fetch_one(&db)
+                    .await
+                    .unwrap();
+                all &= now > *generation;
+            }
+            all
+        },
+    )
     .await;
-    workers[1].signal("-STOP");
-    let paused_at = db_now(&db).await;
-    let frozen = held(&db, &suffix1).await;
-    assert!(!frozen.is_empty());
-    tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 + 2_000)).await;
     workers[1].signal("-CONT");
-    let resumed_at = db_now(&db).await;
 
     // The sources change; the missing files appear.
     for i in 0..PROFILES {
@@ -516,14 +544,6 @@ async fn three_workers_share_300_profiles_through_postgres() {
         .filter(|r| r.finished > paused_at)
         .collect();
     assert!(stale.is_empty(), "the frozen worker wrote after it resumed: {stale:?}");
-    for (profile, generation) in &frozen {
-        assert!(
-            by_profile[profile.as_str()]
-                .iter()
-                .any(|r| r.generation > *generation && r.started < resumed_at),
-            "profile {profile} was taken over while worker 1 was frozen"
-        );
-    }
     let log1 = workers[1].log();
     assert!(
         log1.contains("was lost") || log1.contains("refused"),
@@ -608,133 +628,4 @@ async fn three_workers_share_300_profiles_through_postgres() {
         "{text}"
     );
     eprintln!("test took {:?}", test_start.elapsed());
-}
-
-/// The commands of the README's "Running many profiles", as written: a
-/// `sh` block of `export NAME=value` and `cargo run -p idsync-cli -- …`
-/// lines.
-fn readme_blocks() -> Vec<Vec<String>> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
-    let section = readme.split("## Running many profiles").nth(1).unwrap();
-    let section = section.split("\n## ").next().unwrap();
-    section
-        .split("```sh\n")
-        .skip(1)
-        .map(|b| b.split("```").next().unwrap().lines().map(str::to_owned).collect())
-        .collect()
-}
-
-/// `cargo run -p idsync-cli -- ARGS` as the built binary, in `cwd`, with
-/// `IDSYNC_STATE`.
-fn readme_command(line: &str, cwd: &Path, state: &str) -> Command {
-    let args = line
-        .strip_prefix("cargo run -p idsync-cli -- ")
-        .unwrap_or_else(|| panic!("not a cargo run line: {line}"));
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("idsync"));
-    cmd.args(args.split_whitespace())
-        .current_dir(cwd)
-        .env("IDSYNC_STATE", state);
-    cmd
-}
-
-/// Runs the README's worker and status lines with `state`: the sales
-/// profile runs, the support desk waits for its time of day, SIGTERM
-/// ends the worker with code 0.
-async fn readme_worker(commands: &[String], repo: &Path, state: &str) {
-    let worker_line = commands.iter().find(|l| l.contains(" worker ")).unwrap();
-    let status_line = commands.iter().find(|l| l.ends_with(" status")).unwrap();
-    let log = repo.join("worker.log");
-    let child = readme_command(worker_line, repo, state)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut worker = Worker {
-        child: Some(child),
-        log,
-    };
-    let mut text = String::new();
-    let start = Instant::now();
-    while !text
-        .lines()
-        .any(|l| l.starts_with("sales app") && l.contains("succeeded"))
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the sales profile did not run: {text}\n{}",
-            worker.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let out = readme_command(status_line, repo, state).output().unwrap();
-        text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let support = text.lines().find(|l| l.starts_with("support desk")).unwrap();
-    assert!(support.contains(" never "), "{text}");
-    assert!(
-        support.contains(":00:00Z") || support.contains(":30:00Z"),
-        "the support desk waits for 02:00 or 14:30: {text}"
-    );
-    worker.signal("-TERM");
-    assert_eq!(worker.wait(Duration::from_secs(10)), Some(0), "{}", worker.log());
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_readme_runs_many_profiles_on_sqlite_then_postgres() {
-    let blocks = readme_blocks();
-    assert_eq!(blocks.len(), 2, "{blocks:?}");
-    let commands = &blocks[0];
-    let state = commands[0]
-        .strip_prefix("export IDSYNC_STATE=")
-        .unwrap_or_else(|| panic!("{commands:?}"));
-    assert_eq!(state, "sqlite://idsync-state.db");
-
-    // A copy of the repository's examples.
-    let repo = tempfile::tempdir().unwrap();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    for (from, to) in [
-        ("profiles/sales.toml", "examples/profiles/sales.toml"),
-        ("profiles/support.toml", "examples/profiles/support.toml"),
-        ("quickstart/directory.ldif", "examples/quickstart/directory.ldif"),
-    ] {
-        let to = repo.path().join(to);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(examples.join(from), to).unwrap();
-    }
-    readme_worker(commands, repo.path(), state).await;
-    assert!(repo.path().join("idsync-state.db").is_file());
-    let sales = repo.path().join("examples/profiles/sales-app.db");
-    let target = SqlTarget::open(&format!("sqlite://{}", sales.display()), SqlTargetConfig::default())
-        .await
-        .unwrap();
-    let profile = ProfileId("5a1e5a1e-0000-4000-8000-000000000001".parse().unwrap());
-    let users: Vec<TargetAccount> = target.linked(profile).await.unwrap().try_collect().await.unwrap();
-    let ldif = std::fs::read_to_string(examples.join("quickstart/directory.ldif")).unwrap();
-    let sales_users = ldif
-        .split("\n\n")
-        .filter(|e| e.contains("\ndepartment: Sales\n"))
-        .count();
-    assert_eq!(
-        users.iter().filter(|a| a.kind == ObjectKind::User).count(),
-        sales_users,
-        "every Sales user, and no one else"
-    );
-
-    // The one line that switches to PostgreSQL.
-    let Some(pg) = postgres().await else {
-        return;
-    };
-    let line = &blocks[1][0];
-    let written = "export IDSYNC_STATE=postgres://idsync:${PG_PASSWORD}@db.acme.test/idsync";
-    assert_eq!(line, written);
-    readme_worker(commands, repo.path(), &pg.url()).await;
-    let db = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-    let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM idsync_runs WHERE outcome = 'succeeded'")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    assert!(runs >= 1);
 }
