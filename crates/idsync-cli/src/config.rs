@@ -28,6 +28,9 @@ pub struct Config {
     /// How runs are applied.
     #[serde(default)]
     pub engine: EngineConfig,
+    /// When `idsync worker` runs the profile (default: every 30 minutes).
+    #[serde(default)]
+    pub schedule: crate::schedule::ScheduleConfig,
 }
 
 /// The source, by type.
@@ -196,13 +199,52 @@ pub fn parse_duration(what: &str, s: &str) -> Result<Duration, String> {
 /// what was expected.
 pub fn load(path: &Path) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let text = substitute_env(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut config: Config = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+    parse(
+        &text,
+        &path.display().to_string(),
+        path.parent().unwrap_or(Path::new(".")),
+    )
+}
+
+/// Checks the text of a profile file; `name` says where it came from (in
+/// errors), relative paths are relative to `base`.
+pub fn parse(text: &str, name: &str, base: &Path) -> Result<Config, String> {
+    let text = substitute_env(text).map_err(|e| format!("{name}: {e}"))?;
+    let mut config: Config = toml::from_str(&text).map_err(|e| format!("{name}: {e}"))?;
+    config.schedule.check().map_err(|e| format!("{name}: {e}"))?;
+    config.resolve_paths(base);
     Ok(config)
 }
 
+/// A database URL given on the command line: a relative SQLite path is
+/// relative to the current folder, and the file is created if missing.
+pub fn state_url(url: &str) -> SqlUrl {
+    let mut url = SqlUrl(url.to_owned().into());
+    url.resolve(Path::new("."));
+    url
+}
+
 impl Config {
+    /// What the source is, for the worker's per-source cap: the host and
+    /// port of a server, or the path of a file.
+    pub fn source_key(&self) -> String {
+        let host = |u: &url::Url| match (u.host_str(), u.port_or_known_default()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => u.to_string(),
+        };
+        match &self.source {
+            SourceConfig::Ldif(c) => format!("file:{}", c.path.display()),
+            SourceConfig::Csv(c) => format!("file:{}", c.path.display()),
+            SourceConfig::Scim(c) => host(&c.base_url),
+            SourceConfig::Jumpcloud(c) => host(&c.base_url),
+            SourceConfig::Rest(c) => host(&c.base_url),
+            SourceConfig::Ldap(c) => url::Url::parse(&c.url)
+                .map(|u| host(&u))
+                .unwrap_or_else(|_| c.url.clone()),
+        }
+    }
+
     fn resolve_paths(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {

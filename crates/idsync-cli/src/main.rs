@@ -7,7 +7,10 @@ mod config;
 mod connect;
 mod notify;
 mod output;
+mod report;
+mod schedule;
 mod state;
+mod worker;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use idsync_core::report::RunOutcome;
 use idsync_core::{Completeness, Engine, ExternalId, Plan, Prepared, RunOptions, RunReport, StateStore};
+
+use idsync_sql::RunRecord;
 
 use crate::config::Config;
 use crate::state::State;
@@ -48,6 +53,11 @@ struct Cli {
     /// More logs (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// A worker's state database (`sqlite://idsync-state.db`,
+    /// `postgres://…`): `worker` keeps every profile's state there, and
+    /// `status` and `history` then show every profile in it.
+    #[arg(long, global = true, env = "IDSYNC_STATE")]
+    state: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -101,14 +111,42 @@ enum Command {
         #[arg(long)]
         runs: Option<u32>,
     },
-    /// The profile's saved state and its last run.
-    Status,
+    /// Run many profiles: every `*.toml` in a folder and every row of the
+    /// state database's `idsync_profiles`, each on its `[schedule]`, with
+    /// other workers sharing the same database. Stops on SIGTERM.
+    Worker {
+        /// The folder of profile files.
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+        /// Runs at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Runs at once of profiles reading the same source (host and port,
+        /// or file).
+        #[arg(long, default_value_t = 2)]
+        per_source: usize,
+        /// How long a run's lease lasts unless renewed: a worker that dies
+        /// holds its profiles this long.
+        #[arg(long, default_value = "1m")]
+        lease: String,
+        /// Keep runs and object history this many days (0: forever).
+        #[arg(long, default_value_t = 90)]
+        history_days: u64,
+    },
+    /// The profile's saved state and its last run; with --state, every
+    /// profile of a worker's store.
+    Status {
+        /// As JSON, for monitoring.
+        #[arg(long)]
+        json: bool,
+    },
     /// Past runs, or the provisioning history of one object.
     History {
-        /// Only this external id (a user's or a group's).
+        /// Only this object: its external id, or (with SQL state) a
+        /// userName, mail or DN it had.
         #[arg(long)]
         object: Option<String>,
-        /// How many runs.
+        /// How many runs (with --object and SQL state: how many events).
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
@@ -220,6 +258,33 @@ fn init_logs(format: LogFormat, verbose: u8) {
 }
 
 async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
+    // Commands on a worker's store: no profile file.
+    match (&cli.command, cli.state.as_deref()) {
+        (
+            Command::Worker {
+                profiles,
+                concurrency,
+                per_source,
+                lease,
+                history_days,
+            },
+            state,
+        ) => {
+            let options = worker::Options {
+                profiles: profiles.clone(),
+                concurrency: (*concurrency).max(1),
+                per_source: (*per_source).max(1),
+                lease: config::parse_duration("--lease", lease).map_err(Failure::config)?,
+                history_days: *history_days,
+            };
+            return worker::run(options, state.unwrap_or(DEFAULT_STATE)).await;
+        }
+        (Command::Status { json }, Some(url)) => return report::status(url, *json).await,
+        (Command::History { object, limit }, Some(url)) => {
+            return report::history(url, None, object.as_deref(), *limit).await;
+        }
+        _ => {}
+    }
     let config = config::load(&cli.config).map_err(Failure::config)?;
     match &cli.command {
         Command::Validate => validate(&config).await,
@@ -242,10 +307,11 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
                 None => run_once(&config, &state, &options).await,
             };
             let report = notified(&config, report).await?;
-            Ok(finish(&config, &report, *json).await)
+            Ok(finish(&config, &state, &report, *json).await)
         }
         Command::Run { every, runs } => schedule(&config, every, *runs).await,
-        Command::Status => status(&config).await,
+        Command::Worker { .. } => Ok(0),
+        Command::Status { json } => status(&config, *json).await,
         Command::History { object, limit } => show_history(&config, object.as_deref(), *limit).await,
         Command::Jit { id } => {
             let state = notified(&config, State::open(&config).await).await?;
@@ -261,19 +327,42 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             if let Err(e) = state.record(&report).await {
                 tracing::warn!(error = %e, "the run could not be recorded in the history");
             }
-            Ok(finish(&config, &report, false).await)
+            Ok(finish(&config, &state, &report, false).await)
         }
     }
 }
 
-/// An engine for the profile, keeping its state in `store`.
+/// The state database `worker` uses without --state: SQLite, in the
+/// current folder.
+const DEFAULT_STATE: &str = "sqlite://idsync-state.db";
+
+/// An engine for the profile, keeping its state in `store`, with progress
+/// bars (on a terminal).
 async fn engine(config: &Config, store: Arc<dyn StateStore>) -> Result<Engine, Failure> {
+    Ok(build_engine(config, store)
+        .await?
+        .observe(Arc::new(output::Progress::new())))
+}
+
+/// An engine for the profile, keeping its state in `store`.
+async fn build_engine(config: &Config, store: Arc<dyn StateStore>) -> Result<Engine, Failure> {
     let source = connect::source(config).await.map_err(Failure::unavailable)?;
     let target = connect::target(config).await.map_err(Failure::unavailable)?;
     let options = config.engine.options().map_err(Failure::config)?;
-    Ok(Engine::new(config.profile.clone(), source, target, store)
-        .with_options(options)
-        .observe(Arc::new(output::Progress::new())))
+    Ok(Engine::new(config.profile.clone(), source, target, store).with_options(options))
+}
+
+/// The failure of a run, as a stop (exit code 5) when `stop` was raised
+/// meanwhile (its lease was lost: its state save was refused).
+fn stopped(f: Failure, stop: &idsync_core::StopSignal) -> Failure {
+    match stop.reason() {
+        Some(reason) => Failure {
+            code: 5,
+            message: format!("run stopped: {reason}; {}", f.message),
+            quiet: false,
+        },
+        None => f,
+    }
 }
 
 async fn validate(config: &Config) -> Result<u8, Failure> {
@@ -327,7 +416,8 @@ async fn plan(config: &Config, json: bool, out: Option<&Path>, full: bool) -> Re
     if json {
         println!("{}", prepared.plan.to_json());
     } else {
-        output::Out::new().plan(&prepared.plan, &prepared.read_errors);
+        let names = state.names(&prepared.plan).await;
+        output::Out::new().plan(&prepared.plan, &prepared.read_errors, &names);
     }
     Ok(0)
 }
@@ -343,25 +433,25 @@ async fn run_once(config: &Config, state: &State, options: &RunOptions) -> Resul
             .map_err(Failure::unavailable),
         Err(f) => Err(f),
     };
-    unlock(state, lock, result).await
+    unlock(config, state, lock, result).await
 }
 
 /// Records a run's report while its lock is still held (for a lease, the
 /// database refuses it once the lease was taken over), then releases the
 /// lock. An error of a run whose lease was lost meanwhile (its state save
 /// was refused) is a stop, exit code 5.
-async fn unlock(state: &State, lock: state::RunLock, result: Result<RunReport, Failure>) -> Result<RunReport, Failure> {
-    let result = match (result, lock.stop().reason()) {
-        (Err(f), Some(reason)) => Err(Failure {
-            code: 5,
-            message: format!("run stopped: {reason}; {}", f.message),
-            quiet: false,
-        }),
-        (result, _) => result,
+async fn unlock(
+    config: &Config,
+    state: &State,
+    lock: state::RunLock,
+    result: Result<RunReport, Failure>,
+) -> Result<RunReport, Failure> {
+    let result = result.map_err(|f| stopped(f, &lock.stop()));
+    let record = match &result {
+        Ok(report) => RunRecord::report(report).exit_code(exit_code(report)),
+        Err(f) => RunRecord::failed(config.profile.id, &f.message).exit_code(f.code),
     };
-    if let Ok(report) = &result
-        && let Err(e) = lock.record(state, report).await
-    {
+    if let Err(e) = lock.record_run(state, &record).await {
         tracing::warn!(error = %e, "the run could not be recorded in the history");
     }
     lock.release().await;
@@ -400,15 +490,16 @@ async fn apply_saved(config: &Config, state: &State, path: &Path, only: &[u32]) 
             .map_err(Failure::unavailable),
         Err(f) => Err(f),
     };
-    unlock(state, lock, result).await
+    unlock(config, state, lock, result).await
 }
 
 /// Prints the report, notifies on failure, and gives the exit code.
-async fn finish(config: &Config, report: &RunReport, json: bool) -> u8 {
+async fn finish(config: &Config, state: &State, report: &RunReport, json: bool) -> u8 {
     if json {
         println!("{}", report.to_json());
     } else {
-        output::Out::new().report(report);
+        let names = state.names(&report.plan).await;
+        output::Out::new().report(report, &names);
     }
     let code = exit_code(report);
     if matches!(code, 4 | 5 | 7) {
@@ -442,7 +533,7 @@ async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8,
     let mut done = 0u32;
     loop {
         let code = match run_once(config, &state, &RunOptions::default()).await {
-            Ok(report) => finish(config, &report, false).await,
+            Ok(report) => finish(config, &state, &report, false).await,
             Err(f) => {
                 notice(config, &f).await;
                 eprintln!("idsync: {}", f.message);
@@ -466,13 +557,36 @@ async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8,
     }
 }
 
-async fn status(config: &Config) -> Result<u8, Failure> {
+async fn status(config: &Config, json: bool) -> Result<u8, Failure> {
     let state = State::open(config).await?;
     let s = state
         .store()
         .load(config.profile.id)
         .await
         .map_err(Failure::unavailable)?;
+    if json {
+        let reports = state.history(config.profile.id, 1).await.map_err(Failure::config)?;
+        let last = reports.last();
+        let value = serde_json::json!({
+            "profile": config.profile.id,
+            "name": config.profile.name,
+            "cursor_saved": s.cursor.is_some(),
+            "last_full_read": s.last_full_unix.map(|t| humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string()),
+            "retry": s.retry.len(),
+            "last_run": last.map(|r| serde_json::json!({
+                "started_at": r.started_at,
+                "outcome": r.outcome,
+                "exit_code": exit_code(r),
+                "applied": r.applied(),
+                "failed": r.failures().count(),
+                "held_deprovisions": r.plan.counts.held,
+                "partial_read": partial_read(r),
+                "read_errors": r.read_errors.iter().take(20).collect::<Vec<_>>(),
+            })),
+        });
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        return Ok(0);
+    }
     let mut out = output::Out::new();
     out.line(&format!("profile   {} ({})", config.profile.name, config.profile.id));
     out.line(&format!(
@@ -515,6 +629,10 @@ async fn status(config: &Config) -> Result<u8, Failure> {
 
 async fn show_history(config: &Config, object: Option<&str>, limit: usize) -> Result<u8, Failure> {
     let state = State::open(config).await?;
+    // SQL state keeps a lasting, indexed history per object.
+    if let (Some(_), State::Sql { store, .. }) = (object, &state) {
+        return report::show(store, Some(config.profile.id), object, limit).await;
+    }
     let reports = state.history(config.profile.id, limit).await.map_err(Failure::config)?;
     let mut out = output::Out::new();
     for r in &reports {

@@ -1,12 +1,13 @@
 //! What the binary prints: plans and reports as coloured tables (plain when
 //! not a terminal), and progress bars on long reads and applies.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Mutex;
 
 use anstyle::{AnsiColor, Style};
 use idsync_core::plan::{Action, Operation, Plan};
-use idsync_core::{Event, Observer, RunReport};
+use idsync_core::{Event, ExternalId, Observer, RunReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Standard output, with colours only on a terminal.
@@ -34,8 +35,9 @@ impl Out {
         let _ = writeln!(self.0, "{GREEN}ok{GREEN:#} {text}");
     }
 
-    /// A plan as a table, its findings and totals.
-    pub fn plan(&mut self, plan: &Plan, read_errors: &[String]) {
+    /// A plan as a table, its findings and totals; `names` (by external
+    /// id) name the objects beside their ids.
+    pub fn plan(&mut self, plan: &Plan, read_errors: &[String], names: &BTreeMap<ExternalId, String>) {
         let read = match &plan.completeness {
             idsync_core::Completeness::Complete => format!("{:?} read, complete", plan.mode),
             idsync_core::Completeness::Partial { reason } => {
@@ -49,7 +51,7 @@ impl Out {
         if plan.operations.is_empty() {
             let _ = writeln!(self.0, "  nothing to do");
         } else {
-            let _ = writeln!(self.0, "{BOLD}  {}{BOLD:#}", Operation::HEADER);
+            let _ = writeln!(self.0, "{BOLD}  {HEADER}{BOLD:#}");
         }
         for op in &plan.operations {
             let style = match op.action {
@@ -57,7 +59,7 @@ impl Out {
                 Action::Update { .. } | Action::Link { .. } => YELLOW,
                 Action::Disable | Action::Delete | Action::RemoveMember { .. } => RED,
             };
-            let _ = writeln!(self.0, "  {style}{}{style:#}", op.row());
+            let _ = writeln!(self.0, "  {style}{}{style:#}", row(op, names));
         }
         for f in &plan.findings {
             let _ = writeln!(self.0, "  {CYAN}! {:?}{CYAN:#}: {} ({})", f.kind, f.message, f.remedy);
@@ -66,8 +68,8 @@ impl Out {
     }
 
     /// A run's report: its plan, the failures and the outcome.
-    pub fn report(&mut self, report: &RunReport) {
-        self.plan(&report.plan, &report.read_errors);
+    pub fn report(&mut self, report: &RunReport, names: &BTreeMap<ExternalId, String>) {
+        self.plan(&report.plan, &report.read_errors, names);
         for o in report.failures() {
             let _ = writeln!(
                 self.0,
@@ -99,6 +101,47 @@ impl Out {
                 .unwrap_or_default()
         );
     }
+}
+
+/// The column titles of [`row`].
+const HEADER: &str = "   #  action        kind   object                                    situation        details";
+
+/// `name (external id)`, or the external id when no name is known.
+fn named(id: &ExternalId, names: &BTreeMap<ExternalId, String>) -> String {
+    match names.get(id) {
+        Some(name) => format!("{name} ({id})"),
+        None => id.0.clone(),
+    }
+}
+
+/// One line of a plan table: id, action, kind, the object (its name and
+/// external id; for a membership change, the group), the situation and
+/// the details (a create's fields, an update's old -> new, the member
+/// added or removed, by name and id).
+fn row(op: &Operation, names: &BTreeMap<ExternalId, String>) -> String {
+    let detail = match &op.action {
+        Action::AddMember { member, .. } | Action::RemoveMember { member, .. } => {
+            format!("member {}", named(&member.external, names))
+        }
+        _ => {
+            // The core's row ends with the details: keep its wording.
+            let core = op.row();
+            let situation = format!("{:?}", op.reason.situation);
+            core.split_once(&format!(" {situation:<16} "))
+                .map(|(_, d)| d.to_owned())
+                .unwrap_or_default()
+        }
+    };
+    let detail = detail.trim_end_matches(" [HELD]");
+    let held = if op.held.is_some() { " [HELD]" } else { "" };
+    format!(
+        "{:>4}  {:<13} {:<5}  {:<40}  {:<16} {detail}{held}",
+        op.id,
+        op.action.name(),
+        op.kind.to_string(),
+        named(&op.link.external, names),
+        format!("{:?}", op.reason.situation),
+    )
 }
 
 /// Progress bars on standard error (hidden when it is not a terminal).

@@ -1,13 +1,15 @@
 //! Where a profile's state, history and run lock live: JSON files in a
 //! folder, or tables in SQLite or PostgreSQL.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use idsync_core::{Error, ErrorKind, JsonFileStateStore, ProfileId, RunReport, StateStore, StopSignal};
-use idsync_sql::{FencedStateStore, Lease, SqlStateStore};
+use idsync_core::plan::{Action, Plan};
+use idsync_core::{Error, ErrorKind, ExternalId, JsonFileStateStore, ProfileId, RunReport, StateStore, StopSignal};
+use idsync_sql::{FencedStateStore, Lease, RunRecord, SqlStateStore};
 
 use crate::Failure;
 use crate::config::{Config, StateConfig, parse_duration};
@@ -111,6 +113,54 @@ impl State {
         }
     }
 
+    /// The names of the objects a plan acts on, for its table: the name
+    /// fields of its creates and updates (userName, mail, a group's name:
+    /// see [`idsync_sql::NAME_FIELDS`]), and for the others the latest
+    /// name the SQL history knows (none with JSON state).
+    pub async fn names(&self, plan: &Plan) -> BTreeMap<ExternalId, String> {
+        let mut names: BTreeMap<ExternalId, String> = BTreeMap::new();
+        for op in &plan.operations {
+            let fields: Vec<(&String, &String)> = match &op.action {
+                Action::Create { fields } => fields.iter().collect(),
+                Action::Update { changes } => changes
+                    .iter()
+                    .filter_map(|c| Some((&c.field, c.new.as_ref()?)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            // The first name field in NAME_FIELDS' order wins.
+            let best = fields
+                .into_iter()
+                .filter_map(|(f, v)| {
+                    Some((
+                        idsync_sql::NAME_FIELDS.iter().position(|n| n.eq_ignore_ascii_case(f))?,
+                        v,
+                    ))
+                })
+                .min_by_key(|(rank, _)| *rank);
+            if let Some((_, v)) = best {
+                names.insert(op.link.external.clone(), v.clone());
+            }
+        }
+        if let State::Sql { store, .. } = self {
+            let mut missing = BTreeSet::new();
+            for op in &plan.operations {
+                missing.insert(op.link.external.clone());
+                if let Action::AddMember { member, .. } | Action::RemoveMember { member, .. } = &op.action {
+                    missing.insert(member.external.clone());
+                }
+            }
+            missing.retain(|e| !names.contains_key(e));
+            if !missing.is_empty() {
+                match store.names_of(plan.profile, &missing).await {
+                    Ok(found) => names.extend(found),
+                    Err(e) => tracing::warn!(error = %e, "names could not be read from the history"),
+                }
+            }
+        }
+        names
+    }
+
     /// Takes the profile's run lock; exit code 3 when another run holds it
     /// (without a notice) or it cannot be taken.
     pub async fn lock(&self, profile: ProfileId) -> Result<RunLock, Failure> {
@@ -132,10 +182,9 @@ impl State {
                 }
             }
             State::Sql { store, lease: ttl } => {
-                let worker = worker_name();
                 let asked = Instant::now();
                 let lease = store
-                    .try_lease(profile, &worker, *ttl)
+                    .try_lease(profile, &worker_name(), *ttl)
                     .await
                     .map_err(Failure::unavailable)?
                     .ok_or_else(|| {
@@ -143,22 +192,28 @@ impl State {
                             "profile {profile} is already running (another worker holds its lease)"
                         ))
                     })?;
-                let stop = StopSignal::new();
-                let renewer = tokio::spawn(renew(store.clone(), lease.clone(), *ttl, asked, stop.clone()));
-                Ok(RunLock {
-                    held: Held::Lease {
-                        fenced: Arc::new(store.fenced(&lease)),
-                        store: store.clone(),
-                        renewer,
-                    },
-                    stop,
-                })
+                Ok(RunLock::leased(store.clone(), lease, *ttl, asked))
             }
         }
     }
 }
 
 impl RunLock {
+    /// The lock of a lease taken at `asked` (by [`State::lock`], or by a
+    /// worker's claim), renewed in the background every third of `ttl`.
+    pub fn leased(store: Arc<SqlStateStore>, lease: Lease, ttl: Duration, asked: Instant) -> RunLock {
+        let stop = StopSignal::new();
+        let renewer = tokio::spawn(renew(store.clone(), lease.clone(), ttl, asked, stop.clone()));
+        RunLock {
+            held: Held::Lease {
+                fenced: Arc::new(store.fenced(&lease)),
+                store,
+                renewer,
+            },
+            stop,
+        }
+    }
+
     /// The store the run loads and saves its state through: for a lease,
     /// fenced by it.
     pub fn store(&self, state: &State) -> Arc<dyn StateStore> {
@@ -173,11 +228,31 @@ impl RunLock {
         self.stop.clone()
     }
 
-    /// Appends a report to the history: for a lease, only while it holds.
-    pub async fn record(&self, state: &State, report: &RunReport) -> Result<(), String> {
+    /// Records a run, with or without a report, and its exit code: for a
+    /// lease, only while it holds (the JSON history keeps reports only).
+    pub async fn record_run(&self, state: &State, run: &RunRecord<'_>) -> Result<(), String> {
         match &self.held {
-            Held::File(_) => state.record(report).await,
-            Held::Lease { fenced, .. } => fenced.record(report).await.map_err(|e| e.to_string()),
+            Held::File(_) => match run.report {
+                Some(report) => state.record(report).await,
+                None => Ok(()),
+            },
+            Held::Lease { fenced, .. } => fenced.record_run(run).await.map(drop).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Ends a worker's run: gives the lease up and sets when the profile
+    /// runs next (`None`: parked until a worker schedules it again) and
+    /// its failures in a row.
+    pub async fn finish(self, next_run_in: Option<Duration>, failures: u32) {
+        if let Held::Lease { store, fenced, renewer } = self.held {
+            renewer.abort();
+            match store.finish(fenced.lease(), next_run_in, failures).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(profile = %fenced.lease().profile, "the lease was lost before the run ended")
+                }
+                Err(e) => tracing::warn!(error = %e, "the lease could not be released; it expires by itself"),
+            }
         }
     }
 
@@ -224,7 +299,7 @@ async fn renew(store: Arc<SqlStateStore>, mut lease: Lease, ttl: Duration, asked
 }
 
 /// This process, as named in leases: host and process id.
-fn worker_name() -> String {
+pub fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "unknown-host".into());

@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, Dialect, on_db};
 use crate::error::SqlError;
+use crate::history::RunRecord;
 
 /// The tables, fixed names (created by [`SqlStateStore::connect`]).
 const STATE: &str = "idsync_state";
-const HISTORY: &str = "idsync_history";
-const LEASES: &str = "idsync_leases";
+pub(crate) const HISTORY: &str = "idsync_history";
+pub(crate) const LEASES: &str = "idsync_leases";
 
 /// A profile held by one worker until `expires_unix_ms` (database clock).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +27,10 @@ pub struct Lease {
     pub generation: i64,
     /// When it runs out, in Unix milliseconds of the database's clock.
     pub expires_unix_ms: i64,
+    /// When it was taken, in Unix milliseconds of the database's clock:
+    /// the start of the run it covers, as the run history records it.
+    #[serde(default)]
+    pub taken_unix_ms: i64,
 }
 
 /// Profile states (one JSON document per profile), run reports and
@@ -33,7 +38,11 @@ pub struct Lease {
 ///
 /// Tables (created when missing): `idsync_state(profile, state,
 /// updated_unix_ms)`, `idsync_history(id, profile, started_at, report)`,
-/// `idsync_leases(profile, worker, generation, expires_unix_ms)`.
+/// `idsync_leases(profile, worker, generation, expires_unix_ms,
+/// next_run_unix_ms, source_key, name, failures)` (the schedule columns
+/// are for workers: [`SqlStateStore::claim`]), `idsync_runs`,
+/// `idsync_objects` and `idsync_names` (the lasting history:
+/// [`SqlStateStore::record_run`]) and `idsync_profiles`.
 ///
 /// # Leases
 ///
@@ -63,7 +72,7 @@ pub struct Lease {
 /// names another worker or generation.
 #[derive(Debug, Clone)]
 pub struct SqlStateStore {
-    db: Db,
+    pub(crate) db: Db,
 }
 
 /// The state store as the holder of one lease sees it
@@ -85,7 +94,7 @@ pub struct SqlStateStore {
 #[derive(Debug, Clone)]
 pub struct FencedStateStore {
     store: SqlStateStore,
-    lease: Lease,
+    pub(crate) lease: Lease,
 }
 
 fn now_ms(d: Dialect) -> &'static str {
@@ -96,12 +105,12 @@ fn now_ms(d: Dialect) -> &'static str {
 const UPSERT_STATE: &str =
     "ON CONFLICT (profile) DO UPDATE SET state = excluded.state, updated_unix_ms = excluded.updated_unix_ms";
 
-fn to_json(value: &impl Serialize) -> Result<String> {
+pub(crate) fn to_json(value: &impl Serialize) -> Result<String> {
     serde_json::to_string(value)
         .map_err(|e| idsync_core::Error::new(idsync_core::ErrorKind::Internal, e.to_string()).backend(crate::NAME))
 }
 
-fn ms(ttl: Duration) -> i64 {
+pub(crate) fn ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
@@ -127,6 +136,13 @@ impl SqlStateStore {
                  generation BIGINT NOT NULL, expires_unix_ms BIGINT NOT NULL)"
             ),
         ];
+        let mut ddl = ddl;
+        ddl.extend(
+            crate::schedule::ddl(&db)
+                .await
+                .map_err(|e| e.into_core("create schema"))?,
+        );
+        ddl.extend(crate::history::ddl(d));
         db.run_ddl(&ddl).await.map_err(|e| e.into_core("create schema"))?;
         Ok(SqlStateStore { db })
     }
@@ -150,19 +166,10 @@ impl SqlStateStore {
         }
     }
 
-    /// Appends a run report to the profile's history.
+    /// Appends a run report to the profile's history, with its summary and
+    /// its objects' events (see [`SqlStateStore::record_run`]).
     pub async fn record(&self, report: &RunReport) -> Result<()> {
-        let json = to_json(report)?;
-        let sql = format!("INSERT INTO {HISTORY} (profile, started_at, report) VALUES ($1, $2, $3)");
-        on_db!(&self.db, p => sqlx::query(&sql)
-            .bind(report.profile.to_string())
-            .bind(report.started_at.clone())
-            .bind(json)
-            .execute(p)
-            .await
-            .map(drop))
-        .map_err(|e| SqlError::from(e).into_core("record"))?;
-        Ok(())
+        self.record_run(&RunRecord::report(report)).await.map(drop)
     }
 
     /// The last `limit` reports of `profile`, oldest first (as the CLI's
@@ -215,6 +222,7 @@ impl SqlStateStore {
             worker: worker.to_owned(),
             generation,
             expires_unix_ms,
+            taken_unix_ms: expires_unix_ms - ttl,
         };
         match &self.db {
             Db::Postgres(p) => {
@@ -375,21 +383,31 @@ impl FencedStateStore {
         &self.lease
     }
 
-    /// Appends a run report to the profile's history, unless the lease was
-    /// taken over.
+    /// Appends a run report to the profile's history (with its summary
+    /// and its objects' events: see [`FencedStateStore::record_run`]),
+    /// unless the lease was taken over.
     pub async fn record(&self, report: &RunReport) -> Result<()> {
-        let json = to_json(report)?;
-        let sql = format!(
-            "INSERT INTO {HISTORY} (profile, started_at, report) SELECT $1, $2, $3 WHERE {}",
-            self.fence(4)
-        );
-        self.write(
-            "the run report",
-            &sql,
-            [report.profile.to_string(), report.started_at.clone(), json],
-        )
-        .await
-        .map_err(|e| e.into_core("record"))
+        self.record_run(&RunRecord::report(report)).await.map(drop)
+    }
+
+    /// Records a run of the lease's profile, its report (if any), its
+    /// summary and its objects' events and names, in one transaction that
+    /// first checks the lease row still names this lease: a permanent
+    /// [`SqlError::LeaseLost`] and nothing written otherwise. The run's
+    /// start is when the lease was taken. Returns the run's id.
+    pub async fn record_run(&self, run: &RunRecord<'_>) -> Result<i64> {
+        if run.profile != self.lease.profile {
+            let message = format!(
+                "the holder of the lease of profile {} cannot record a run of profile {}",
+                self.lease.profile, run.profile
+            );
+            return Err(idsync_core::Error::new(idsync_core::ErrorKind::Internal, message)
+                .backend(crate::NAME)
+                .op("record"));
+        }
+        crate::history::write_run(&self.store.db, Some(&self.lease), run)
+            .await
+            .map_err(|e| e.into_core("record"))
     }
 
     /// `EXISTS (the lease row names this lease)`, with the worker and the

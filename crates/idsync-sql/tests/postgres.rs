@@ -135,3 +135,19 @@ async fn concurrent_batches_link_once() {
     };
     common::concurrent_batches_link_once(&pg.url()).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_claim_due_profiles() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::scheduling(&pg.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn object_history_finds_objects_by_id_and_name() {
+    let Some(pg) = postgres().await else {
+        return;
+    };
+    common::object_history(&pg.url()).await;
+}

@@ -196,3 +196,15 @@ async fn concurrent_batches_link_once() {
     let dir = tempfile::tempdir().unwrap();
     common::concurrent_batches_link_once(&url(&dir, "app.db")).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_claim_due_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    common::scheduling(&url(&dir, "state.db")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn object_history_finds_objects_by_id_and_name() {
+    let dir = tempfile::tempdir().unwrap();
+    common::object_history(&url(&dir, "state.db")).await;
+}

@@ -915,3 +915,190 @@ pub async fn fenced_writes_stop_at_a_take_over(url: &str) {
     );
     assert_eq!(a.load(other).await.expect("load"), ProfileState::default());
 }
+
+/// Workers' scheduling: only due profiles not held are claimed, the
+/// profile due longest ago first, busy sources skipped; a claim bumps the
+/// generation; `finish` sets the next run and the failures, and refuses a
+/// stale lease; scheduling again keeps a profile's next run; `profiles`
+/// shows who runs what.
+pub async fn scheduling(url: &str) {
+    use idsync_sql::Scheduled;
+    let store = SqlStateStore::connect(url).await.expect("connect");
+    let (a, b, c) = (
+        ProfileId::new_random(),
+        ProfileId::new_random(),
+        ProfileId::new_random(),
+    );
+    let scheduled = |p: ProfileId, name: &str, source: &str, first: u64| Scheduled {
+        profile: p,
+        name: name.into(),
+        source_key: source.into(),
+        first_run_in: Duration::from_secs(first),
+    };
+    store
+        .schedule(&[
+            scheduled(a, "a", "ldap:1", 0),
+            scheduled(b, "b", "ldap:1", 0),
+            scheduled(c, "c", "file:x", 3600),
+        ])
+        .await
+        .expect("schedule");
+    let ttl = Duration::from_secs(30);
+    let first = store
+        .claim("w1", ttl, &[])
+        .await
+        .expect("claim")
+        .expect("a or b is due");
+    assert!([a, b].contains(&first.lease.profile));
+    assert_eq!(
+        (first.lease.generation, first.failures, first.source_key.as_str()),
+        (1, 0, "ldap:1")
+    );
+    assert!(
+        store
+            .claim("w2", ttl, &["ldap:1".into()])
+            .await
+            .expect("claim")
+            .is_none(),
+        "a busy source is skipped, c is not due"
+    );
+    let second = store.claim("w2", ttl, &[]).await.expect("claim").expect("the other");
+    assert_ne!(first.lease.profile, second.lease.profile);
+    assert!(
+        store.claim("w3", ttl, &[]).await.expect("claim").is_none(),
+        "held or not due"
+    );
+    let due = store.next_due_in(&[]).await.expect("due").expect("c is scheduled");
+    assert!(due > Duration::from_secs(3500), "{due:?}");
+
+    // Due again at once, after two failures: claimed again, a generation on.
+    assert!(
+        store
+            .finish(&first.lease, Some(Duration::ZERO), 2)
+            .await
+            .expect("finish")
+    );
+    let again = store.claim("w3", ttl, &[]).await.expect("claim").expect("due again");
+    assert_eq!(again.lease.profile, first.lease.profile);
+    assert_eq!((again.lease.generation, again.failures), (2, 2));
+    assert!(
+        !store.finish(&first.lease, None, 0).await.expect("finish"),
+        "a stale lease"
+    );
+    // Scheduling again keeps c's next run.
+    store
+        .schedule(&[scheduled(c, "c", "file:x", 0)])
+        .await
+        .expect("schedule");
+    assert!(store.claim("w4", ttl, &[]).await.expect("claim").is_none());
+
+    let status = store.profiles().await.expect("profiles");
+    let running: BTreeMap<String, Option<String>> = status
+        .iter()
+        .map(|p| (p.profile.clone(), p.running_on.clone()))
+        .collect();
+    assert_eq!(running[&again.lease.profile.to_string()].as_deref(), Some("w3"));
+    assert_eq!(running[&second.lease.profile.to_string()].as_deref(), Some("w2"));
+    assert_eq!(running[&c.to_string()], None);
+    // Parked (no next run): never claimed.
+    assert!(store.finish(&again.lease, None, 0).await.expect("finish"));
+    assert!(store.claim("w5", ttl, &[]).await.expect("claim").is_none());
+}
+
+/// The lasting history: a run's operations, memberships and names are
+/// found by external id or by any name the plan gave, without case, also
+/// by an old name; names name objects for plan tables; a purge empties it.
+pub async fn object_history(url: &str) {
+    use idsync_sql::RunRecord;
+    let store = SqlStateStore::connect(url).await.expect("connect");
+    let mut profile = target_profile();
+    profile.id = ProfileId::new_random();
+    let ann = |mail: &str| {
+        SourceObject::new("ann-1", ObjectKind::User)
+            .with("uid", "ann")
+            .with("mail", mail)
+            .with("givenName", "Ann")
+            .with("sn", "Lee")
+    };
+    let sales = SourceObject::new("sales-1", ObjectKind::Group)
+        .with("cn", "Sales")
+        .with_member("ann-1");
+    let source = MemorySource::with_objects(vec![ann("Ann@Acme.test"), sales]);
+    let engine = Engine::new(
+        profile.clone(),
+        Arc::new(source.clone()),
+        Arc::new(MemoryTarget::new()),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let first = engine.run(&RunOptions::default()).await.expect("run");
+    store.record_run(&RunRecord::report(&first)).await.expect("record");
+    source.upsert(ann("ann.lee@acme.test"));
+    let second = engine.run(&RunOptions::default()).await.expect("run");
+    store
+        .record_run(&RunRecord::report(&second).exit_code(0))
+        .await
+        .expect("record");
+
+    for key in ["ann-1", "ANN", "ann@acme.test", "Ann.Lee@acme.test", "Ann Lee"] {
+        let events = store.object_history(Some(profile.id), key, 50).await.expect("history");
+        let seen: Vec<(&str, &str)> = events.iter().map(|e| (e.event.as_str(), e.status.as_str())).collect();
+        assert_eq!(
+            seen,
+            [("create", "applied"), ("joined", "applied"), ("update", "applied")],
+            "{key}"
+        );
+        assert_eq!(events[1].other.as_deref(), Some("sales-1"));
+        assert!(
+            events[2].detail.contains("\"Ann@Acme.test\" -> \"ann.lee@acme.test\""),
+            "{events:?}"
+        );
+    }
+    let group = store.object_history(None, "sales", 50).await.expect("history");
+    assert_eq!(group.len(), 2, "{group:?}");
+    assert_eq!(
+        (group[1].event.as_str(), group[1].other.as_deref()),
+        ("add_member", Some("ann-1"))
+    );
+    assert!(
+        store
+            .object_history(None, "nobody", 50)
+            .await
+            .expect("history")
+            .is_empty()
+    );
+    let other = ProfileId::new_random();
+    assert!(
+        store
+            .object_history(Some(other), "ann", 50)
+            .await
+            .expect("history")
+            .is_empty()
+    );
+
+    let ids = [ExternalId("ann-1".into()), ExternalId("sales-1".into())]
+        .into_iter()
+        .collect();
+    let names = store.names_of(profile.id, &ids).await.expect("names");
+    assert_eq!(names[&ExternalId("ann-1".into())], "ann");
+    assert_eq!(names[&ExternalId("sales-1".into())], "Sales");
+    let runs = store.runs(Some(profile.id), 10).await.expect("runs");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        (runs[0].outcome.as_str(), runs[0].applied, runs[1].exit_code),
+        ("succeeded", 3, Some(0))
+    );
+    assert!(runs[0].started_unix_ms <= runs[0].finished_unix_ms);
+
+    // Purging everything older than now leaves no events, runs or reports.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(store.purge(Duration::ZERO).await.expect("purge") >= 2 + 5);
+    assert!(
+        store
+            .object_history(Some(profile.id), "ann", 50)
+            .await
+            .expect("history")
+            .is_empty()
+    );
+    assert!(store.runs(Some(profile.id), 10).await.expect("runs").is_empty());
+    assert!(store.history(profile.id, 10).await.expect("history").is_empty());
+}
