@@ -529,3 +529,81 @@ async fn without_syncrepl_deltas_come_from_modify_timestamp() {
     assert_eq!(again.plan.mode, idsync_core::ReadMode::Delta);
     assert!(again.plan.is_empty(), "{}", again.plan);
 }
+
+/// A group read alone (`read_one`, as a delta reads the groups that named
+/// a moved or renamed member, and a syncrepl delta's changed groups)
+/// resolves its member DNs in batches: one search per 200 members, then one
+/// per member those did not find, instead of one per member (issue 15). It
+/// still names exactly the members a full read lists: under the scope's
+/// containers, matching its filter, still there, whatever the case and
+/// spacing of the DN in the group.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_big_group_read_alone_costs_a_few_searches_and_names_exactly_its_members_in_scope() {
+    use idsync_testkit::proxy::TcpProxy;
+    use idsync_testkit::slapd::{DEFAULT_SUFFIX, group_dn, groups_ldif, ous_ldif, user_dn, user_uid, users_ldif};
+    let (base, ous) = (DEFAULT_SUFFIX, ["east", "west"]);
+    let mut ldif = ous_ldif(base, &ous);
+    ldif.push_str(&users_ldif(base, 1000, &ous));
+    ldif.push_str(&groups_ldif(base, 1, 1000, &ous));
+    let Some(s) = slapd(SlapdOptions {
+        ldif,
+        ..SlapdOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    // Users 0 and 2 (east) leave; without refint their DNs stay in the group.
+    for i in [0, 2] {
+        s.ldapdelete(&user_dn(base, i, &ous)).await.unwrap();
+    }
+    // User 10's DN is written in another case and spacing.
+    s.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n-\nadd: member\nmember: UID={}, OU=East,{base}\n",
+        group_dn(base, 0),
+        user_dn(base, 10, &ous),
+        user_uid(10)
+    ))
+    .await
+    .unwrap();
+    let uuid_of = |e: &idsync_testkit::ldif_cli::Entry| e.first_str("entryUUID").unwrap();
+    let group = s
+        .search(&group_dn(base, 0), "(objectClass=*)", &["entryUUID"])
+        .await
+        .unwrap();
+    let users = s
+        .search(base, "(objectClass=inetOrgPerson)", &["uid", "entryUUID"])
+        .await
+        .unwrap();
+    // In scope: east users (even i) but 4, 6 and 8, which the filter leaves out.
+    let filtered = [4, 6, 8];
+    let expected: std::collections::BTreeSet<String> = users
+        .iter()
+        .filter(|e| {
+            let i: usize = e.first_str("uid").unwrap()[1..].parse().unwrap();
+            i.is_multiple_of(2) && !filtered.contains(&i)
+        })
+        .map(uuid_of)
+        .collect();
+    assert_eq!(expected.len(), 495);
+
+    let proxy = TcpProxy::start(s.port()).await.unwrap();
+    let mut c = config(&s);
+    c.url = format!("ldap://127.0.0.1:{}", proxy.port());
+    let scope = Scope {
+        containers: vec![format!("ou=east,{base}"), s.groups_dn()],
+        filter: Some(format!(
+            "(!(|{}))",
+            filtered.map(|i| format!("(uid={})", user_uid(i))).concat()
+        )),
+        ..Scope::default()
+    };
+    let id = idsync_core::ExternalId(uuid_of(&group[0]));
+    let object = LdapSource::new(c).read_one(&scope, &id).await.unwrap().unwrap();
+    let members: std::collections::BTreeSet<String> = object.members.iter().map(|m| m.0.clone()).collect();
+    assert_eq!(object.members.len(), 495, "each member once");
+    assert_eq!(members, expected);
+    // The group, then its 500 east DNs in 3 batches, then alone the 5 that
+    // those did not find (2 gone, 3 filtered out); the west DNs cost nothing.
+    assert_eq!(proxy.stats().ldap.search, 1 + 3 + 5, "{:?}", proxy.stats().ldap);
+}
