@@ -22,7 +22,7 @@ use crate::config::{Flavor, InitialPassword, LdapConfig};
 use crate::conn::connect;
 use crate::entry::{dn_key, id_of, is_group, parent, text};
 use crate::error::{LdapError, check};
-use crate::source::all_members;
+use crate::source::{Listed, all_members, member_ids};
 
 /// The mapped field that chooses (and moves) an entry's container.
 pub const CONTAINER_FIELD: &str = "container";
@@ -166,12 +166,21 @@ impl LdapTarget {
             })
     }
 
-    /// Accounts from entries; members are given as target ids when known.
+    /// Accounts from entries. A group's members are the accounts of
+    /// `known` (by DN key) its `member` names, or with no `known`, every
+    /// entry it names, looked up in batches (see
+    /// [`crate::source::member_ids`]): the planner sees the memberships of
+    /// the accounts it knows, which a delta finds by other look-ups.
     async fn accounts(
         &self,
         entries: Vec<SearchEntry>,
-        ids_by_dn: &HashMap<String, TargetId>,
+        known: Option<&HashMap<String, TargetId>>,
     ) -> Res<Vec<TargetAccount>> {
+        let everything = Listed {
+            filter: "(objectClass=*)".into(),
+            bases: vec![self.config.base_dn.clone()],
+        };
+        let mut looked_up: HashMap<String, ExternalId> = HashMap::new();
         let link_attr = self.config.link_attr();
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
@@ -217,14 +226,22 @@ impl LdapTarget {
                 })
                 .flat_map(|(_, v)| v.iter().cloned())
                 .collect();
+            let mut members = Vec::new();
             if kind == ObjectKind::Group {
                 let mut ldap = self.handle().await?;
                 all_members(&mut ldap, self.config.op_timeout(), &e, &mut member_dns).await?;
+                members = match known {
+                    Some(ids) => member_dns
+                        .iter()
+                        .filter_map(|dn| ids.get(&dn_key(dn)).cloned())
+                        .collect(),
+                    None => member_ids(&mut ldap, &self.config, &everything, member_dns, &mut looked_up)
+                        .await?
+                        .into_iter()
+                        .map(|id| TargetId(id.0))
+                        .collect(),
+                };
             }
-            let members = member_dns
-                .iter()
-                .filter_map(|dn| ids_by_dn.get(&dn_key(dn)).cloned())
-                .collect();
             out.push(TargetAccount {
                 id,
                 link,
@@ -528,7 +545,10 @@ impl Target for LdapTarget {
             .iter()
             .filter_map(|e| Some((dn_key(&e.dn), TargetId(id_of(&self.config, e).ok()?.0))))
             .collect();
-        let accounts = self.accounts(entries, &ids).await.map_err(|e| e.into_core("linked"))?;
+        let accounts = self
+            .accounts(entries, Some(&ids))
+            .await
+            .map_err(|e| e.into_core("linked"))?;
         Ok(futures::stream::iter(accounts.into_iter().map(Ok)).boxed())
     }
 
@@ -548,11 +568,7 @@ impl Target for LdapTarget {
                 }
             };
             let entries = self.search_all(&filter).await.map_err(|e| e.into_core("lookup"))?;
-            for a in self
-                .accounts(entries, &HashMap::new())
-                .await
-                .map_err(|e| e.into_core("lookup"))?
-            {
+            for a in self.accounts(entries, None).await.map_err(|e| e.into_core("lookup"))? {
                 let kind_ok = match l {
                     Lookup::Field { kind, .. } | Lookup::External { kind, .. } => a.kind == *kind,
                 };

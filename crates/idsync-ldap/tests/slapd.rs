@@ -607,3 +607,43 @@ async fn a_big_group_read_alone_costs_a_few_searches_and_names_exactly_its_membe
     // those did not find (2 gone, 3 filtered out); the west DNs cost nothing.
     assert_eq!(proxy.stats().ldap.search, 1 + 3 + 5, "{:?}", proxy.stats().ldap);
 }
+
+/// A delta names the group that changed and the members that left it; the
+/// target finds the group by its link (`lookup`) and must say who is in it,
+/// or the planner sees an empty group and removes nobody (issue 15 made
+/// deltas look accounts up instead of listing them all).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delta_into_the_directory_removes_the_members_that_left_a_group() {
+    let Some(s) = slapd(SlapdOptions::default()).await else {
+        return;
+    };
+    let user = |i: u32| {
+        SourceObject::new(format!("e{i}"), ObjectKind::User)
+            .with("givenName", "Left")
+            .with("sn", format!("N{i}"))
+            .with("mail", format!("left{i}@acme.test"))
+    };
+    let group = SourceObject::new("g1", ObjectKind::Group)
+        .with("cn", "leavers")
+        .with_member("e0")
+        .with_member("e1")
+        .with_member("e2");
+    let source = MemorySource::with_objects((0..3).map(user).chain([group]));
+    let engine = Engine::new(
+        target_profile(),
+        Arc::new(source.clone()),
+        Arc::new(LdapTarget::new(target_config(&s))),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.plan.counts.add_member, 3, "{}", report.plan);
+    source.modify("g1", |g| g.members.retain(|m| m.0 == "e0"));
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.plan.mode, idsync_core::ReadMode::Delta, "{}", report.plan);
+    assert_eq!(report.plan.counts.remove_member, 2, "{}", report.plan);
+    assert_eq!(report.failures().count(), 0, "{}", report.to_json());
+    let group = s.search(&s.people_dn(), "(cn=leavers)", &["member"]).await.unwrap();
+    let members: Vec<String> = group[0].strs("member").into_iter().filter(|m| !m.is_empty()).collect();
+    assert_eq!(members, [format!("cn=Left N0,{}", s.people_dn())]);
+    assert!(engine.run(&RunOptions::default()).await.unwrap().plan.is_empty());
+}
