@@ -116,7 +116,7 @@ impl LdapSource {
         let name_attr = scope.group_name_attribute.as_deref().unwrap_or("cn");
         let mut dns = Vec::new();
         for name in &scope.groups {
-            let (base, search_scope, filter) = if uuid_like(name) {
+            let (base, search_scope, filter) = if crate::entry::uuid_like(name) {
                 crate::entry::by_id(&self.config, name)
             } else {
                 let filter = format!("(&{}({name_attr}={}))", self.config.groups(), ldap3::ldap_escape(name));
@@ -167,18 +167,6 @@ fn checked(filter: String, setting: &str) -> std::result::Result<String, LdapErr
             "{setting}: {filter:?} is not a valid LDAP filter (RFC 4515)"
         ))),
     }
-}
-
-/// An id written as a UUID (an objectGUID).
-fn uuid_like(s: &str) -> bool {
-    s.len() == 36
-        && s.chars().enumerate().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                c == '-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
 }
 
 /// Where a named-change delta starts.

@@ -5,13 +5,14 @@
 //! enabled, and with `initial_password = "random"` it gets a random one
 //! (over TLS only) that must be changed at the next logon.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use idsync_core::{
-    Applied, ExternalId, Fields, Link, Lookup, ObjectKind, ProfileId, Result, Target, TargetAccount,
+    Applied, Error, ErrorKind, ExternalId, Fields, Link, Lookup, ObjectKind, ProfileId, Result, Target, TargetAccount,
     TargetCapabilities, TargetId, TargetOp,
 };
 use ldap3::adapters::{Adapter, PagedResults};
@@ -23,6 +24,12 @@ use crate::conn::connect;
 use crate::entry::{dn_key, id_of, is_group, parent, text};
 use crate::error::{LdapError, check};
 use crate::source::{Listed, all_members, member_ids};
+
+mod members;
+
+/// Operations of one batch in flight at once (a group's membership
+/// changes count as one).
+const OPS_AT_ONCE: usize = 8;
 
 /// The mapped field that chooses (and moves) an entry's container.
 pub const CONTAINER_FIELD: &str = "container";
@@ -499,23 +506,62 @@ impl LdapTarget {
         Ok(None)
     }
 
-    async fn membership(&self, group: &TargetId, member: &TargetId, add: bool) -> Res<()> {
-        let group_dn = self.dn_of(group).await?;
-        let member_dn = self.dn_of(member).await?;
-        let mut ldap = self.handle().await?;
-        let values: HashSet<String> = [member_dn].into_iter().collect();
-        let (m, ok) = if add {
-            (Mod::Add("member".to_owned(), values), &ALREADY_MEMBER[..])
-        } else {
-            (Mod::Delete("member".to_owned(), values), &NOT_A_MEMBER[..])
+    /// Applies one operation other than a membership change.
+    async fn apply_one(&self, op: &TargetOp) -> Result<Applied> {
+        let done = |t: &TargetId| Applied {
+            target: Some(t.clone()),
+            note: None,
         };
-        check(
-            ldap.with_timeout(self.config.op_timeout())
-                .modify(&group_dn, vec![m])
-                .await?,
-            &group_dn,
-            ok,
-        )
+        let result = match op {
+            TargetOp::Create { kind, link, fields } => self.create(*kind, link, fields).await,
+            TargetOp::SetLink { target, link, .. } => {
+                async {
+                    let dn = self.dn_of(target).await?;
+                    let mut ldap = self.handle().await?;
+                    let m = Mod::Replace(
+                        self.config.link_attr().to_owned(),
+                        [link_value(link)].into_iter().collect(),
+                    );
+                    check(
+                        ldap.with_timeout(self.config.op_timeout()).modify(&dn, vec![m]).await?,
+                        &dn,
+                        &[],
+                    )?;
+                    Ok(done(target))
+                }
+                .await
+            }
+            TargetOp::Update { target, changes, .. } => self.update(target, changes).await.map(|()| done(target)),
+            TargetOp::SetEnabled { target, enabled, .. } => {
+                self.set_enabled(target, *enabled).await.map(|note| Applied {
+                    target: Some(target.clone()),
+                    note,
+                })
+            }
+            TargetOp::Delete { target, .. } => {
+                async {
+                    let dn = self.dn_of(target).await?;
+                    check(
+                        self.handle()
+                            .await?
+                            .with_timeout(self.config.op_timeout())
+                            .delete(&dn)
+                            .await?,
+                        &dn,
+                        &[],
+                    )?;
+                    Ok(done(target))
+                }
+                .await
+            }
+            TargetOp::AddMember { .. } | TargetOp::RemoveMember { .. } => {
+                return Err(
+                    Error::new(ErrorKind::Internal, "a membership change is applied with its group's")
+                        .backend(crate::NAME),
+                );
+            }
+        };
+        result.map_err(|e| e.into_core("apply"))
     }
 }
 
@@ -533,7 +579,7 @@ impl Target for LdapTarget {
             disable_groups: false,
             delete: true,
             veto: false,
-            ..TargetCapabilities::default()
+            batch: self.config.members_per_modify.max(1),
         }
     }
 
@@ -585,60 +631,72 @@ impl Target for LdapTarget {
     }
 
     async fn apply(&self, op: &TargetOp) -> Result<Applied> {
+        self.apply_batch(std::slice::from_ref(op))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(crate::NAME)))
+    }
+
+    /// A group's membership changes go out together: modifies of up to
+    /// `members_per_modify` `member` values, after the DNs of the accounts
+    /// they name were found in few searches (see
+    /// [`LdapConfig::members_per_modify`]); every other operation alone;
+    /// [`OPS_AT_ONCE`] groups and operations at once.
+    async fn apply_batch(&self, ops: &[TargetOp]) -> Vec<Result<Applied>> {
         // Nothing is written with an initial password that cannot be sent.
-        self.config.check_initial_password().map_err(|e| e.into_core("apply"))?;
-        let done = |t: &TargetId| Applied {
-            target: Some(t.clone()),
-            note: None,
-        };
-        let result = match op {
-            TargetOp::Create { kind, link, fields } => self.create(*kind, link, fields).await,
-            TargetOp::SetLink { target, link, .. } => {
-                async {
-                    let dn = self.dn_of(target).await?;
-                    let mut ldap = self.handle().await?;
-                    let m = Mod::Replace(
-                        self.config.link_attr().to_owned(),
-                        [link_value(link)].into_iter().collect(),
-                    );
-                    check(
-                        ldap.with_timeout(self.config.op_timeout()).modify(&dn, vec![m]).await?,
-                        &dn,
-                        &[],
-                    )?;
-                    Ok(done(target))
+        if let Err(e) = self.config.check_initial_password() {
+            return ops.iter().map(|_| Err(e.to_core("apply"))).collect();
+        }
+        let mut groups: BTreeMap<&TargetId, Vec<members::Change<'_>>> = BTreeMap::new();
+        let mut others = Vec::new();
+        for (index, op) in ops.iter().enumerate() {
+            let (group, member, add) = match op {
+                TargetOp::AddMember { group, member } => (group, member, true),
+                TargetOp::RemoveMember { group, member } => (group, member, false),
+                _ => {
+                    others.push((index, op));
+                    continue;
                 }
-                .await
+            };
+            groups
+                .entry(group)
+                .or_default()
+                .push(members::Change { index, add, member });
+        }
+        let ids: BTreeSet<&TargetId> = groups
+            .iter()
+            .flat_map(|(group, changes)| std::iter::once(*group).chain(changes.iter().map(|c| c.member)))
+            .collect();
+        let dns = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.dns_of(ids).await
+        };
+        let dns = &dns;
+        let mut jobs: Vec<BoxFuture<'_, Vec<members::Done>>> = Vec::new();
+        for (group, changes) in groups {
+            jobs.push(self.change_members(group, changes, dns).boxed());
+        }
+        for (index, op) in others {
+            jobs.push(async move { vec![(index, self.apply_one(op).await)] }.boxed());
+        }
+        let mut results: Vec<Option<Result<Applied>>> = std::iter::repeat_with(|| None).take(ops.len()).collect();
+        let mut finished = futures::stream::iter(jobs).buffer_unordered(OPS_AT_ONCE);
+        while let Some(done) = finished.next().await {
+            for (index, result) in done {
+                if let Some(slot) = results.get_mut(index) {
+                    *slot = Some(result);
+                }
             }
-            TargetOp::Update { target, changes, .. } => self.update(target, changes).await.map(|()| done(target)),
-            TargetOp::SetEnabled { target, enabled, .. } => {
-                self.set_enabled(target, *enabled).await.map(|note| Applied {
-                    target: Some(target.clone()),
-                    note,
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(crate::NAME))
                 })
-            }
-            TargetOp::Delete { target, .. } => {
-                async {
-                    let dn = self.dn_of(target).await?;
-                    check(
-                        self.handle()
-                            .await?
-                            .with_timeout(self.config.op_timeout())
-                            .delete(&dn)
-                            .await?,
-                        &dn,
-                        &[],
-                    )?;
-                    Ok(done(target))
-                }
-                .await
-            }
-            TargetOp::AddMember { group, member } => self.membership(group, member, true).await.map(|()| done(group)),
-            TargetOp::RemoveMember { group, member } => {
-                self.membership(group, member, false).await.map(|()| done(group))
-            }
-        };
-        result.map_err(|e| e.into_core("apply"))
+            })
+            .collect()
     }
 }
 
