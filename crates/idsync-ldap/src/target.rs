@@ -641,7 +641,7 @@ impl Target for LdapTarget {
     /// `members_per_modify` `member` values, after the DNs of the accounts
     /// they name were found in few searches (see
     /// [`LdapConfig::members_per_modify`]); every other operation alone;
-    /// [`OPS_AT_ONCE`] groups and operations at once.
+    /// eight groups and operations at once.
     async fn apply_batch(&self, ops: &[TargetOp]) -> Vec<Result<Applied>> {
         // Nothing is written with an initial password that cannot be sent.
         if let Err(e) = self.config.check_initial_password() {
