@@ -123,6 +123,20 @@ pub struct LdapConfig {
     /// (none by default: such accounts stay disabled).
     #[serde(default)]
     pub initial_password: InitialPassword,
+    /// Target: the most `member` values one modify adds or removes (1000
+    /// by default), which is also how many operations the target takes in
+    /// one batch. A group's membership changes go out as modifies of up to
+    /// this many values. 1000 stays under Active Directory's limits: it
+    /// answers at most MaxValRange values of an attribute per read (1500
+    /// since Windows Server 2003, 1000 before) and refuses requests larger
+    /// than MaxReceiveBuffer (10 MB); `member` is a linked attribute, with
+    /// no cap on the values a group holds. slapd takes requests up to
+    /// `sockbuf_max_incoming_auth` (4 MiB): 1000 DNs are about 100 KB. A
+    /// modify the server refuses as a whole (a value already there or
+    /// absent, one member it will not take, an administrative limit) is
+    /// sent again in halves, down to the member that fails.
+    #[serde(default = "default_members_per_modify")]
+    pub members_per_modify: usize,
 }
 
 fn yes() -> bool {
@@ -135,6 +149,10 @@ fn default_timeout() -> u64 {
 
 fn default_page_size() -> i32 {
     500
+}
+
+fn default_members_per_modify() -> usize {
+    1000
 }
 
 fn default_naming() -> String {
@@ -164,6 +182,7 @@ impl LdapConfig {
             default_container: None,
             disabled_attribute: None,
             initial_password: InitialPassword::None,
+            members_per_modify: default_members_per_modify(),
         }
     }
 

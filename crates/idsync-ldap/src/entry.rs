@@ -71,6 +71,51 @@ pub(crate) fn by_id(config: &LdapConfig, id: &str) -> (String, ldap3::Scope, Str
     }
 }
 
+/// An id written as a UUID (an objectGUID, an entryUUID).
+pub(crate) fn uuid_like(s: &str) -> bool {
+    s.len() == 36
+        && s.chars().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// An equality assertion that finds the entry with this id among others in
+/// one search filter: `(entryUUID=…)`, or on AD `(objectGUID=\xx…)` with
+/// the GUID's bytes in AD's order (the first three fields little-endian).
+/// `None` for an id that is not a UUID.
+pub(crate) fn id_assertion(config: &LdapConfig, id: &str) -> Option<String> {
+    if !uuid_like(id) {
+        return None;
+    }
+    match config.flavor {
+        Flavor::Generic => Some(format!("(entryUUID={id})")),
+        Flavor::Ad => {
+            let hex: Vec<u8> = id
+                .bytes()
+                .filter(|b| *b != b'-')
+                .collect::<Vec<u8>>()
+                .chunks(2)
+                .map(|pair| {
+                    std::str::from_utf8(pair)
+                        .ok()
+                        .and_then(|p| u8::from_str_radix(p, 16).ok())
+                })
+                .collect::<Option<Vec<u8>>>()?;
+            let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+            let mut out = String::from("(objectGUID=");
+            for i in order {
+                out.push_str(&format!("\\{:02x}", hex.get(i)?));
+            }
+            out.push(')');
+            Some(out)
+        }
+    }
+}
+
 /// Whether the entry is a group.
 pub(crate) fn is_group(e: &SearchEntry) -> bool {
     e.attrs
@@ -171,6 +216,32 @@ mod tests {
 
     fn config(flavor: Flavor) -> LdapConfig {
         LdapConfig::new("ldap://127.0.0.1", "cn=admin", "", "dc=acme,dc=test", flavor)
+    }
+
+    #[test]
+    fn id_assertions_find_entry_uuids_and_ad_guids_in_their_byte_order() {
+        let id = "00112233-4455-6677-8899-aabbccddeeff";
+        assert_eq!(
+            id_assertion(&config(Flavor::Generic), id).as_deref(),
+            Some("(entryUUID=00112233-4455-6677-8899-aabbccddeeff)")
+        );
+        let ad = id_assertion(&config(Flavor::Ad), id).unwrap();
+        assert_eq!(ad, r"(objectGUID=\33\22\11\00\55\44\77\66\88\99\aa\bb\cc\dd\ee\ff)");
+        let bytes: Vec<u8> = ad[12..ad.len() - 1]
+            .split('\\')
+            .filter(|b| !b.is_empty())
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect();
+        assert_eq!(idsync_core::ad::guid_to_string(&bytes).as_deref(), Some(id));
+        for not_an_id in [
+            "",
+            "nope",
+            "00112233-4455-6677-8899-aabbccddeefg",
+            "00112233-4455-6677-8899-aabbccddeeff)",
+        ] {
+            assert_eq!(id_assertion(&config(Flavor::Ad), not_an_id), None, "{not_an_id}");
+            assert_eq!(id_assertion(&config(Flavor::Generic), not_an_id), None, "{not_an_id}");
+        }
     }
 
     /// Found by the `ad_ids` fuzz target: an empty entryUUID made an object

@@ -16,6 +16,20 @@ pub enum LdapError {
         /// The entry concerned.
         dn: String,
     },
+    /// The directory refused to add or remove one member of a group.
+    #[error("LDAP rc={rc} ({text}) {doing} member {member} of {group}")]
+    Member {
+        /// The LDAP result code.
+        rc: u32,
+        /// The server's message.
+        text: String,
+        /// `adding` or `removing`.
+        doing: &'static str,
+        /// The member's DN.
+        member: String,
+        /// The group's DN.
+        group: String,
+    },
     /// An entry lacks a usable id.
     #[error("{attribute} of {dn} is missing or malformed")]
     BadId {
@@ -91,10 +105,21 @@ pub(crate) fn classify_client(e: &ldap3::LdapError) -> (ErrorKind, bool) {
 impl LdapError {
     /// Into the core's error, naming the operation.
     pub fn into_core(self, op: &'static str) -> Error {
-        let (kind, transient, object) = match &self {
+        self.to_core(op).source(self)
+    }
+
+    /// The core's error for this one, without it as the source: for an
+    /// error that fails several operations at once (a batched look-up, a
+    /// modify of many members).
+    pub(crate) fn to_core(&self, op: &'static str) -> Error {
+        let (kind, transient, object) = match self {
             LdapError::Result { rc, dn, .. } => {
                 let (k, t) = classify(*rc);
                 (k, t, Some(dn.clone()))
+            }
+            LdapError::Member { rc, member, .. } => {
+                let (k, t) = classify(*rc);
+                (k, t, Some(member.clone()))
             }
             LdapError::BadId { dn, .. } => (ErrorKind::InvalidData, false, Some(dn.clone())),
             LdapError::Config(_) => (ErrorKind::Config, false, None),
@@ -103,7 +128,7 @@ impl LdapError {
                 (k, t, None)
             }
         };
-        let text = match &self {
+        let text = match self {
             LdapError::Client(ldap3::LdapError::NativeTLS { source }) if certificate_refused(source) => format!(
                 "the directory's TLS certificate was refused (is ca_file its CA, and does the url name the host it was issued for?): {self}"
             ),
@@ -113,8 +138,7 @@ impl LdapError {
         if let Some(o) = object {
             e = e.object(o);
         }
-        e = if transient { e.transient() } else { e.permanent() };
-        e.source(self)
+        if transient { e.transient() } else { e.permanent() }
     }
 }
 

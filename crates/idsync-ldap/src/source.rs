@@ -1,7 +1,7 @@
 //! `LdapSource`: full reads with paged searches and ranged `member`
 //! retrieval, ending Partial when anything was not read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -116,7 +116,7 @@ impl LdapSource {
         let name_attr = scope.group_name_attribute.as_deref().unwrap_or("cn");
         let mut dns = Vec::new();
         for name in &scope.groups {
-            let (base, search_scope, filter) = if uuid_like(name) {
+            let (base, search_scope, filter) = if crate::entry::uuid_like(name) {
                 crate::entry::by_id(&self.config, name)
             } else {
                 let filter = format!("(&{}({name_attr}={}))", self.config.groups(), ldap3::ldap_escape(name));
@@ -167,18 +167,6 @@ fn checked(filter: String, setting: &str) -> std::result::Result<String, LdapErr
             "{setting}: {filter:?} is not a valid LDAP filter (RFC 4515)"
         ))),
     }
-}
-
-/// An id written as a UUID (an objectGUID).
-fn uuid_like(s: &str) -> bool {
-    s.len() == 36
-        && s.chars().enumerate().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                c == '-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
 }
 
 /// Where a named-change delta starts.
@@ -233,12 +221,26 @@ pub(crate) async fn all_members(
     Ok(())
 }
 
-/// The ids of the entries named by `dns` (group members), each looked up
-/// once; `ids` caches what is known. A DN that a full read would not list
-/// (deleted, moved, outside `listed`, not readable) is left out, as a full
-/// read leaves it out; a look-up that fails (the connection, a busy
-/// server) is an error: the group would otherwise look as if those members
-/// had left it.
+/// Member DNs looked up by one search: an OR of this many DN equality
+/// assertions. A few hundred keep the filter near 20 KB, far below the
+/// request limits of slapd (4 MiB) and AD (MaxReceiveBuffer, 10 MB), and
+/// the answer below the size limits of a non-admin bind (500 by default on
+/// slapd, MaxPageSize 1000 on AD).
+const DNS_PER_SEARCH: usize = 200;
+
+/// Batched member look-ups in flight at once.
+const SEARCHES_AT_ONCE: usize = 4;
+
+/// The ids of the entries named by `dns` (group members); `ids` caches
+/// what is known. Unknown DNs are looked up in batches: one search per
+/// scope container and [`DNS_PER_SEARCH`] DNs, `(&<filter>(|(entryDN=…)…))`
+/// (`distinguishedName` on AD), [`SEARCHES_AT_ONCE`] at a time, so a group
+/// of 30,000 members costs 150 searches, not 30,000. A DN that search does not return is then looked
+/// up alone, by a base search with the filter: only that one decides that
+/// a full read would not list it (deleted, moved, outside `listed`, not
+/// readable), and it is left out, as a full read leaves it out. A look-up
+/// that fails (the connection, a busy server) is an error: the group would
+/// otherwise look as if those members had left it.
 pub(crate) async fn member_ids(
     ldap: &mut Ldap,
     config: &LdapConfig,
@@ -246,31 +248,78 @@ pub(crate) async fn member_ids(
     dns: Vec<String>,
     ids: &mut HashMap<String, ExternalId>,
 ) -> std::result::Result<Vec<ExternalId>, LdapError> {
-    let mut members = Vec::with_capacity(dns.len());
-    for dn in dns.into_iter().filter(|dn| listed.holds_dn(dn)) {
-        let key = dn_key(&dn);
-        if !ids.contains_key(&key) {
-            let found = ldap
-                .with_timeout(config.op_timeout())
-                .search(&dn, ldap3::Scope::Base, &listed.filter, vec![config.id_attr()])
-                .await
-                .and_then(|r| r.success());
-            let entries = match found {
-                Ok((entries, _)) => entries,
-                Err(ldap3::LdapError::LdapResult { result }) if !crate::error::classify(result.rc).1 => Vec::new(),
-                Err(e) => return Err(e.into()),
-            };
-            if let Some(e) = entries.into_iter().next()
-                && let Ok(id) = id_of(config, &SearchEntry::construct(e))
-            {
-                ids.insert(key.clone(), id);
-            }
+    let dns: Vec<(String, String)> = dns
+        .into_iter()
+        .filter(|dn| listed.holds_dn(dn))
+        .map(|dn| (dn_key(&dn), dn))
+        .collect();
+    let mut wanted: Vec<Vec<&str>> = vec![Vec::new(); listed.bases.len()];
+    let mut asked: HashSet<&str> = HashSet::new();
+    for (key, dn) in &dns {
+        if ids.contains_key(key) || !asked.insert(key) {
+            continue;
         }
-        if let Some(id) = ids.get(&key) {
-            members.push(id.clone());
+        if let Some(i) = listed.bases.iter().position(|b| idsync_core::dn::within(dn, b)) {
+            wanted[i].push(dn);
         }
     }
-    Ok(members)
+    let attr = match config.flavor {
+        Flavor::Ad => "distinguishedName",
+        Flavor::Generic => "entryDN",
+    };
+    let mut searches = Vec::new();
+    for (base, dns) in listed.bases.iter().zip(&wanted) {
+        for chunk in dns.chunks(DNS_PER_SEARCH) {
+            let mut filter = format!("(&{}(|", listed.filter);
+            for dn in chunk {
+                filter.push_str(&format!("({attr}={})", ldap3::ldap_escape(*dn)));
+            }
+            filter.push_str("))");
+            let mut ldap = ldap.clone();
+            searches.push(async move {
+                ldap.with_timeout(config.op_timeout())
+                    .search(base, ldap3::Scope::Subtree, &filter, vec![config.id_attr()])
+                    .await
+            });
+        }
+    }
+    let mut answers = futures::stream::iter(searches).buffer_unordered(SEARCHES_AT_ONCE);
+    while let Some(answer) = answers.next().await {
+        let ldap3::SearchResult(entries, result) = answer?;
+        for re in entries.into_iter().filter(|re| !re.is_ref()) {
+            let entry = SearchEntry::construct(re);
+            if let Ok(id) = id_of(config, &entry) {
+                ids.insert(dn_key(&entry.dn), id);
+            }
+        }
+        if result.rc != 0 {
+            // A size limit, or a server without this DN attribute: what
+            // is missing is looked up alone below.
+            tracing::debug!(rc = result.rc, text = %result.text, "a batched member look-up fell short");
+        }
+    }
+    for dn in wanted.iter().flatten() {
+        let key = dn_key(dn);
+        if ids.contains_key(&key) {
+            continue;
+        }
+        let found = ldap
+            .with_timeout(config.op_timeout())
+            .search(dn, ldap3::Scope::Base, &listed.filter, vec![config.id_attr()])
+            .await
+            .and_then(|r| r.success());
+        let entries = match found {
+            Ok((entries, _)) => entries,
+            Err(ldap3::LdapError::LdapResult { result }) if !crate::error::classify(result.rc).1 => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(e) = entries.into_iter().next()
+            && let Ok(id) = id_of(config, &SearchEntry::construct(e))
+        {
+            ids.insert(key, id);
+        }
+    }
+    Ok(dns.iter().filter_map(|(key, _)| ids.get(key).cloned()).collect())
 }
 
 /// Reads one object whole (a group with all its members, by id), `None`

@@ -5,13 +5,14 @@
 //! enabled, and with `initial_password = "random"` it gets a random one
 //! (over TLS only) that must be changed at the next logon.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use idsync_core::{
-    Applied, ExternalId, Fields, Link, Lookup, ObjectKind, ProfileId, Result, Target, TargetAccount,
+    Applied, Error, ErrorKind, ExternalId, Fields, Link, Lookup, ObjectKind, ProfileId, Result, Target, TargetAccount,
     TargetCapabilities, TargetId, TargetOp,
 };
 use ldap3::adapters::{Adapter, PagedResults};
@@ -22,7 +23,13 @@ use crate::config::{Flavor, InitialPassword, LdapConfig};
 use crate::conn::connect;
 use crate::entry::{dn_key, id_of, is_group, parent, text};
 use crate::error::{LdapError, check};
-use crate::source::all_members;
+use crate::source::{Listed, all_members, member_ids};
+
+mod members;
+
+/// Operations of one batch in flight at once (a group's membership
+/// changes count as one).
+const OPS_AT_ONCE: usize = 8;
 
 /// The mapped field that chooses (and moves) an entry's container.
 pub const CONTAINER_FIELD: &str = "container";
@@ -166,12 +173,21 @@ impl LdapTarget {
             })
     }
 
-    /// Accounts from entries; members are given as target ids when known.
+    /// Accounts from entries. A group's members are the accounts of
+    /// `known` (by DN key) its `member` names, or with no `known`, every
+    /// entry it names, looked up in batches (see
+    /// [`crate::source::member_ids`]): the planner sees the memberships of
+    /// the accounts it knows, which a delta finds by other look-ups.
     async fn accounts(
         &self,
         entries: Vec<SearchEntry>,
-        ids_by_dn: &HashMap<String, TargetId>,
+        known: Option<&HashMap<String, TargetId>>,
     ) -> Res<Vec<TargetAccount>> {
+        let everything = Listed {
+            filter: "(objectClass=*)".into(),
+            bases: vec![self.config.base_dn.clone()],
+        };
+        let mut looked_up: HashMap<String, ExternalId> = HashMap::new();
         let link_attr = self.config.link_attr();
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
@@ -217,14 +233,22 @@ impl LdapTarget {
                 })
                 .flat_map(|(_, v)| v.iter().cloned())
                 .collect();
+            let mut members = Vec::new();
             if kind == ObjectKind::Group {
                 let mut ldap = self.handle().await?;
                 all_members(&mut ldap, self.config.op_timeout(), &e, &mut member_dns).await?;
+                members = match known {
+                    Some(ids) => member_dns
+                        .iter()
+                        .filter_map(|dn| ids.get(&dn_key(dn)).cloned())
+                        .collect(),
+                    None => member_ids(&mut ldap, &self.config, &everything, member_dns, &mut looked_up)
+                        .await?
+                        .into_iter()
+                        .map(|id| TargetId(id.0))
+                        .collect(),
+                };
             }
-            let members = member_dns
-                .iter()
-                .filter_map(|dn| ids_by_dn.get(&dn_key(dn)).cloned())
-                .collect();
             out.push(TargetAccount {
                 id,
                 link,
@@ -482,95 +506,8 @@ impl LdapTarget {
         Ok(None)
     }
 
-    async fn membership(&self, group: &TargetId, member: &TargetId, add: bool) -> Res<()> {
-        let group_dn = self.dn_of(group).await?;
-        let member_dn = self.dn_of(member).await?;
-        let mut ldap = self.handle().await?;
-        let values: HashSet<String> = [member_dn].into_iter().collect();
-        let (m, ok) = if add {
-            (Mod::Add("member".to_owned(), values), &ALREADY_MEMBER[..])
-        } else {
-            (Mod::Delete("member".to_owned(), values), &NOT_A_MEMBER[..])
-        };
-        check(
-            ldap.with_timeout(self.config.op_timeout())
-                .modify(&group_dn, vec![m])
-                .await?,
-            &group_dn,
-            ok,
-        )
-    }
-}
-
-#[async_trait]
-impl Target for LdapTarget {
-    fn backend(&self) -> &'static str {
-        crate::NAME
-    }
-
-    fn capabilities(&self) -> TargetCapabilities {
-        let disable = self.config.flavor == Flavor::Ad || self.config.disabled_attribute.is_some();
-        TargetCapabilities {
-            groups: true,
-            disable,
-            disable_groups: false,
-            delete: true,
-            veto: false,
-            ..TargetCapabilities::default()
-        }
-    }
-
-    async fn linked(&self, profile: ProfileId) -> Result<BoxStream<'_, Result<TargetAccount>>> {
-        let prefix = format!("idsync:{profile}:");
-        let filter = format!("({}={}*)", self.config.link_attr(), ldap_escape(prefix.as_str()));
-        let entries = self.search_all(&filter).await.map_err(|e| e.into_core("linked"))?;
-        let ids: HashMap<String, TargetId> = entries
-            .iter()
-            .filter_map(|e| Some((dn_key(&e.dn), TargetId(id_of(&self.config, e).ok()?.0))))
-            .collect();
-        let accounts = self.accounts(entries, &ids).await.map_err(|e| e.into_core("linked"))?;
-        Ok(futures::stream::iter(accounts.into_iter().map(Ok)).boxed())
-    }
-
-    async fn lookup(&self, lookups: &[Lookup]) -> Result<Vec<TargetAccount>> {
-        let mut found: HashMap<TargetId, TargetAccount> = HashMap::new();
-        for l in lookups {
-            let filter = match l {
-                Lookup::Field { field, value, .. } => {
-                    format!("({}={})", ldap_escape(field.as_str()), ldap_escape(value.trim()))
-                }
-                Lookup::External { external, .. } => {
-                    format!(
-                        "({}=idsync:*:{})",
-                        self.config.link_attr(),
-                        ldap_escape(external.0.as_str())
-                    )
-                }
-            };
-            let entries = self.search_all(&filter).await.map_err(|e| e.into_core("lookup"))?;
-            for a in self
-                .accounts(entries, &HashMap::new())
-                .await
-                .map_err(|e| e.into_core("lookup"))?
-            {
-                let kind_ok = match l {
-                    Lookup::Field { kind, .. } | Lookup::External { kind, .. } => a.kind == *kind,
-                };
-                let external_ok = match l {
-                    Lookup::External { external, .. } => a.link.as_ref().is_some_and(|k| &k.external == external),
-                    Lookup::Field { .. } => true,
-                };
-                if kind_ok && external_ok {
-                    found.insert(a.id.clone(), a);
-                }
-            }
-        }
-        Ok(found.into_values().collect())
-    }
-
-    async fn apply(&self, op: &TargetOp) -> Result<Applied> {
-        // Nothing is written with an initial password that cannot be sent.
-        self.config.check_initial_password().map_err(|e| e.into_core("apply"))?;
+    /// Applies one operation other than a membership change.
+    async fn apply_one(&self, op: &TargetOp) -> Result<Applied> {
         let done = |t: &TargetId| Applied {
             target: Some(t.clone()),
             note: None,
@@ -617,12 +554,149 @@ impl Target for LdapTarget {
                 }
                 .await
             }
-            TargetOp::AddMember { group, member } => self.membership(group, member, true).await.map(|()| done(group)),
-            TargetOp::RemoveMember { group, member } => {
-                self.membership(group, member, false).await.map(|()| done(group))
+            TargetOp::AddMember { .. } | TargetOp::RemoveMember { .. } => {
+                return Err(
+                    Error::new(ErrorKind::Internal, "a membership change is applied with its group's")
+                        .backend(crate::NAME),
+                );
             }
         };
         result.map_err(|e| e.into_core("apply"))
+    }
+}
+
+#[async_trait]
+impl Target for LdapTarget {
+    fn backend(&self) -> &'static str {
+        crate::NAME
+    }
+
+    fn capabilities(&self) -> TargetCapabilities {
+        let disable = self.config.flavor == Flavor::Ad || self.config.disabled_attribute.is_some();
+        TargetCapabilities {
+            groups: true,
+            disable,
+            disable_groups: false,
+            delete: true,
+            veto: false,
+            batch: self.config.members_per_modify.max(1),
+        }
+    }
+
+    async fn linked(&self, profile: ProfileId) -> Result<BoxStream<'_, Result<TargetAccount>>> {
+        let prefix = format!("idsync:{profile}:");
+        let filter = format!("({}={}*)", self.config.link_attr(), ldap_escape(prefix.as_str()));
+        let entries = self.search_all(&filter).await.map_err(|e| e.into_core("linked"))?;
+        let ids: HashMap<String, TargetId> = entries
+            .iter()
+            .filter_map(|e| Some((dn_key(&e.dn), TargetId(id_of(&self.config, e).ok()?.0))))
+            .collect();
+        let accounts = self
+            .accounts(entries, Some(&ids))
+            .await
+            .map_err(|e| e.into_core("linked"))?;
+        Ok(futures::stream::iter(accounts.into_iter().map(Ok)).boxed())
+    }
+
+    async fn lookup(&self, lookups: &[Lookup]) -> Result<Vec<TargetAccount>> {
+        let mut found: HashMap<TargetId, TargetAccount> = HashMap::new();
+        for l in lookups {
+            let filter = match l {
+                Lookup::Field { field, value, .. } => {
+                    format!("({}={})", ldap_escape(field.as_str()), ldap_escape(value.trim()))
+                }
+                Lookup::External { external, .. } => {
+                    format!(
+                        "({}=idsync:*:{})",
+                        self.config.link_attr(),
+                        ldap_escape(external.0.as_str())
+                    )
+                }
+            };
+            let entries = self.search_all(&filter).await.map_err(|e| e.into_core("lookup"))?;
+            for a in self.accounts(entries, None).await.map_err(|e| e.into_core("lookup"))? {
+                let kind_ok = match l {
+                    Lookup::Field { kind, .. } | Lookup::External { kind, .. } => a.kind == *kind,
+                };
+                let external_ok = match l {
+                    Lookup::External { external, .. } => a.link.as_ref().is_some_and(|k| &k.external == external),
+                    Lookup::Field { .. } => true,
+                };
+                if kind_ok && external_ok {
+                    found.insert(a.id.clone(), a);
+                }
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+
+    async fn apply(&self, op: &TargetOp) -> Result<Applied> {
+        self.apply_batch(std::slice::from_ref(op))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(crate::NAME)))
+    }
+
+    /// A group's membership changes go out together: modifies of up to
+    /// `members_per_modify` `member` values, after the DNs of the accounts
+    /// they name were found in few searches (see
+    /// [`LdapConfig::members_per_modify`]); every other operation alone;
+    /// eight groups and operations at once.
+    async fn apply_batch(&self, ops: &[TargetOp]) -> Vec<Result<Applied>> {
+        // Nothing is written with an initial password that cannot be sent.
+        if let Err(e) = self.config.check_initial_password() {
+            return ops.iter().map(|_| Err(e.to_core("apply"))).collect();
+        }
+        let mut groups: BTreeMap<&TargetId, Vec<members::Change<'_>>> = BTreeMap::new();
+        let mut others = Vec::new();
+        for (index, op) in ops.iter().enumerate() {
+            let (group, member, add) = match op {
+                TargetOp::AddMember { group, member } => (group, member, true),
+                TargetOp::RemoveMember { group, member } => (group, member, false),
+                _ => {
+                    others.push((index, op));
+                    continue;
+                }
+            };
+            groups
+                .entry(group)
+                .or_default()
+                .push(members::Change { index, add, member });
+        }
+        let ids: BTreeSet<&TargetId> = groups
+            .iter()
+            .flat_map(|(group, changes)| std::iter::once(*group).chain(changes.iter().map(|c| c.member)))
+            .collect();
+        let dns = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.dns_of(ids).await
+        };
+        let dns = &dns;
+        let mut jobs: Vec<BoxFuture<'_, Vec<members::Done>>> = Vec::new();
+        for (group, changes) in groups {
+            jobs.push(self.change_members(group, changes, dns).boxed());
+        }
+        for (index, op) in others {
+            jobs.push(async move { vec![(index, self.apply_one(op).await)] }.boxed());
+        }
+        let mut results: Vec<Option<Result<Applied>>> = std::iter::repeat_with(|| None).take(ops.len()).collect();
+        let mut finished = futures::stream::iter(jobs).buffer_unordered(OPS_AT_ONCE);
+        while let Some(done) = finished.next().await {
+            for (index, result) in done {
+                if let Some(slot) = results.get_mut(index) {
+                    *slot = Some(result);
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(crate::NAME))
+                })
+            })
+            .collect()
     }
 }
 

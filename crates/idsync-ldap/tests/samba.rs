@@ -955,3 +955,123 @@ async fn assigned_groups_are_pushed_down_with_in_chain_and_nested_members_come_a
     let (again, _) = read(&LdapSource::new(config(dc)), &by_id).await;
     assert_eq!(again.len(), 6);
 }
+
+/// The objectGUIDs of the entries under `ou` matching `filter`, by DN (lower case).
+async fn guids(dc: &SambaDc, ou: &str, filter: &str) -> std::collections::BTreeMap<String, String> {
+    dc.search(ou, filter, &["objectGUID"])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let guid = idsync_core::ad::guid_to_string(&e.get("objectGUID")[0]).unwrap();
+            (e.dn.to_lowercase(), guid)
+        })
+        .collect()
+}
+
+/// Issue 15 on AD: 1,000 members go into a group with one modify (their
+/// DNs found by 6 searches of up to 200 objectGUIDs); the source reads
+/// that group alone with 6 searches (the group, then its member DNs by
+/// `distinguishedName` 200 at a time). In a second batch, members already
+/// there count as added (AD's 68), a member not there counts as removed
+/// (AD's 53), and an account that does not exist fails alone, named.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_of_1000_members_is_filled_with_one_modify_and_read_alone_with_six_searches() {
+    use idsync_testkit::proxy::TcpProxy;
+    let Some(dc) = samba_dc().await else { return };
+    let ou = dc.unique_ou("batch").await.unwrap();
+    let dns = dc.add_users(&ou, 1006).await.unwrap();
+    let users = guids(dc, &ou, "(objectClass=user)").await;
+    let id = |i: usize| TargetId(users[&dns[i].to_lowercase()].clone());
+    let proxy = TcpProxy::start(389).await.unwrap();
+    let url = format!("ldap://127.0.0.1:{}", proxy.port());
+    let target = LdapTarget::new(LdapConfig {
+        url: url.clone(),
+        ..config(dc)
+    });
+    // The DC is shared between runs: a name and a link of this run's own.
+    let tag = idsync_testkit::samba::random_tag();
+    let mut fields = group_fields(&tag, 1);
+    fields.insert("container".into(), ou.clone());
+    let link = Link {
+        profile: ProfileId("b2b2b2b2-0000-4000-8000-000000000015".parse().unwrap()),
+        external: idsync_core::ExternalId(tag.clone()),
+    };
+    let group = target
+        .apply(&TargetOp::Create {
+            kind: ObjectKind::Group,
+            link,
+            fields,
+        })
+        .await
+        .unwrap()
+        .target
+        .unwrap();
+    let group_dn = format!("CN={tag}g1,{ou}");
+    let members = |dc: &'static SambaDc| {
+        let group_dn = group_dn.clone();
+        async move {
+            let entry = dc.entry(&group_dn, &["member"]).await.unwrap().unwrap();
+            let mut dns: Vec<String> = entry.strs("member").into_iter().map(|m| m.to_lowercase()).collect();
+            dns.sort();
+            dns
+        }
+    };
+    let add = |i: usize| TargetOp::AddMember {
+        group: group.clone(),
+        member: id(i),
+    };
+    let before = proxy.stats().ldap;
+    let results = target.apply_batch(&(0..1000).map(add).collect::<Vec<_>>()).await;
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let sent = proxy.stats().ldap;
+    assert_eq!(
+        (sent.modify - before.modify, sent.search - before.search),
+        (1, 6),
+        "{sent:?}"
+    );
+    let mut expected: Vec<String> = dns[..1000].iter().map(|d| d.to_lowercase()).collect();
+    expected.sort();
+    assert_eq!(members(dc).await, expected);
+
+    // The source reads the group alone in 6 searches.
+    let source = LdapSource::new(LdapConfig { url, ..config(dc) });
+    let scope = Scope {
+        containers: vec![ou.clone()],
+        ..Scope::default()
+    };
+    let before = proxy.stats().ldap;
+    let object = source
+        .read_one(&scope, &idsync_core::ExternalId(group.0.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(proxy.stats().ldap.search - before.search, 6, "{:?}", proxy.stats().ldap);
+    let read: std::collections::BTreeSet<String> = object.members.iter().map(|m| m.0.clone()).collect();
+    let wanted: std::collections::BTreeSet<String> = (0..1000).map(|i| id(i).0).collect();
+    assert_eq!(read, wanted);
+
+    // Adds of 995–1004 (995–999 are members), of an account that does not
+    // exist, then removes of 0 (a member) and 1005 (never one).
+    let nobody = TargetId("0badc0de-0000-4000-8000-000000000000".into());
+    let mut ops: Vec<TargetOp> = (995..1005).map(add).collect();
+    ops.push(TargetOp::AddMember {
+        group: group.clone(),
+        member: nobody.clone(),
+    });
+    for i in [0, 1005] {
+        ops.push(TargetOp::RemoveMember {
+            group: group.clone(),
+            member: id(i),
+        });
+    }
+    let results = target.apply_batch(&ops).await;
+    let failed: Vec<usize> = (0..ops.len()).filter(|i| results[*i].is_err()).collect();
+    assert_eq!(failed, [10], "{results:?}");
+    let e = results[10].as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains(&nobody.0), "{e}");
+    let mut expected: Vec<String> = dns[1..1005].iter().map(|d| d.to_lowercase()).collect();
+    expected.sort();
+    assert_eq!(members(dc).await, expected);
+}

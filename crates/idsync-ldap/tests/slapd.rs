@@ -5,7 +5,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use idsync_core::memory::{MemorySource, MemoryTarget};
 use idsync_core::{
-    Engine, Fields, MemoryStateStore, ObjectKind, Profile, ReadItem, RunOptions, Scope, Source, SourceObject,
+    Engine, Fields, MemoryStateStore, ObjectKind, Profile, ReadItem, RunOptions, Scope, Source, SourceObject, Target,
+    TargetId, TargetOp,
 };
 use idsync_ldap::{Flavor, LdapConfig, LdapSource, LdapTarget};
 use idsync_testkit::behaviour::{source, target};
@@ -528,4 +529,334 @@ async fn without_syncrepl_deltas_come_from_modify_timestamp() {
     let again = engine.run(&RunOptions::default()).await.unwrap();
     assert_eq!(again.plan.mode, idsync_core::ReadMode::Delta);
     assert!(again.plan.is_empty(), "{}", again.plan);
+}
+
+/// A group read alone (`read_one`, as a delta reads the groups that named
+/// a moved or renamed member, and a syncrepl delta's changed groups)
+/// resolves its member DNs in batches: one search per 200 members, then one
+/// per member those did not find, instead of one per member (issue 15). It
+/// still names exactly the members a full read lists: under the scope's
+/// containers, matching its filter, still there, whatever the case and
+/// spacing of the DN in the group.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_big_group_read_alone_costs_a_few_searches_and_names_exactly_its_members_in_scope() {
+    use idsync_testkit::proxy::TcpProxy;
+    use idsync_testkit::slapd::{DEFAULT_SUFFIX, group_dn, groups_ldif, ous_ldif, user_dn, user_uid, users_ldif};
+    let (base, ous) = (DEFAULT_SUFFIX, ["east", "west"]);
+    let mut ldif = ous_ldif(base, &ous);
+    ldif.push_str(&users_ldif(base, 1000, &ous));
+    ldif.push_str(&groups_ldif(base, 1, 1000, &ous));
+    let Some(s) = slapd(SlapdOptions {
+        ldif,
+        ..SlapdOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    // Users 0 and 2 (east) leave; without refint their DNs stay in the group.
+    for i in [0, 2] {
+        s.ldapdelete(&user_dn(base, i, &ous)).await.unwrap();
+    }
+    // User 10's DN is written in another case and spacing.
+    s.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n-\nadd: member\nmember: UID={}, OU=East,{base}\n",
+        group_dn(base, 0),
+        user_dn(base, 10, &ous),
+        user_uid(10)
+    ))
+    .await
+    .unwrap();
+    let uuid_of = |e: &idsync_testkit::ldif_cli::Entry| e.first_str("entryUUID").unwrap();
+    let group = s
+        .search(&group_dn(base, 0), "(objectClass=*)", &["entryUUID"])
+        .await
+        .unwrap();
+    let users = s
+        .search(base, "(objectClass=inetOrgPerson)", &["uid", "entryUUID"])
+        .await
+        .unwrap();
+    // In scope: east users (even i) but 4, 6 and 8, which the filter leaves out.
+    let filtered = [4, 6, 8];
+    let expected: std::collections::BTreeSet<String> = users
+        .iter()
+        .filter(|e| {
+            let i: usize = e.first_str("uid").unwrap()[1..].parse().unwrap();
+            i.is_multiple_of(2) && !filtered.contains(&i)
+        })
+        .map(uuid_of)
+        .collect();
+    assert_eq!(expected.len(), 495);
+
+    let proxy = TcpProxy::start(s.port()).await.unwrap();
+    let mut c = config(&s);
+    c.url = format!("ldap://127.0.0.1:{}", proxy.port());
+    let scope = Scope {
+        containers: vec![format!("ou=east,{base}"), s.groups_dn()],
+        filter: Some(format!(
+            "(!(|{}))",
+            filtered.map(|i| format!("(uid={})", user_uid(i))).concat()
+        )),
+        ..Scope::default()
+    };
+    let id = idsync_core::ExternalId(uuid_of(&group[0]));
+    let object = LdapSource::new(c).read_one(&scope, &id).await.unwrap().unwrap();
+    let members: std::collections::BTreeSet<String> = object.members.iter().map(|m| m.0.clone()).collect();
+    assert_eq!(object.members.len(), 495, "each member once");
+    assert_eq!(members, expected);
+    // The group, then its 500 east DNs in 3 batches, then alone the 5 that
+    // those did not find (2 gone, 3 filtered out); the west DNs cost nothing.
+    assert_eq!(proxy.stats().ldap.search, 1 + 3 + 5, "{:?}", proxy.stats().ldap);
+}
+
+/// The DNs in a group's `member` (without the placeholder of a group
+/// idsync created), lower case.
+async fn member_dns(s: &Slapd, group_dn: &str) -> std::collections::BTreeSet<String> {
+    let entry = s.search(group_dn, "(objectClass=*)", &["member"]).await.unwrap();
+    entry[0]
+        .strs("member")
+        .into_iter()
+        .filter(|m| !m.is_empty())
+        .map(|m| m.to_lowercase())
+        .collect()
+}
+
+/// The target through a proxy that counts its LDAP requests.
+async fn counted_target(s: &Slapd, per_modify: usize) -> (LdapTarget, idsync_testkit::proxy::TcpProxy) {
+    let proxy = idsync_testkit::proxy::TcpProxy::start(s.port()).await.unwrap();
+    let config = LdapConfig {
+        url: format!("ldap://127.0.0.1:{}", proxy.port()),
+        members_per_modify: per_modify,
+        ..target_config(s)
+    };
+    (LdapTarget::new(config), proxy)
+}
+
+/// Issue 15: a group's membership changes go out as modifies of many
+/// `member` values. An engine run creates 1,000 users and a group holding
+/// them all with one modify of 1,000 values; 500 leave in one modify more;
+/// with `members_per_modify = 300`, 1,000 adds take four modifies.
+/// Counted at the wire; the group holds exactly the members wanted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_of_1000_members_is_filled_and_half_emptied_with_one_modify_each() {
+    let Some(s) = slapd(SlapdOptions::default()).await else {
+        return;
+    };
+    let (target, proxy) = counted_target(&s, 1000).await;
+    let user = |i: usize| {
+        SourceObject::new(format!("e{i}"), ObjectKind::User)
+            .with("givenName", "Member")
+            .with("sn", format!("N{i:04}"))
+            .with("mail", format!("m{i}@acme.test"))
+    };
+    let mut group = SourceObject::new("g1", ObjectKind::Group).with("cn", "all");
+    for i in 0..1000 {
+        group = group.with_member(format!("e{i}"));
+    }
+    let source = MemorySource::with_objects((0..1000).map(user).chain([group]));
+    let engine = Engine::new(
+        target_profile(),
+        Arc::new(source.clone()),
+        Arc::new(target),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.failures().count(), 0, "{}", report.to_json());
+    let c = report.plan.counts;
+    assert_eq!((c.create, c.add_member), (1001, 1000), "{}", report.plan);
+    let sent = proxy.stats().ldap;
+    assert_eq!((sent.add, sent.modify), (1001, 1), "{sent:?}");
+    let group_dn = format!("cn=all,{}", s.people_dn());
+    let dn = |i: usize| format!("cn=member n{i:04},{}", s.people_dn());
+    let all: std::collections::BTreeSet<String> = (0..1000).map(dn).collect();
+    assert_eq!(member_dns(&s, &group_dn).await, all);
+
+    // The odd half leaves the group: one modify deleting 500 values.
+    source.modify("g1", |g| {
+        g.members.retain(|m| m.0[1..].parse::<usize>().unwrap() % 2 == 0)
+    });
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.failures().count(), 0, "{}", report.to_json());
+    assert_eq!(report.plan.counts.remove_member, 500, "{}", report.plan);
+    assert_eq!(proxy.stats().ldap.modify - sent.modify, 1, "{:?}", proxy.stats().ldap);
+    let even: std::collections::BTreeSet<String> = (0..1000).step_by(2).map(dn).collect();
+    assert_eq!(member_dns(&s, &group_dn).await, even);
+
+    // Another group, filled through a target that sends 300 values a modify.
+    let (target, proxy) = counted_target(&s, 300).await;
+    let link = idsync_core::Link {
+        profile: target_profile().id,
+        external: idsync_core::ExternalId("g2".into()),
+    };
+    let created = target
+        .apply(&TargetOp::Create {
+            kind: ObjectKind::Group,
+            link,
+            fields: group_fields("batched", 2),
+        })
+        .await
+        .unwrap();
+    let group = created.target.unwrap();
+    let users = s.search(&s.people_dn(), "(sn=N*)", &["entryUUID"]).await.unwrap();
+    let ops: Vec<TargetOp> = users
+        .iter()
+        .map(|e| TargetOp::AddMember {
+            group: group.clone(),
+            member: TargetId(e.first_str("entryUUID").unwrap()),
+        })
+        .collect();
+    let before = proxy.stats().ldap;
+    let results = target.apply_batch(&ops).await;
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let sent = proxy.stats().ldap;
+    // 1,000 ids and the group's found by 6 searches of up to 200 ids.
+    assert_eq!(
+        (sent.modify - before.modify, sent.search - before.search),
+        (4, 6),
+        "{sent:?}"
+    );
+    assert_eq!(
+        member_dns(&s, &format!("cn=batched group2,{}", s.people_dn())).await,
+        all
+    );
+}
+
+/// Issue 15: in one batch of a group's membership changes, members that
+/// are already there count as added and members that are not there count
+/// as removed, a member the directory refuses fails alone with an error
+/// naming it (here a group, where a constraint admits only people), and an
+/// account that does not exist fails alone, named by its id. Everything
+/// else is applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn already_members_count_as_done_and_a_refused_member_fails_alone_named() {
+    use idsync_testkit::slapd::{DEFAULT_SUFFIX, user_dn, users_ldif};
+    let base = DEFAULT_SUFFIX;
+    let mut ldif = users_ldif(base, 20, &[]);
+    let team = format!("cn=team,ou=groups,{base}");
+    ldif.push_str(&format!(
+        "dn: {team}\nobjectClass: groupOfNames\ncn: team\n{}\n",
+        (0..5)
+            .map(|i| format!("member: {}\n", user_dn(base, i, &[])))
+            .collect::<String>()
+    ));
+    ldif.push_str(&format!(
+        "dn: cn=other,ou=groups,{base}\nobjectClass: groupOfNames\ncn: other\nmember: {}\n\n",
+        user_dn(base, 0, &[])
+    ));
+    let constraint = format!(
+        "overlay constraint\nconstraint_attribute member uri ldap:///ou=people,{base}?entryDN?sub?(objectClass=inetOrgPerson)"
+    );
+    let Some(s) = slapd(SlapdOptions {
+        ldif,
+        overlays: vec![("constraint".into(), constraint)],
+        ..SlapdOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let id_of = |dn: String| {
+        let s = &s;
+        async move {
+            let e = s.search(&dn, "(objectClass=*)", &["entryUUID"]).await.unwrap();
+            TargetId(e[0].first_str("entryUUID").unwrap())
+        }
+    };
+    let group = id_of(team.clone()).await;
+    let other = id_of(format!("cn=other,ou=groups,{base}")).await;
+    let mut users = Vec::new();
+    for i in 0..20 {
+        users.push(id_of(user_dn(base, i, &[])).await);
+    }
+    let nobody = TargetId("0badc0de-0000-4000-8000-000000000000".into());
+    let add = |member: &TargetId| TargetOp::AddMember {
+        group: group.clone(),
+        member: member.clone(),
+    };
+    let remove = |member: &TargetId| TargetOp::RemoveMember {
+        group: group.clone(),
+        member: member.clone(),
+    };
+    // Adds of users 0–9 (0–4 are members already), of the group `other`
+    // and of an account that does not exist; then removes of users 3 (a
+    // member) and 15 (not one).
+    let mut ops: Vec<TargetOp> = users[..10].iter().map(add).collect();
+    ops.push(add(&other));
+    ops.push(add(&nobody));
+    ops.push(remove(&users[3]));
+    ops.push(remove(&users[15]));
+    let (target, proxy) = counted_target(&s, 1000).await;
+    let results = target.apply_batch(&ops).await;
+    assert_eq!(results.len(), ops.len());
+    let failed: Vec<(usize, String)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.to_string())))
+        .collect();
+    assert_eq!(
+        failed.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        [10, 11],
+        "{failed:?}"
+    );
+    let refused = results[10].as_ref().unwrap_err();
+    assert_eq!(refused.kind(), idsync_core::ErrorKind::InvalidData, "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains(&format!("adding member cn=other,ou=groups,{base} of {team}")),
+        "{refused}"
+    );
+    let missing = results[11].as_ref().unwrap_err();
+    assert_eq!(missing.kind(), idsync_core::ErrorKind::NotFound, "{missing}");
+    assert!(missing.to_string().contains(&nobody.0), "{missing}");
+    for r in results.iter().filter_map(|r| r.as_ref().ok()) {
+        assert_eq!(r.target.as_ref(), Some(&group));
+    }
+    let expected: std::collections::BTreeSet<String> =
+        [0, 1, 2, 4, 5, 6, 7, 8, 9].map(|i| user_dn(base, i, &[])).into();
+    assert_eq!(member_dns(&s, &team).await, expected);
+    // The 11 adds went out as one modify, refused and sent again in halves
+    // down to the values refused (0–4, other): 17 modifies; the 2 removes
+    // as one, refused for user 15, then one each: 3.
+    assert_eq!(proxy.stats().ldap.modify, 17 + 3, "{:?}", proxy.stats().ldap);
+}
+
+/// A delta names the group that changed and the members that left it; the
+/// target finds the group by its link (`lookup`) and must say who is in it,
+/// or the planner sees an empty group and removes nobody (issue 15 made
+/// deltas look accounts up instead of listing them all).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delta_into_the_directory_removes_the_members_that_left_a_group() {
+    let Some(s) = slapd(SlapdOptions::default()).await else {
+        return;
+    };
+    let user = |i: u32| {
+        SourceObject::new(format!("e{i}"), ObjectKind::User)
+            .with("givenName", "Left")
+            .with("sn", format!("N{i}"))
+            .with("mail", format!("left{i}@acme.test"))
+    };
+    let group = SourceObject::new("g1", ObjectKind::Group)
+        .with("cn", "leavers")
+        .with_member("e0")
+        .with_member("e1")
+        .with_member("e2");
+    let source = MemorySource::with_objects((0..3).map(user).chain([group]));
+    let engine = Engine::new(
+        target_profile(),
+        Arc::new(source.clone()),
+        Arc::new(LdapTarget::new(target_config(&s))),
+        Arc::new(MemoryStateStore::new()),
+    );
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.plan.counts.add_member, 3, "{}", report.plan);
+    source.modify("g1", |g| g.members.retain(|m| m.0 == "e0"));
+    let report = engine.run(&RunOptions::default()).await.unwrap();
+    assert_eq!(report.plan.mode, idsync_core::ReadMode::Delta, "{}", report.plan);
+    assert_eq!(report.plan.counts.remove_member, 2, "{}", report.plan);
+    assert_eq!(report.failures().count(), 0, "{}", report.to_json());
+    let group = s.search(&s.people_dn(), "(cn=leavers)", &["member"]).await.unwrap();
+    let members: Vec<String> = group[0].strs("member").into_iter().filter(|m| !m.is_empty()).collect();
+    assert_eq!(members, [format!("cn=Left N0,{}", s.people_dn())]);
+    assert!(engine.run(&RunOptions::default()).await.unwrap().plan.is_empty());
 }

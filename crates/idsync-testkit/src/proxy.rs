@@ -4,8 +4,10 @@
 //! middle of an answer, and links that go silent.
 //!
 //! Every knob can be turned while connections are open; [`TcpProxy::stats`]
-//! counts connections, bytes and the faults injected. The proxy and every
-//! connection through it stop when it is dropped.
+//! counts connections, bytes and the faults injected, and, in front of an
+//! LDAP server spoken to in the clear, the requests by operation
+//! ([`LdapRequests`]: how many searches or modifies a call cost). The proxy
+//! and every connection through it stop when it is dropped.
 //!
 //! For HTTP status faults (429 with `Retry-After`, 5xx) use
 //! [`crate::scim2::FaultProxy`], which can sit in front of this one
@@ -49,6 +51,130 @@ pub struct ProxyStats {
     pub bytes_up: u64,
     /// Bytes forwarded from the server to clients.
     pub bytes_down: u64,
+    /// LDAP requests forwarded to the server, by operation (meaningful in
+    /// front of an LDAP server without TLS).
+    pub ldap: LdapRequests,
+}
+
+/// LDAP requests (RFC 4511 `LDAPMessage`s from clients) by operation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LdapRequests {
+    /// Bind requests.
+    pub bind: u64,
+    /// Search requests (a paged search counts once per page).
+    pub search: u64,
+    /// Modify requests.
+    pub modify: u64,
+    /// Add requests.
+    pub add: u64,
+    /// Delete requests.
+    pub delete: u64,
+    /// Modify DN (rename, move) requests.
+    pub modify_dn: u64,
+    /// Any other request (unbind, abandon, extended, compare).
+    pub other: u64,
+}
+
+/// Splits the bytes a client sends into LDAP messages (BER: a SEQUENCE
+/// holding the message id and the operation's tag) and counts them.
+#[derive(Debug, Default)]
+struct LdapFrames {
+    /// The start of the next message, until its operation's tag is in.
+    head: Vec<u8>,
+    /// Bytes of the current message still to pass.
+    skip: u64,
+    /// The stream is not LDAP (or is TLS): stop counting.
+    lost: bool,
+}
+
+/// The operation's tag of a message starting with `h`, the length of the
+/// message's content and how much of it `h` holds; `None` until `h` is
+/// long enough, `Some(Err(()))` when `h` is not an LDAP message.
+fn ldap_head(h: &[u8]) -> Option<Result<(u8, u64, u64), ()>> {
+    if *h.first()? != 0x30 {
+        return Some(Err(()));
+    }
+    let first = *h.get(1)?;
+    let (len, at) = if first < 0x80 {
+        (u64::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 8 {
+            return Some(Err(()));
+        }
+        let bytes = h.get(2..2 + n)?;
+        (bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)), 2 + n)
+    };
+    if *h.get(at)? != 0x02 {
+        return Some(Err(()));
+    }
+    let id_len = usize::from(*h.get(at + 1)?);
+    let op = *h.get(at + 2 + id_len)?;
+    Some(Ok((op, len, (2 + id_len + 1) as u64)))
+}
+
+impl LdapFrames {
+    fn feed(&mut self, mut data: &[u8], counters: &LdapCounters) {
+        while !data.is_empty() && !self.lost {
+            if self.skip > 0 {
+                let n = data.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+                self.skip -= n as u64;
+                data = &data[n..];
+                continue;
+            }
+            self.head.push(data[0]);
+            data = &data[1..];
+            match ldap_head(&self.head) {
+                None if self.head.len() < 32 => {}
+                Some(Ok((op, len, held))) if len >= held => {
+                    counters.count(op);
+                    self.skip = len - held;
+                    self.head.clear();
+                }
+                _ => self.lost = true,
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct LdapCounters {
+    bind: AtomicU64,
+    search: AtomicU64,
+    modify: AtomicU64,
+    add: AtomicU64,
+    delete: AtomicU64,
+    modify_dn: AtomicU64,
+    other: AtomicU64,
+}
+
+impl LdapCounters {
+    /// Counts a request by its operation's tag (RFC 4511, [APPLICATION n]).
+    fn count(&self, op: u8) {
+        let counter = match op {
+            0x60 => &self.bind,
+            0x63 => &self.search,
+            0x66 => &self.modify,
+            0x68 => &self.add,
+            0x4a => &self.delete,
+            0x6c => &self.modify_dn,
+            _ => &self.other,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> LdapRequests {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        LdapRequests {
+            bind: get(&self.bind),
+            search: get(&self.search),
+            modify: get(&self.modify),
+            add: get(&self.add),
+            delete: get(&self.delete),
+            modify_dn: get(&self.modify_dn),
+            other: get(&self.other),
+        }
+    }
 }
 
 impl ProxyStats {
@@ -81,6 +207,7 @@ struct Counters {
     delayed: AtomicU64,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+    ldap: LdapCounters,
 }
 
 #[derive(Debug)]
@@ -226,6 +353,7 @@ impl TcpProxy {
             delayed: get(&c.delayed),
             bytes_up: get(&c.bytes_up),
             bytes_down: get(&c.bytes_down),
+            ldap: c.ldap.get(),
         }
     }
 }
@@ -314,6 +442,7 @@ where
     let mut knobs = shared.knobs.subscribe();
     let mut buf = vec![0u8; 16 * 1024];
     let c = &shared.counters;
+    let mut frames = LdapFrames::default();
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) => {
@@ -355,7 +484,10 @@ where
             return End::Failed;
         }
         let counter = match direction {
-            Direction::Up => &c.bytes_up,
+            Direction::Up => {
+                frames.feed(chunk, &c.ldap);
+                &c.bytes_up
+            }
             Direction::Down => &c.bytes_down,
         };
         counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -450,6 +582,32 @@ mod tests {
         let started = std::time::Instant::now();
         assert_eq!(fetch(port).await.unwrap().len(), 10);
         assert!(started.elapsed() >= Duration::from_millis(400), "delayed both ways");
+    }
+
+    #[test]
+    fn ldap_requests_are_counted_by_operation_across_chunks() {
+        // A search (short length), a modify of 300 bytes (long length, a
+        // 2-byte message id) and an unbind, fed one byte at a time and whole.
+        let search = [0x30, 0x07, 0x02, 0x01, 0x05, 0x63, 0x02, 0x04, 0x00];
+        let mut modify = vec![0x30, 0x82, 0x01, 0x2c, 0x02, 0x02, 0x01, 0x00, 0x66];
+        modify.resize(4 + 300, 0x66);
+        let unbind = [0x30, 0x05, 0x02, 0x01, 0x07, 0x42, 0x00];
+        let stream: Vec<u8> = [&search[..], &modify, &unbind, &modify].concat();
+        for step in [1, 5, stream.len()] {
+            let counters = LdapCounters::default();
+            let mut frames = LdapFrames::default();
+            for chunk in stream.chunks(step) {
+                frames.feed(chunk, &counters);
+            }
+            let seen = counters.get();
+            assert_eq!((seen.search, seen.modify, seen.other), (1, 2, 1), "step {step}");
+            assert!(!frames.lost);
+        }
+        // Not LDAP: nothing counted.
+        let (counters, mut frames) = (LdapCounters::default(), LdapFrames::default());
+        frames.feed(b"GET / HTTP/1.1", &counters);
+        assert_eq!(counters.get(), LdapRequests::default());
+        assert!(frames.lost);
     }
 
     #[tokio::test]

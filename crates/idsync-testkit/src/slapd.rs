@@ -49,6 +49,11 @@ pub struct SlapdOptions {
     /// Serve RFC 4533 syncrepl (the syncprov overlay; default true). Without
     /// it, a generic LDAP source falls back to modifyTimestamp deltas.
     pub syncprov: bool,
+    /// More overlays on the database, each as (module, its `slapd.conf`
+    /// lines), e.g. `("constraint", "overlay constraint\nconstraint_attribute
+    /// member uri ldap:///ou=people,dc=acme,dc=test?entryDN?sub?(objectClass=*)")`
+    /// for a server that refuses some `member` values.
+    pub overlays: Vec<(String, String)>,
 }
 
 impl Default for SlapdOptions {
@@ -61,6 +66,7 @@ impl Default for SlapdOptions {
             reader: false,
             tls: false,
             syncprov: true,
+            overlays: Vec::new(),
         }
     }
 }
@@ -504,6 +510,9 @@ fn config(dir: &Path, opts: &SlapdOptions) -> String {
     let _ = writeln!(c, "modulepath /usr/lib/ldap");
     let _ = writeln!(c, "moduleload back_mdb");
     let _ = writeln!(c, "moduleload syncprov");
+    for (module, _) in &opts.overlays {
+        let _ = writeln!(c, "moduleload {module}");
+    }
     let _ = writeln!(c, "pidfile {d}/slapd.pid");
     let _ = writeln!(c, "argsfile {d}/slapd.args");
     match opts.size_limit {
@@ -544,6 +553,9 @@ fn config(dir: &Path, opts: &SlapdOptions) -> String {
         let _ = writeln!(c, "overlay syncprov");
         let _ = writeln!(c, "syncprov-checkpoint 100 10");
         let _ = writeln!(c, "syncprov-sessionlog 100000");
+    }
+    for (_, lines) in &opts.overlays {
+        let _ = writeln!(c, "{lines}");
     }
     c
 }
