@@ -29,6 +29,16 @@ pub struct TargetCapabilities {
     pub batch: usize,
 }
 
+impl TargetCapabilities {
+    /// True when accounts of `kind` can be disabled and enabled.
+    pub fn can_disable(&self, kind: ObjectKind) -> bool {
+        match kind {
+            ObjectKind::User => self.disable,
+            ObjectKind::Group => self.disable_groups,
+        }
+    }
+}
+
 /// A field's change: old → new. `None` is "not set".
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FieldChange {
@@ -137,6 +147,22 @@ pub struct Applied {
     /// Something the report should say (e.g. "created disabled: AD requires
     /// a password before an account can be enabled").
     pub note: Option<String>,
+}
+
+impl Applied {
+    /// Applied to the account `target`, with nothing to report.
+    pub fn to(target: TargetId) -> Self {
+        Applied {
+            target: Some(target),
+            note: None,
+        }
+    }
+
+    /// The same, with something the report should say.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
 }
 
 /// A target's answer to "may this account be deprovisioned?".

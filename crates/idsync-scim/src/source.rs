@@ -64,11 +64,10 @@ impl ScimSource {
 
     fn kinds(&self, scope: &Scope) -> Vec<(ObjectKind, String)> {
         let mut out = Vec::new();
-        let wanted = |k| scope.kinds.is_empty() || scope.kinds.contains(&k);
-        if wanted(ObjectKind::User) {
+        if scope.kind_in_scope(ObjectKind::User) {
             out.push((ObjectKind::User, self.client.sp.users_endpoint.clone()));
         }
-        if wanted(ObjectKind::Group)
+        if scope.kind_in_scope(ObjectKind::Group)
             && let Some(g) = &self.client.sp.groups_endpoint
         {
             out.push((ObjectKind::Group, g.clone()));
@@ -255,7 +254,7 @@ impl Source for ScimSource {
     /// The server filters: `<attribute> eq "<value>"` (with the scope's
     /// filter) on the Users endpoint.
     async fn find_users(&self, scope: &Scope, attribute: &str, value: &str) -> Result<Vec<SourceObject>> {
-        if !scope.kinds.is_empty() && !scope.kinds.contains(&ObjectKind::User) {
+        if !scope.kind_in_scope(ObjectKind::User) {
             return Ok(Vec::new());
         }
         let users = Scope {
