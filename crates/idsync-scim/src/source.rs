@@ -132,10 +132,13 @@ impl ScimSource {
     }
 }
 
-/// The source object a SCIM resource describes; `Ok(None)` without a
-/// non-empty string id, `Err` (naming `op`) for an `active` that means
-/// nothing ([`active`]).
-pub(crate) fn to_object(v: &Value, kind: ObjectKind, op: &'static str) -> Result<Option<SourceObject>> {
+/// The source object a SCIM resource describes, as [`ScimSource`] reads
+/// it: the SCIM `id` as external id; the fields in the paths of
+/// [`crate::map`], `id` and `externalId` as attributes; `active` as the
+/// enabled flag; the members' `value`s as members. `Ok(None)` without a
+/// non-empty string id, an `InvalidData` error (naming the operation `op`)
+/// for an `active` that means nothing.
+pub fn to_object(v: &Value, kind: ObjectKind, op: &'static str) -> Result<Option<SourceObject>> {
     let Some(id) = v["id"].as_str().filter(|id| !id.is_empty()) else {
         return Ok(None);
     };

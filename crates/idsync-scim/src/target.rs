@@ -17,7 +17,8 @@ use crate::NAME;
 use crate::client::{ScimClient, ServiceProvider, etag_of};
 use crate::config::{LinkStyle, ScimConfig};
 use crate::error::{bad_response, bad_value, http_to_core, parse_error};
-use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, bool_of, flatten, patch_ops, quote};
+use crate::json::bool_of;
+use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, flatten, patch_ops, quote};
 
 mod bulk;
 mod members;
