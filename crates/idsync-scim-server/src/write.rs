@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::IF_MATCH;
 use axum::response::{IntoResponse, Response};
-use idsync_core::plan::Action;
+use idsync_core::plan::{Action, Finding};
 use idsync_core::{Link, ObjectKind, TargetAccount, TargetOp};
 use idsync_scim::json::{bool_of, entry_ci, get_ci, remove_ci};
 use serde_json::{Map, Value, json};
@@ -227,11 +227,9 @@ impl ServerState {
                         ));
                     }
                     None => {
-                        let finding = plan
-                            .findings
-                            .iter()
-                            .find(|f| f.objects.contains(&link.external.0))
-                            .or(plan.findings.first());
+                        let names = |f: &&Finding| f.objects.contains(&link.external.0);
+                        let general = |f: &&Finding| f.objects.is_empty();
+                        let finding = plan.findings.iter().find(names).or(plan.findings.iter().find(general));
                         return Err(ApiError::refused(finding));
                     }
                 }
