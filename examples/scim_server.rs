@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use idsync::Profile;
-use idsync::scim::server::{ProvisioningRecord, ScimServer};
+use idsync::scim_server::{ProvisioningRecord, ScimServer};
 use idsync::sql::{SqlTarget, SqlTargetConfig};
 
 #[tokio::main]

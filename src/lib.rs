@@ -27,6 +27,10 @@ pub use idsync_rest as rest;
 #[cfg_attr(docsrs, doc(cfg(feature = "scim")))]
 pub use idsync_scim as scim;
 
+#[cfg(feature = "scim-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scim-server")))]
+pub use idsync_scim_server as scim_server;
+
 #[cfg(feature = "ldap")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ldap")))]
 pub use idsync_ldap as ldap;

@@ -3,9 +3,9 @@
 //! no input may panic.
 #![no_main]
 
-use idsync_scim::filter::{AttrRef, Filter};
 use idsync_scim::fuzzing;
-use idsync_scim::patch::PatchRequest;
+use idsync_scim_server::filter::{AttrRef, Filter};
+use idsync_scim_server::patch::{PatchPath, PatchRequest};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 
@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(path) = AttrRef::parse(text) {
             let _ = path.values(&sample);
         }
-        if let Ok(path) = idsync_scim::patch::PatchPath::parse(text) {
+        if let Ok(path) = PatchPath::parse(text) {
             let _ = format!("{path:?}");
         }
     }

@@ -282,7 +282,7 @@ fn ready(op: &Operation, p: &Progress, stop: &StopSignal) -> Result<TargetOp, St
     if let Some(missing) = op.after.iter().find(|a| !p.done.contains(a)) {
         return Err(format!("operation {missing} it depends on was not applied"));
     }
-    resolve(op, &p.created)
+    op.target_op(&p.created)
 }
 
 fn succeeded(
@@ -321,59 +321,6 @@ fn failed(op: &Operation, e: Error, attempts: u32, progress: &Mutex<Progress>, o
         progress.lock().unwrap_or_else(|p| p.into_inner()).stop.get_or_insert(e);
     }
     outcome(op, status, attempts, op.target.clone(), None)
-}
-
-/// Turns a plan operation into a target operation, resolving accounts
-/// created earlier in this apply.
-fn resolve(op: &Operation, created: &HashMap<Link, TargetId>) -> Result<TargetOp, String> {
-    let this = || {
-        op.target
-            .clone()
-            .or_else(|| created.get(&op.link).cloned())
-            .ok_or_else(|| format!("the account of {} does not exist", op.link))
-    };
-    Ok(match &op.action {
-        Action::Create { fields } => TargetOp::Create {
-            kind: op.kind,
-            link: op.link.clone(),
-            fields: fields.clone(),
-        },
-        Action::Link { .. } => TargetOp::SetLink {
-            target: this()?,
-            kind: op.kind,
-            link: op.link.clone(),
-        },
-        Action::Update { changes } => TargetOp::Update {
-            target: this()?,
-            kind: op.kind,
-            changes: changes.clone(),
-        },
-        Action::Enable => TargetOp::SetEnabled {
-            target: this()?,
-            kind: op.kind,
-            enabled: true,
-        },
-        Action::Disable => TargetOp::SetEnabled {
-            target: this()?,
-            kind: op.kind,
-            enabled: false,
-        },
-        Action::Delete => TargetOp::Delete {
-            target: this()?,
-            kind: op.kind,
-        },
-        Action::AddMember { member, member_target } => TargetOp::AddMember {
-            group: this()?,
-            member: member_target
-                .clone()
-                .or_else(|| created.get(member).cloned())
-                .ok_or_else(|| format!("the account of member {member} does not exist"))?,
-        },
-        Action::RemoveMember { member_target, .. } => TargetOp::RemoveMember {
-            group: this()?,
-            member: member_target.clone(),
-        },
-    })
 }
 
 /// An error for an operation a target does not support.

@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod ad;
+pub mod decide;
 pub mod dn;
 pub mod engine;
 pub mod error;

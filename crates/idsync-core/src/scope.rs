@@ -50,6 +50,11 @@ impl Scope {
         !self.groups.is_empty()
     }
 
+    /// True when objects of `kind` are in scope.
+    pub fn kind_in_scope(&self, kind: ObjectKind) -> bool {
+        self.kinds.is_empty() || self.kinds.contains(&kind)
+    }
+
     /// True when `container` is inside one of the scope's containers.
     pub fn container_in_scope(&self, container: &str) -> bool {
         self.containers.is_empty() || self.containers.iter().any(|c| crate::dn::within(container, c))
@@ -58,7 +63,7 @@ impl Scope {
     /// Checks kind, container and (for users) attribute predicates of one
     /// object: everything but assigned groups.
     pub fn admits(&self, object: &SourceObject) -> bool {
-        (self.kinds.is_empty() || self.kinds.contains(&object.kind))
+        self.kind_in_scope(object.kind)
             && self.container_in_scope(&object.container)
             && (object.kind == ObjectKind::Group || self.attributes.iter().all(|p| p.holds(object)))
     }

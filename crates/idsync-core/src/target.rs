@@ -7,7 +7,8 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{ExternalId, Fields, Link, ObjectKind, ProfileId, TargetAccount, TargetId};
+use crate::model::{ExternalId, Fields, Link, ObjectKind, ProfileId, SourceObject, TargetAccount, TargetId};
+use crate::profile::Profile;
 
 /// What a target can do. `Default` means "nothing".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -27,6 +28,16 @@ pub struct TargetCapabilities {
     /// PATCHes, one SQL transaction, one LDAP modify of many `member`
     /// values) says how many. 0 and 1 mean one at a time.
     pub batch: usize,
+}
+
+impl TargetCapabilities {
+    /// True when accounts of `kind` can be disabled and enabled.
+    pub fn can_disable(&self, kind: ObjectKind) -> bool {
+        match kind {
+            ObjectKind::User => self.disable,
+            ObjectKind::Group => self.disable_groups,
+        }
+    }
 }
 
 /// A field's change: old → new. `None` is "not set".
@@ -62,6 +73,21 @@ pub enum Lookup {
         /// The source object's id.
         external: ExternalId,
     },
+}
+
+impl Lookup {
+    /// The soft-match look-up of `object` by `profile`'s correlation key
+    /// (accounts whose correlation field holds the object's value); `None`
+    /// when the profile has no key or the object no value.
+    pub fn correlation(profile: &Profile, object: &SourceObject) -> Option<Lookup> {
+        let corr = profile.rules.correlation.as_ref()?;
+        let value = object.first_text(&corr.attribute).filter(|v| !v.trim().is_empty())?;
+        Some(Lookup::Field {
+            kind: object.kind,
+            field: corr.field.clone(),
+            value: value.to_owned(),
+        })
+    }
 }
 
 /// One change for the target to make, with every reference resolved.
@@ -137,6 +163,22 @@ pub struct Applied {
     /// Something the report should say (e.g. "created disabled: AD requires
     /// a password before an account can be enabled").
     pub note: Option<String>,
+}
+
+impl Applied {
+    /// Applied to the account `target`, with nothing to report.
+    pub fn to(target: TargetId) -> Self {
+        Applied {
+            target: Some(target),
+            note: None,
+        }
+    }
+
+    /// The same, with something the report should say.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
 }
 
 /// A target's answer to "may this account be deprovisioned?".

@@ -1073,10 +1073,7 @@ impl<'a> Facts<'a> {
     }
 
     fn can_disable(&self, kind: ObjectKind) -> bool {
-        match kind {
-            ObjectKind::User => self.caps.disable,
-            ObjectKind::Group => self.caps.disable_groups,
-        }
+        self.caps.can_disable(kind)
     }
 
     fn key(&self, o: &SourceObject) -> Option<String> {
@@ -1471,10 +1468,7 @@ proptest! {
                     "{}", run.plan
                 ),
                 Action::Disable | Action::Enable => prop_assert!(
-                    match op.kind {
-                        ObjectKind::User => world.caps.disable,
-                        ObjectKind::Group => world.caps.disable_groups,
-                    },
+                    world.caps.can_disable(op.kind),
                     "the target cannot disable or enable a {}:\n{}", op.kind, run.plan
                 ),
                 _ => {}

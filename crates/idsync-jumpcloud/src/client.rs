@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::config::JumpCloudConfig;
 use crate::error::JumpCloudError;
 
-type R<T> = std::result::Result<T, JumpCloudError>;
+type JumpCloudResult<T> = std::result::Result<T, JumpCloudError>;
 
 /// A JumpCloud API client (v1 system users, v2 user groups).
 #[derive(Debug)]
@@ -29,7 +29,7 @@ struct V1List {
 
 impl JumpCloudClient {
     /// Builds the client; does no I/O.
-    pub fn new(config: &JumpCloudConfig) -> R<Self> {
+    pub fn new(config: &JumpCloudConfig) -> JumpCloudResult<Self> {
         let key = SecretString::from(config.api_key.expose_secret().to_owned());
         let http = HttpClient::new(&HttpConfig {
             auth: AuthConfig::ApiKey {
@@ -59,7 +59,7 @@ impl JumpCloudClient {
         })
     }
 
-    fn url(&self, path: &str) -> R<Url> {
+    fn url(&self, path: &str) -> JumpCloudResult<Url> {
         self.base
             .join(path)
             .map_err(|e| JumpCloudError::Config(format!("base URL: {e}")))
@@ -76,7 +76,7 @@ impl JumpCloudClient {
         r
     }
 
-    async fn send_value(&self, object: &str, req: Request) -> R<Value> {
+    async fn send_value(&self, object: &str, req: Request) -> JumpCloudResult<Value> {
         let resp = self.http.send(req).await.map_err(|e| JumpCloudError::http(object, e))?;
         if resp.body.is_empty() {
             return Ok(Value::Null);
@@ -84,13 +84,13 @@ impl JumpCloudClient {
         resp.json::<Value>().map_err(|e| JumpCloudError::http(object, e))
     }
 
-    fn with_json(&self, req: Request, object: &str, body: &Value) -> R<Request> {
+    fn with_json(&self, req: Request, object: &str, body: &Value) -> JumpCloudResult<Request> {
         req.json(body, "application/json")
             .map_err(|e| JumpCloudError::http(object, e))
     }
 
     /// All system users, page by page (`skip`/`limit` until a short page).
-    pub async fn list_users_page(&self, skip: u64) -> R<(Vec<Value>, bool)> {
+    pub async fn list_users_page(&self, skip: u64) -> JumpCloudResult<(Vec<Value>, bool)> {
         let mut url = self.url("/api/systemusers")?;
         url.query_pairs_mut()
             .append_pair("skip", &skip.to_string())
@@ -106,7 +106,7 @@ impl JumpCloudClient {
     }
 
     /// Every system user.
-    pub async fn list_users(&self) -> R<Vec<Value>> {
+    pub async fn list_users(&self) -> JumpCloudResult<Vec<Value>> {
         let mut all = Vec::new();
         let mut skip = 0u64;
         loop {
@@ -119,7 +119,7 @@ impl JumpCloudClient {
         }
     }
 
-    async fn list_v2(&self, path: &str, object: &str) -> R<Vec<Value>> {
+    async fn list_v2(&self, path: &str, object: &str) -> JumpCloudResult<Vec<Value>> {
         let mut all = Vec::new();
         let mut skip = 0u64;
         loop {
@@ -144,12 +144,12 @@ impl JumpCloudClient {
     }
 
     /// Every user group (v2).
-    pub async fn list_groups(&self) -> R<Vec<Value>> {
+    pub async fn list_groups(&self) -> JumpCloudResult<Vec<Value>> {
         self.list_v2("/api/v2/usergroups", "user groups").await
     }
 
     /// The direct members of a user group (v2 graph connections).
-    pub async fn group_members(&self, group: &str) -> R<Vec<Value>> {
+    pub async fn group_members(&self, group: &str) -> JumpCloudResult<Vec<Value>> {
         self.list_v2(
             &format!("/api/v2/usergroups/{group}/members"),
             &format!("user group {group} members"),
@@ -158,7 +158,7 @@ impl JumpCloudClient {
     }
 
     /// One system user; `None` when it does not exist.
-    pub async fn get_user(&self, id: &str) -> R<Option<Value>> {
+    pub async fn get_user(&self, id: &str) -> JumpCloudResult<Option<Value>> {
         let url = self.url(&format!("/api/systemusers/{id}"))?;
         match self
             .send_value(&format!("system user {id}"), self.request(Method::GET, url))
@@ -173,7 +173,7 @@ impl JumpCloudClient {
     }
 
     /// One user group; `None` when it does not exist.
-    pub async fn get_group(&self, id: &str) -> R<Option<Value>> {
+    pub async fn get_group(&self, id: &str) -> JumpCloudResult<Option<Value>> {
         let url = self.url(&format!("/api/v2/usergroups/{id}"))?;
         match self
             .send_value(&format!("user group {id}"), self.request(Method::GET, url))
@@ -187,7 +187,7 @@ impl JumpCloudClient {
     }
 
     /// `POST /api/systemusers`; not retried blindly (not idempotent).
-    pub async fn create_user(&self, body: &Value) -> R<Value> {
+    pub async fn create_user(&self, body: &Value) -> JumpCloudResult<Value> {
         let object = format!(
             "new system user {}",
             body.get("username").and_then(Value::as_str).unwrap_or("?")
@@ -202,7 +202,7 @@ impl JumpCloudClient {
     }
 
     /// `PUT /api/systemusers/{id}` (partial at top level).
-    pub async fn update_user(&self, id: &str, body: &Value) -> R<Value> {
+    pub async fn update_user(&self, id: &str, body: &Value) -> JumpCloudResult<Value> {
         let object = format!("system user {id}");
         let req = self.with_json(
             self.request(Method::PUT, self.url(&format!("/api/systemusers/{id}"))?),
@@ -213,7 +213,7 @@ impl JumpCloudClient {
     }
 
     /// `DELETE /api/systemusers/{id}`.
-    pub async fn delete_user(&self, id: &str) -> R<()> {
+    pub async fn delete_user(&self, id: &str) -> JumpCloudResult<()> {
         let object = format!("system user {id}");
         self.send_value(
             &object,
@@ -224,7 +224,7 @@ impl JumpCloudClient {
     }
 
     /// `POST /api/v2/usergroups`.
-    pub async fn create_group(&self, body: &Value) -> R<Value> {
+    pub async fn create_group(&self, body: &Value) -> JumpCloudResult<Value> {
         let object = format!(
             "new user group {}",
             body.get("name").and_then(Value::as_str).unwrap_or("?")
@@ -239,7 +239,7 @@ impl JumpCloudClient {
     }
 
     /// `PUT /api/v2/usergroups/{id}` (name required).
-    pub async fn update_group(&self, id: &str, body: &Value) -> R<Value> {
+    pub async fn update_group(&self, id: &str, body: &Value) -> JumpCloudResult<Value> {
         let object = format!("user group {id}");
         let req = self.with_json(
             self.request(Method::PUT, self.url(&format!("/api/v2/usergroups/{id}"))?),
@@ -250,7 +250,7 @@ impl JumpCloudClient {
     }
 
     /// `DELETE /api/v2/usergroups/{id}`.
-    pub async fn delete_group(&self, id: &str) -> R<()> {
+    pub async fn delete_group(&self, id: &str) -> JumpCloudResult<()> {
         let object = format!("user group {id}");
         self.send_value(
             &object,
@@ -262,7 +262,7 @@ impl JumpCloudClient {
 
     /// Adds (`add`) or removes (`remove`) a user; already-a-member (409) and
     /// not-a-member (404 on remove) count as success.
-    pub async fn membership(&self, group: &str, user: &str, add: bool) -> R<()> {
+    pub async fn membership(&self, group: &str, user: &str, add: bool) -> JumpCloudResult<()> {
         let object = format!("user group {group} member {user}");
         let body = serde_json::json!({"op": if add { "add" } else { "remove" }, "type": "user", "id": user});
         let url = self.url(&format!("/api/v2/usergroups/{group}/members"))?;

@@ -140,10 +140,6 @@ fn without_id(what: &str, v: &serde_json::Value, position: u64) -> Error {
         .field("_id")
 }
 
-fn wants(scope: &Scope, kind: ObjectKind) -> bool {
-    scope.kinds.is_empty() || scope.kinds.contains(&kind)
-}
-
 #[async_trait]
 impl Source for JumpCloudSource {
     fn backend(&self) -> &'static str {
@@ -165,7 +161,7 @@ impl Source for JumpCloudSource {
         // The first page is read before the stream is returned: a JumpCloud
         // that cannot be reached or refuses the key fails the read as a
         // whole (the run stops, nothing is planned).
-        let first = if wants(&scope, ObjectKind::User) {
+        let first = if scope.kind_in_scope(ObjectKind::User) {
             let (page, last) = self
                 .client
                 .list_users_page(0)
@@ -197,7 +193,7 @@ impl Source for JumpCloudSource {
                             Some((vec![], (Step::End, Some(e.to_string()))))
                         }
                     },
-                    Step::Groups if wants(&scope, ObjectKind::Group) => match self.groups(&scope).await {
+                    Step::Groups if scope.kind_in_scope(ObjectKind::Group) => match self.groups(&scope).await {
                         Ok(gs) => {
                             let items: Vec<Result<ReadItem>> =
                                 gs.into_iter().map(|g| g.map(ReadItem::Object)).collect();
@@ -242,11 +238,10 @@ impl Source for JumpCloudSource {
         .op("read_delta"))
     }
 
-    /// Applies of `scope` what a full read applies: kinds and
-    /// [`Scope::admits`].
+    /// Applies of `scope` what a full read applies: [`Scope::admits`].
     #[tracing::instrument(level = "debug", skip(self, scope), fields(backend = NAME))]
     async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>> {
         let object = self.read_object(id).await?;
-        Ok(object.filter(|o| wants(scope, o.kind) && scope.admits(o)))
+        Ok(object.filter(|o| scope.admits(o)))
     }
 }

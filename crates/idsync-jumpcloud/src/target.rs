@@ -111,10 +111,7 @@ impl JumpCloudTarget {
             };
             if let Some(a) = pool.into_iter().find(|a| a.link.as_ref() == Some(link)) {
                 tracing::info!(backend = NAME, target = %a.id, %link, "create found the object already made with this link");
-                return Ok(Applied {
-                    target: Some(a.id),
-                    note: Some("already created with this link".into()),
-                });
+                return Ok(Applied::to(a.id).with_note("already created with this link"));
             }
         }
         Err(e.into_core("apply.create"))
@@ -228,10 +225,7 @@ impl Target for JumpCloudTarget {
             } => {
                 let body = user_body(fields, &[], Some((&self.link_attribute, link)));
                 match self.client.create_user(&body).await {
-                    Ok(v) => Ok(Applied {
-                        target: Some(created_id(&v, "apply.create")?),
-                        note: None,
-                    }),
+                    Ok(v) => Ok(Applied::to(created_id(&v, "apply.create")?)),
                     Err(e) => self.already_created(ObjectKind::User, link, e).await,
                 }
             }
@@ -243,10 +237,7 @@ impl Target for JumpCloudTarget {
                 let name = fields.get("name").cloned().unwrap_or_default();
                 let body = json!({ "name": name, "description": format!("{GROUP_LINK_PREFIX}{}", link_value(link)) });
                 match self.client.create_group(&body).await {
-                    Ok(v) => Ok(Applied {
-                        target: Some(created_id(&v, "apply.create")?),
-                        note: None,
-                    }),
+                    Ok(v) => Ok(Applied::to(created_id(&v, "apply.create")?)),
                     Err(e) => self.already_created(ObjectKind::Group, link, e).await,
                 }
             }
@@ -265,10 +256,7 @@ impl Target for JumpCloudTarget {
                     .update_user(&target.0, &body)
                     .await
                     .map_err(core("apply.set_link"))?;
-                Ok(Applied {
-                    target: Some(target.clone()),
-                    note: None,
-                })
+                Ok(Applied::to(target.clone()))
             }
             TargetOp::SetLink {
                 target,
@@ -277,10 +265,7 @@ impl Target for JumpCloudTarget {
             } => {
                 let d = format!("{GROUP_LINK_PREFIX}{}", link_value(link));
                 self.set_group(target, None, Some(d), "apply.set_link").await?;
-                Ok(Applied {
-                    target: Some(target.clone()),
-                    note: None,
-                })
+                Ok(Applied::to(target.clone()))
             }
             TargetOp::Update {
                 target,
@@ -301,10 +286,7 @@ impl Target for JumpCloudTarget {
                     .update_user(&target.0, &body)
                     .await
                     .map_err(core("apply.update"))?;
-                Ok(Applied {
-                    target: Some(target.clone()),
-                    note: None,
-                })
+                Ok(Applied::to(target.clone()))
             }
             TargetOp::Update {
                 target,
@@ -313,10 +295,7 @@ impl Target for JumpCloudTarget {
             } => {
                 let name = changes.iter().find(|c| c.field == "name").and_then(|c| c.new.clone());
                 self.set_group(target, name, None, "apply.update").await?;
-                Ok(Applied {
-                    target: Some(target.clone()),
-                    note: None,
-                })
+                Ok(Applied::to(target.clone()))
             }
             TargetOp::SetEnabled {
                 target,
@@ -328,10 +307,7 @@ impl Target for JumpCloudTarget {
                     .update_user(&target.0, &body)
                     .await
                     .map_err(core("apply.set_enabled"))?;
-                Ok(Applied {
-                    target: Some(target.clone()),
-                    note: None,
-                })
+                Ok(Applied::to(target.clone()))
             }
             TargetOp::SetEnabled {
                 kind: ObjectKind::Group,
@@ -345,10 +321,7 @@ impl Target for JumpCloudTarget {
                 kind: ObjectKind::User,
             } => {
                 self.client.delete_user(&target.0).await.map_err(core("apply.delete"))?;
-                Ok(Applied {
-                    target: Some(target.clone()),
-                    note: None,
-                })
+                Ok(Applied::to(target.clone()))
             }
             TargetOp::Delete {
                 target,
@@ -358,30 +331,21 @@ impl Target for JumpCloudTarget {
                     .delete_group(&target.0)
                     .await
                     .map_err(core("apply.delete"))?;
-                Ok(Applied {
-                    target: Some(target.clone()),
-                    note: None,
-                })
+                Ok(Applied::to(target.clone()))
             }
             TargetOp::AddMember { group, member } => {
                 self.client
                     .membership(&group.0, &member.0, true)
                     .await
                     .map_err(core("apply.add_member"))?;
-                Ok(Applied {
-                    target: Some(group.clone()),
-                    note: None,
-                })
+                Ok(Applied::to(group.clone()))
             }
             TargetOp::RemoveMember { group, member } => {
                 self.client
                     .membership(&group.0, &member.0, false)
                     .await
                     .map_err(core("apply.remove_member"))?;
-                Ok(Applied {
-                    target: Some(group.clone()),
-                    note: None,
-                })
+                Ok(Applied::to(group.clone()))
             }
         }
     }

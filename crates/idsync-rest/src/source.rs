@@ -59,10 +59,6 @@ impl RestSource {
     }
 }
 
-fn wants(scope: &Scope, kind: ObjectKind) -> bool {
-    scope.kinds.is_empty() || scope.kinds.contains(&kind)
-}
-
 struct State<'a> {
     inner: BoxStream<'a, (ObjectKind, std::result::Result<Value, RestError>)>,
     partial: Option<String>,
@@ -89,7 +85,7 @@ impl Source for RestSource {
         let scope = scope.clone();
         let mut parts: Vec<BoxStream<'_, (ObjectKind, std::result::Result<Value, RestError>)>> = Vec::new();
         for kind in [ObjectKind::User, ObjectKind::Group] {
-            if wants(&scope, kind) && self.client.config().resource(kind).is_some() {
+            if scope.kind_in_scope(kind) && self.client.config().resource(kind).is_some() {
                 parts.push(self.client.list(kind).map(move |r| (kind, r)).boxed());
             }
         }
@@ -168,7 +164,7 @@ impl Source for RestSource {
     #[tracing::instrument(level = "debug", skip(self, scope), fields(backend = NAME))]
     async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>> {
         for kind in [ObjectKind::User, ObjectKind::Group] {
-            if !wants(scope, kind) {
+            if !scope.kind_in_scope(kind) {
                 continue;
             }
             let Some(resource) = self.client.config().resource(kind) else {

@@ -30,13 +30,6 @@ fn core(op: &'static str) -> impl Fn(RestError) -> idsync_core::Error {
     move |e| e.into_core(op)
 }
 
-fn done(target: &TargetId) -> Applied {
-    Applied {
-        target: Some(target.clone()),
-        note: None,
-    }
-}
-
 impl RestTarget {
     /// Builds the target; does no I/O. Fails when a resource lacks its `link` pointer.
     pub fn new(config: RestConfig) -> Result<Self> {
@@ -164,10 +157,7 @@ impl RestTarget {
         };
         match self.client.call("create", &what, op, &vars, true).await {
             Ok(Some(r)) => match self.client.created_id(kind, op, &r) {
-                Some(id) => Ok(Applied {
-                    target: Some(TargetId(id)),
-                    note: None,
-                }),
+                Some(id) => Ok(Applied::to(TargetId(id))),
                 None => Err(RestError::invalid(
                     "create",
                     what,
@@ -200,10 +190,7 @@ impl RestTarget {
             let a = a?;
             if a.link.as_ref() == Some(link) {
                 tracing::info!(backend = NAME, target = %a.id, %link, "create found the object already made with this link");
-                return Ok(Applied {
-                    target: Some(a.id),
-                    note: Some("already created with this link".into()),
-                });
+                return Ok(Applied::to(a.id).with_note("already created with this link"));
             }
         }
         Err(e.unwrap_or_else(|| {
@@ -245,7 +232,7 @@ impl RestTarget {
                 let update = self.op(&resource.update, *kind, "update")?;
                 let obj = Self::object(resource, "set_link", &target.0, &Fields::new(), &[], Some(link))?;
                 self.send(*kind, "set_link", update, &target.0, None, Some(obj)).await?;
-                Ok(done(target))
+                Ok(Applied::to(target.clone()))
             }
             TargetOp::Update { target, kind, changes } => {
                 let resource = self.client.resource(*kind)?;
@@ -262,17 +249,17 @@ impl RestTarget {
                 let what = format!("{kind} {target}");
                 let obj = Self::object(resource, "update", &what, &fields, &nulls, None)?;
                 self.send(*kind, "update", update, &target.0, None, Some(obj)).await?;
-                Ok(done(target))
+                Ok(Applied::to(target.clone()))
             }
             TargetOp::SetEnabled { target, kind, enabled } => {
                 self.set_enabled(target, *kind, *enabled).await?;
-                Ok(done(target))
+                Ok(Applied::to(target.clone()))
             }
             TargetOp::Delete { target, kind } => {
                 let resource = self.client.resource(*kind)?;
                 let delete = self.op(&resource.delete, *kind, "delete")?;
                 self.send(*kind, "delete", delete, &target.0, None, None).await?;
-                Ok(done(target))
+                Ok(Applied::to(target.clone()))
             }
             TargetOp::AddMember { group, member } => {
                 let resource = self.client.resource(ObjectKind::Group)?;
@@ -280,7 +267,7 @@ impl RestTarget {
                 let obj = add.body.as_ref().map(|_| Value::Object(Map::new()));
                 self.send(ObjectKind::Group, "add_member", add, &group.0, Some(&member.0), obj)
                     .await?;
-                Ok(done(group))
+                Ok(Applied::to(group.clone()))
             }
             TargetOp::RemoveMember { group, member } => {
                 let resource = self.client.resource(ObjectKind::Group)?;
@@ -295,7 +282,7 @@ impl RestTarget {
                     obj,
                 )
                 .await?;
-                Ok(done(group))
+                Ok(Applied::to(group.clone()))
             }
         }
     }

@@ -4,21 +4,18 @@
 mod client;
 mod config;
 mod error;
-pub mod filter;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod json;
 pub mod map;
-pub mod patch;
-#[cfg(feature = "server")]
-pub mod server;
 mod source;
 mod target;
 
 pub use client::ServiceProvider;
 pub use config::{BulkMode, LinkStyle, ScimConfig, ScimDialect};
 pub use error::ScimError;
-pub use source::ScimSource;
+pub use source::{ScimSource, to_object};
 pub use target::ScimTarget;
 
 /// The backend name in errors and logs.

@@ -18,6 +18,8 @@ use std::fmt;
 use idsync_core::Fields;
 use serde_json::{Map, Value};
 
+use crate::json::{add_schema, entry_ci, get_ci, remove_ci};
+
 /// The core User schema.
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// The core Group schema.
@@ -399,52 +401,6 @@ fn text(v: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// SCIM attribute names are case-insensitive (RFC 7643 §2.1).
-fn get_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    obj.get(name)
-        .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
-}
-
-fn entry_ci<'a>(obj: &'a mut Map<String, Value>, name: &str) -> &'a mut Value {
-    let key = obj
-        .keys()
-        .find(|k| k.eq_ignore_ascii_case(name))
-        .cloned()
-        .unwrap_or_else(|| name.to_owned());
-    obj.entry(key).or_insert(Value::Null)
-}
-
-fn remove_ci(obj: &mut Map<String, Value>, name: &str) {
-    if let Some(key) = obj.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned() {
-        obj.remove(&key);
-    }
-}
-
-fn add_schema(resource: &mut Map<String, Value>, schema: &str) {
-    let schemas = entry_ci(resource, "schemas");
-    if !schemas.is_array() {
-        *schemas = Value::Array(Vec::new());
-    }
-    if let Value::Array(list) = schemas
-        && !list
-            .iter()
-            .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(schema)))
-    {
-        list.push(Value::String(schema.to_owned()));
-    }
-}
-
-/// A SCIM boolean: `true`/`false`, or the same as a string in any case
-/// (services that send `"True"`); `None` for anything else.
-pub(crate) fn bool_of(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
     }
 }

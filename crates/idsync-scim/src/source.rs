@@ -64,11 +64,10 @@ impl ScimSource {
 
     fn kinds(&self, scope: &Scope) -> Vec<(ObjectKind, String)> {
         let mut out = Vec::new();
-        let wanted = |k| scope.kinds.is_empty() || scope.kinds.contains(&k);
-        if wanted(ObjectKind::User) {
+        if scope.kind_in_scope(ObjectKind::User) {
             out.push((ObjectKind::User, self.client.sp.users_endpoint.clone()));
         }
-        if wanted(ObjectKind::Group)
+        if scope.kind_in_scope(ObjectKind::Group)
             && let Some(g) = &self.client.sp.groups_endpoint
         {
             out.push((ObjectKind::Group, g.clone()));
@@ -133,10 +132,13 @@ impl ScimSource {
     }
 }
 
-/// The source object a SCIM resource describes; `Ok(None)` without a
-/// non-empty string id, `Err` (naming `op`) for an `active` that means
-/// nothing ([`active`]).
-pub(crate) fn to_object(v: &Value, kind: ObjectKind, op: &'static str) -> Result<Option<SourceObject>> {
+/// The source object a SCIM resource describes, as [`ScimSource`] reads
+/// it: the SCIM `id` as external id; the fields in the paths of
+/// [`crate::map`], `id` and `externalId` as attributes; `active` as the
+/// enabled flag; the members' `value`s as members. `Ok(None)` without a
+/// non-empty string id, an `InvalidData` error (naming the operation `op`)
+/// for an `active` that means nothing.
+pub fn to_object(v: &Value, kind: ObjectKind, op: &'static str) -> Result<Option<SourceObject>> {
     let Some(id) = v["id"].as_str().filter(|id| !id.is_empty()) else {
         return Ok(None);
     };
@@ -255,7 +257,7 @@ impl Source for ScimSource {
     /// The server filters: `<attribute> eq "<value>"` (with the scope's
     /// filter) on the Users endpoint.
     async fn find_users(&self, scope: &Scope, attribute: &str, value: &str) -> Result<Vec<SourceObject>> {
-        if !scope.kinds.is_empty() && !scope.kinds.contains(&ObjectKind::User) {
+        if !scope.kind_in_scope(ObjectKind::User) {
             return Ok(Vec::new());
         }
         let users = Scope {

@@ -17,7 +17,8 @@ use crate::NAME;
 use crate::client::{ScimClient, ServiceProvider, etag_of};
 use crate::config::{LinkStyle, ScimConfig};
 use crate::error::{bad_response, bad_value, http_to_core, parse_error};
-use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, bool_of, flatten, patch_ops, quote};
+use crate::json::bool_of;
+use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, flatten, patch_ops, quote};
 
 mod bulk;
 mod members;
@@ -452,13 +453,9 @@ impl ScimTarget {
         for (w, outcome) in items {
             let (op, what, object) = w.describe();
             match (w.op, outcome) {
-                (TargetOp::Create { .. }, Outcome::Answered(Ok(Wrote { id: Some(id), .. }))) => done.push((
-                    w.index,
-                    Ok(Applied {
-                        target: Some(TargetId(id)),
-                        note: None,
-                    }),
-                )),
+                (TargetOp::Create { .. }, Outcome::Answered(Ok(Wrote { id: Some(id), .. }))) => {
+                    done.push((w.index, Ok(Applied::to(TargetId(id)))))
+                }
                 (TargetOp::Create { .. }, Outcome::Answered(Ok(_))) => {
                     done.push((
                         w.index,
@@ -519,10 +516,9 @@ impl ScimTarget {
                         .iter()
                         .find(|a| a.kind == kind && a.link.as_ref() == Some(link))
                     {
-                        Some(existing) => Ok(Applied {
-                            target: Some(existing.id.clone()),
-                            note: Some("already existed with this link".into()),
-                        }),
+                        Some(existing) => {
+                            Ok(Applied::to(existing.id.clone()).with_note("already existed with this link"))
+                        }
                         None => Err(error),
                     },
                     Err(lookup) if landed => {
@@ -572,10 +568,9 @@ impl ScimTarget {
                         self.remember(*kind, &target.0, None);
                         Ok(Applied::default())
                     }
-                    Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => Ok(Applied {
-                        target: None,
-                        note: Some("already gone".into()),
-                    }),
+                    Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => {
+                        Ok(Applied::default().with_note("already gone"))
+                    }
                     Err(e) => Err(http_to_core(
                         e,
                         "apply.delete",

@@ -226,7 +226,7 @@ impl Engine {
             gone: &state.gone,
             confirmed: options.confirm,
         });
-        self.vetoes(&mut plan, &view.linked).await?;
+        ask_vetoes(self.target.as_ref(), &mut plan, &view.linked).await?;
         info!(operations = plan.operations.len(), findings = plan.findings.len(), mode = ?plan.mode, "planned");
         self.observers.emit(&Event::Planned { plan: &plan });
         let (complete_full, cursor_ok, next_cursor) = (read.complete_full(), read.cursor_ok, read.cursor.take());
@@ -316,25 +316,6 @@ impl Engine {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
         format!("{hash:016x}")
-    }
-
-    /// Asks the target's veto for each deprovision it may refuse.
-    async fn vetoes(&self, plan: &mut Plan, linked: &[TargetAccount]) -> Result<()> {
-        if !self.target.capabilities().veto {
-            return Ok(());
-        }
-        let asks: Vec<(OpId, &TargetAccount)> = plan
-            .operations
-            .iter()
-            .filter(|op| op.action.is_deprovision() && op.held.is_none())
-            .filter_map(|op| Some((op.id, linked.iter().find(|a| Some(&a.id) == op.target.as_ref())?)))
-            .collect();
-        for (id, account) in asks {
-            if let Veto::Deny(reason) = self.target.can_deprovision(account).await? {
-                plan.veto(id, &reason);
-            }
-        }
-        Ok(())
     }
 
     fn dry_run_report(&self, prepared: Prepared) -> RunReport {
@@ -565,7 +546,7 @@ impl Engine {
             gone: &state.gone,
             confirmed: options.confirm,
         });
-        self.vetoes(&mut plan, &view.linked).await?;
+        ask_vetoes(self.target.as_ref(), &mut plan, &view.linked).await?;
         let prepared = Prepared {
             plan,
             read_errors: Vec::new(),
@@ -583,6 +564,29 @@ impl Engine {
         // `cursor_ok` is false: the saved cursor stays where it is.
         self.apply(prepared).await
     }
+}
+
+/// Asks `target`'s veto ([`Target::can_deprovision`]) for each deprovision
+/// of `plan` it may refuse, among `accounts`, and drops the refused ones
+/// with a [`Vetoed`](crate::plan::FindingKind::Vetoed) finding
+/// ([`Plan::veto`]). Nothing is asked of a target without
+/// [`veto`](crate::TargetCapabilities::veto).
+pub async fn ask_vetoes(target: &dyn Target, plan: &mut Plan, accounts: &[TargetAccount]) -> Result<()> {
+    if !target.capabilities().veto {
+        return Ok(());
+    }
+    let asks: Vec<(OpId, &TargetAccount)> = plan
+        .operations
+        .iter()
+        .filter(|op| op.action.is_deprovision() && op.held.is_none())
+        .filter_map(|op| Some((op.id, accounts.iter().find(|a| Some(&a.id) == op.target.as_ref())?)))
+        .collect();
+    for (id, account) in asks {
+        if let Veto::Deny(reason) = target.can_deprovision(account).await? {
+            plan.veto(id, &reason);
+        }
+    }
+    Ok(())
 }
 
 /// How an applied operation changes the number of accounts linked to the

@@ -56,7 +56,7 @@ pub(super) async fn listed(
             kind: o.kind,
             external: o.id.clone(),
         });
-        lookups.extend(by_field(profile, o));
+        lookups.extend(Lookup::correlation(profile, o));
     }
     let candidates = look_up(target, &lookups, batch).await?;
     Ok(TargetView {
@@ -137,7 +137,7 @@ pub(super) async fn named<'s>(
     let by_field: Vec<Lookup> = objects
         .iter()
         .filter(|o| !linked_ids.contains(&o.id) && wanted(profile, o))
-        .filter_map(|o| by_field(profile, o))
+        .filter_map(|o| Lookup::correlation(profile, o))
         .collect();
     view.sort(profile, look_up(target, &by_field, batch).await?);
     Ok(view)
@@ -223,17 +223,6 @@ pub(super) fn unread_groups<'s>(
 /// worth a look-up.
 fn wanted(profile: &Profile, o: &SourceObject) -> bool {
     o.enabled && profile.scope.admits(o)
-}
-
-/// The soft-match look-up of `o` by the profile's correlation key.
-fn by_field(profile: &Profile, o: &SourceObject) -> Option<Lookup> {
-    let corr = profile.rules.correlation.as_ref()?;
-    let value = o.first_text(&corr.attribute).filter(|v| !v.trim().is_empty())?;
-    Some(Lookup::Field {
-        kind: o.kind,
-        field: corr.field.clone(),
-        value: value.to_owned(),
-    })
 }
 
 fn lookup_key(l: &Lookup) -> (u8, ObjectKind, &str, &str) {

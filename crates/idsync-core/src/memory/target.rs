@@ -249,10 +249,7 @@ impl Target for MemoryTarget {
                 }
                 // Idempotent through the link.
                 if let Some(existing) = inner.accounts.values().find(|a| a.link.as_ref() == Some(link)) {
-                    return Ok(Applied {
-                        target: Some(existing.id.clone()),
-                        note: Some("already existed".into()),
-                    });
+                    return Ok(Applied::to(existing.id.clone()).with_note("already existed"));
                 }
                 inner.next_id += 1;
                 let id = TargetId(format!("{}-{}", kind, inner.next_id));
@@ -282,11 +279,7 @@ impl Target for MemoryTarget {
                 target.clone()
             }
             TargetOp::SetEnabled { target, kind, enabled } => {
-                let can = match kind {
-                    ObjectKind::User => caps.disable,
-                    ObjectKind::Group => caps.disable_groups,
-                };
-                if !can {
+                if !caps.can_disable(*kind) {
                     return unsupported("disabling");
                 }
                 Self::account_mut(&mut inner, target)?.enabled = *enabled;
@@ -320,10 +313,7 @@ impl Target for MemoryTarget {
                 group.clone()
             }
         };
-        Ok(Applied {
-            target: Some(id),
-            note: None,
-        })
+        Ok(Applied::to(id))
     }
 
     async fn apply_batch(&self, ops: &[TargetOp]) -> Vec<Result<Applied>> {

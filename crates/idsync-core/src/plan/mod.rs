@@ -3,7 +3,7 @@
 
 mod planner;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ pub use planner::{GroupMembers, PlanInput, ReadMode, plan};
 
 use crate::model::{Fields, Link, ObjectKind, TargetId};
 use crate::source::Completeness;
-use crate::target::FieldChange;
+use crate::target::{FieldChange, TargetOp};
 
 /// The index of an operation in its plan.
 pub type OpId = u32;
@@ -266,6 +266,60 @@ impl Counts {
 }
 
 impl Operation {
+    /// The target operation that carries this one out, with the accounts
+    /// created earlier in the same apply (by link) filled in; or why it
+    /// cannot be carried out (an account it needs does not exist).
+    pub fn target_op(&self, created: &HashMap<Link, TargetId>) -> Result<TargetOp, String> {
+        let this = || {
+            self.target
+                .clone()
+                .or_else(|| created.get(&self.link).cloned())
+                .ok_or_else(|| format!("the account of {} does not exist", self.link))
+        };
+        Ok(match &self.action {
+            Action::Create { fields } => TargetOp::Create {
+                kind: self.kind,
+                link: self.link.clone(),
+                fields: fields.clone(),
+            },
+            Action::Link { .. } => TargetOp::SetLink {
+                target: this()?,
+                kind: self.kind,
+                link: self.link.clone(),
+            },
+            Action::Update { changes } => TargetOp::Update {
+                target: this()?,
+                kind: self.kind,
+                changes: changes.clone(),
+            },
+            Action::Enable => TargetOp::SetEnabled {
+                target: this()?,
+                kind: self.kind,
+                enabled: true,
+            },
+            Action::Disable => TargetOp::SetEnabled {
+                target: this()?,
+                kind: self.kind,
+                enabled: false,
+            },
+            Action::Delete => TargetOp::Delete {
+                target: this()?,
+                kind: self.kind,
+            },
+            Action::AddMember { member, member_target } => TargetOp::AddMember {
+                group: this()?,
+                member: member_target
+                    .clone()
+                    .or_else(|| created.get(member).cloned())
+                    .ok_or_else(|| format!("the account of member {member} does not exist"))?,
+            },
+            Action::RemoveMember { member_target, .. } => TargetOp::RemoveMember {
+                group: this()?,
+                member: member_target.clone(),
+            },
+        })
+    }
+
     /// The column titles matching [`Operation::row`].
     pub const HEADER: &'static str =
         "   #  action        kind   external id                             situation        details";

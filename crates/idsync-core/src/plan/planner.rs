@@ -11,8 +11,9 @@ type Set<K> = HashSet<K, foldhash::fast::RandomState>;
 use serde::{Deserialize, Serialize};
 
 use super::{Action, Counts, Finding, FindingKind, OpId, Operation, Plan, Reason, Situation};
+use crate::decide::{self, Decision};
 use crate::model::{ExternalId, Link, ObjectKind, SourceObject, TargetAccount, TargetId};
-use crate::profile::{Deprovision, DuplicatePolicy, OutOfScope, Profile};
+use crate::profile::{DuplicatePolicy, OutOfScope, Profile};
 use crate::source::Completeness;
 use crate::target::TargetCapabilities;
 
@@ -549,7 +550,7 @@ impl<'a> Planner<'a> {
                 after: after.clone(),
             });
         }
-        if o.enabled && !account.enabled && self.can_disable(o.kind) {
+        if o.enabled && !account.enabled && self.input.capabilities.can_disable(o.kind) {
             self.push(Draft {
                 kind: o.kind,
                 link: self.link_for(&o.id),
@@ -569,7 +570,14 @@ impl<'a> Planner<'a> {
             } else {
                 situation
             };
-            self.disable(
+            let decision = decide::disable(
+                &self.profile.rules,
+                &self.input.capabilities,
+                account.kind,
+                account.enabled,
+            );
+            self.deprovision(
+                decision,
                 account,
                 self.link_for(&o.id),
                 situation,
@@ -585,14 +593,6 @@ impl<'a> Planner<'a> {
             .link
             .as_ref()
             .is_some_and(|l| self.profile.rules.adopt_from.contains(&l.profile))
-    }
-
-    fn can_disable(&self, kind: ObjectKind) -> bool {
-        let caps = self.input.capabilities;
-        match kind {
-            ObjectKind::User => caps.disable,
-            ObjectKind::Group => caps.disable_groups,
-        }
     }
 
     fn plan_unlinked(&mut self, o: &'a SourceObject) {
@@ -760,30 +760,24 @@ impl<'a> Planner<'a> {
         }
         let join = |ids: &[&ExternalId]| ids.iter().map(|e| e.0.as_str()).collect::<Vec<_>>().join(", ");
         let (what, attr) = (format!("{} {}", o.kind, o.id), &corr.attribute);
-        let (message, skip) = if live.is_empty() {
-            (
-                format!(
-                    "{what} has {attr} = {key:?} like {}, which is gone: a new account is created and the old one deprovisioned, losing its history",
-                    join(&gone)
-                ),
-                false,
+        let policy = self.profile.rules.duplicates;
+        let skip = !decide::provision_duplicate(policy, !live.is_empty());
+        let message = if live.is_empty() {
+            format!(
+                "{what} has {attr} = {key:?} like {}, which is gone: a new account is created and the old one deprovisioned, losing its history",
+                join(&gone)
             )
         } else {
             let others = join(&live);
-            match self.profile.rules.duplicates {
-                DuplicatePolicy::Report => (
-                    format!("{what} has {attr} = {key:?} like {others}; a separate account is created (policy report)"),
-                    false,
-                ),
-                DuplicatePolicy::Skip => (
-                    format!("{what} has {attr} = {key:?} like {others}; it is not provisioned (policy skip)"),
-                    true,
-                ),
-                DuplicatePolicy::Relink => (
-                    format!(
-                        "{what} has {attr} = {key:?} like {others}, which is still present and not named in its aliases; it is not provisioned (policy relink)"
-                    ),
-                    true,
+            match policy {
+                DuplicatePolicy::Report => {
+                    format!("{what} has {attr} = {key:?} like {others}; a separate account is created (policy report)")
+                }
+                DuplicatePolicy::Skip => {
+                    format!("{what} has {attr} = {key:?} like {others}; it is not provisioned (policy skip)")
+                }
+                DuplicatePolicy::Relink => format!(
+                    "{what} has {attr} = {key:?} like {others}, which is still present and not named in its aliases; it is not provisioned (policy relink)"
                 ),
             }
         };
@@ -854,42 +848,13 @@ impl<'a> Planner<'a> {
                 Situation::Deleted => "deleted in the source",
                 _ => "no longer in the source",
             };
-            match self.profile.rules.deprovision {
-                Deprovision::Leave => {}
-                Deprovision::Disable => self.disable(account, link.clone(), situation, detail, vec![]),
-                Deprovision::Delete if self.profile.rules.do_not_disable => self.note(
-                    FindingKind::DoNotDisable,
-                    "accounts gone from the source are kept because the profile has Do Not Disable",
-                    "clear do_not_disable if these accounts should be deprovisioned",
-                    &link.external,
-                ),
-                Deprovision::Delete if !self.input.capabilities.delete => self.note(
-                    FindingKind::Unsupported,
-                    "the profile deletes gone accounts but the target cannot delete; they are left",
-                    "use deprovision = \"disable\" for this target",
-                    &link.external,
-                ),
-                Deprovision::Delete if self.contested.contains(&account.id) => self.note(
-                    FindingKind::DuplicateIdentity,
-                    "accounts gone from the source are kept, not deleted: each could be the old account of a new object with the same correlation key",
-                    "link the right account to the new object by hand (or delete the ones that are not), then run again",
-                    &link.external,
-                ),
-                Deprovision::Delete => {
-                    if self.spare_deprovision() {
-                        continue;
-                    }
-                    self.push(Draft {
-                        kind: account.kind,
-                        link: link.clone(),
-                        target: Some(account.id.clone()),
-                        action: Action::Delete,
-                        situation,
-                        detail: format!("{detail} (profile deletes)"),
-                        after: vec![],
-                    });
-                }
-            }
+            let decision = decide::deprovision(
+                &self.profile.rules,
+                &self.input.capabilities,
+                account.kind,
+                account.enabled,
+            );
+            self.deprovision(decision, account, link.clone(), situation, detail, vec![]);
         }
     }
 
@@ -934,44 +899,41 @@ impl<'a> Planner<'a> {
         });
     }
 
-    /// Disables `account` unless Do Not Disable, it is disabled already, or
-    /// the target cannot.
-    fn disable(
+    /// Carries out what the rules decided for `account`: a disable or a
+    /// delete (unless a cut-short delta leaves it for later), or a finding.
+    fn deprovision(
         &mut self,
+        decision: Decision,
         account: &'a TargetAccount,
         link: Link,
         situation: Situation,
         detail: &str,
         after: Vec<usize>,
     ) {
-        if !account.enabled || self.spare_deprovision() {
-            return;
-        }
-        if self.profile.rules.do_not_disable {
-            self.note(
-                FindingKind::DoNotDisable,
-                "accounts are kept enabled because the profile has Do Not Disable",
-                "clear do_not_disable if these accounts should be disabled",
-                &link.external,
-            );
-            return;
-        }
-        if !self.can_disable(account.kind) {
-            self.note(
-                FindingKind::Unsupported,
-                "the target cannot disable these accounts; they are left enabled",
-                "use deprovision = \"delete\" (opt-in) or \"leave\" for this target",
-                &link.external,
-            );
+        let (action, detail) = match decision {
+            Decision::Nothing => return,
+            Decision::Keep(why) => return self.note(why.kind, why.message, why.remedy, &link.external),
+            Decision::Delete if self.contested.contains(&account.id) => {
+                return self.note(
+                    FindingKind::DuplicateIdentity,
+                    "accounts gone from the source are kept, not deleted: each could be the old account of a new object with the same correlation key",
+                    "link the right account to the new object by hand (or delete the ones that are not), then run again",
+                    &link.external,
+                );
+            }
+            Decision::Delete => (Action::Delete, format!("{detail} (profile deletes)")),
+            Decision::Disable => (Action::Disable, detail.to_owned()),
+        };
+        if self.spare_deprovision() {
             return;
         }
         self.push(Draft {
             kind: account.kind,
             link,
             target: Some(account.id.clone()),
-            action: Action::Disable,
+            action,
             situation,
-            detail: detail.to_owned(),
+            detail,
             after,
         });
     }

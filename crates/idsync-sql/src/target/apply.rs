@@ -43,20 +43,6 @@ fn own<T>(r: Result<T, SqlError>) -> Result<Result<T, SqlError>, SqlError> {
     }
 }
 
-fn done(target: &TargetId) -> Applied {
-    Applied {
-        target: Some(target.clone()),
-        note: None,
-    }
-}
-
-fn existed(target: TargetId) -> Applied {
-    Applied {
-        target: Some(target),
-        note: Some("already existed".into()),
-    }
-}
-
 /// A create whose link the table holds for another kind of account.
 fn linked_elsewhere(link: &Link, kind: &str, id: &str) -> SqlError {
     SqlError::InvalidData {
@@ -97,7 +83,7 @@ impl SqlTarget {
                 }
                 TargetOp::Delete { target, kind } => (target, self.delete(&mut tx, target, *kind).await),
             };
-            *slot = Some(own(r)?.map(|()| done(target)));
+            *slot = Some(own(r)?.map(|()| Applied::to(target.clone())));
         }
         self.members_all(&mut tx, ops, &mut out).await?;
         tx.commit().await?;
@@ -139,7 +125,7 @@ impl SqlTarget {
             };
             if let Some((k, id)) = existing.get(&(link.profile.to_string(), link.external.0.clone())) {
                 out[i] = Some(if k == kind_name(kind) {
-                    Ok(existed(t.target_id(id.clone())))
+                    Ok(Applied::to(t.target_id(id.clone())).with_note("already existed"))
                 } else {
                     Err(linked_elsewhere(link, k, id))
                 });
@@ -165,17 +151,14 @@ impl SqlTarget {
             let ids = self.insert_rows(tx, t, &names, &rows).await?;
             for (&n, id) in group.iter().zip(ids) {
                 let (i, kind, link, _) = creates[n];
-                out[i] = Some(Ok(Applied {
-                    target: Some(t.target_id(id.clone())),
-                    note: None,
-                }));
+                out[i] = Some(Ok(Applied::to(t.target_id(id.clone()))));
                 links.push((link, kind, id));
             }
         }
         self.insert_links(tx, &links).await?;
         for (i, j) in again {
             out[i] = Some(match &out[j] {
-                Some(Ok(Applied { target: Some(id), .. })) => Ok(existed(id.clone())),
+                Some(Ok(Applied { target: Some(id), .. })) => Ok(Applied::to(id.clone()).with_note("already existed")),
                 _ => Err(SqlError::Internal("a repeated create lost its first")),
             });
         }
@@ -527,7 +510,7 @@ impl SqlTarget {
             let r = match (g.canonical(group), u.canonical(member)) {
                 (Err(e), _) => Err(e),
                 (Ok(_), Err(e)) if add => Err(e),
-                (Ok(_), Err(_)) => Ok(done(group)),
+                (Ok(_), Err(_)) => Ok(Applied::to(group.clone())),
                 (Ok(gid), Ok(uid)) => {
                     valid.push((i, gid, uid, add));
                     continue;
@@ -551,7 +534,7 @@ impl SqlTarget {
                 Err(u.not_found(&member.0))
             } else {
                 wanted.entry(gid).or_default().insert(uid, *add);
-                Ok(done(group))
+                Ok(Applied::to(group.clone()))
             });
         }
         let d = self.db.dialect();

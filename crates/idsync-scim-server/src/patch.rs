@@ -2,7 +2,7 @@
 //! body parsed, and the operations applied to a resource's JSON.
 //!
 //! ```
-//! use idsync_scim::patch::{PatchPath, PatchRequest};
+//! use idsync_scim_server::patch::{PatchPath, PatchRequest};
 //! let p = PatchPath::parse(r#"emails[type eq "work"].value"#).unwrap();
 //! assert_eq!(p.to_string(), r#"emails[type eq "work"].value"#);
 //! let req = PatchRequest::from_json(&serde_json::json!({
@@ -18,8 +18,10 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::filter::{AttrRef, CompValue, CompareOp, Filter, Parser, get_ci};
-use crate::map::{ENTERPRISE_SCHEMA, PATCH_OP};
+use idsync_scim::json::{add_schema, entry_ci, get_ci, remove_ci};
+use idsync_scim::map::{ENTERPRISE_SCHEMA, PATCH_OP};
+
+use crate::filter::{AttrRef, CompValue, CompareOp, Filter, Parser};
 
 /// A PATCH failure, with its SCIM `scimType` (`invalidPath`, `invalidValue`,
 /// `noTarget`, `invalidSyntax`, `invalidFilter`).
@@ -491,35 +493,6 @@ fn clean(container: &mut Map<String, Value>, attr: &str) {
     };
     if empty {
         remove_ci(container, attr);
-    }
-}
-
-pub(crate) fn entry_ci<'a>(obj: &'a mut Map<String, Value>, name: &str) -> &'a mut Value {
-    let key = obj
-        .keys()
-        .find(|k| k.eq_ignore_ascii_case(name))
-        .cloned()
-        .unwrap_or_else(|| name.to_owned());
-    obj.entry(key).or_insert(Value::Null)
-}
-
-pub(crate) fn remove_ci(obj: &mut Map<String, Value>, name: &str) {
-    if let Some(key) = obj.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned() {
-        obj.remove(&key);
-    }
-}
-
-fn add_schema(resource: &mut Map<String, Value>, schema: &str) {
-    let schemas = entry_ci(resource, "schemas");
-    if !schemas.is_array() {
-        *schemas = Value::Array(Vec::new());
-    }
-    if let Value::Array(list) = schemas
-        && !list
-            .iter()
-            .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(schema)))
-    {
-        list.push(Value::String(schema.to_owned()));
     }
 }
 

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use idsync_core::plan::Finding;
 use idsync_core::{Link, ObjectKind, ProfileId, TargetOp};
 use serde::Serialize;
 
@@ -34,9 +35,13 @@ pub struct ProvisioningRecord {
     pub link: Option<Link>,
     /// The operations applied to the target, in order.
     pub operations: Vec<TargetOp>,
-    /// What the rules decided instead of what was asked (Do Not Disable,
-    /// a veto, a deprovision rule of `leave`, an ignored password, …).
-    pub findings: Vec<String>,
+    /// What the profile's rules decided instead of what was asked, as a
+    /// sync's plan reports it (Do Not Disable, a veto, a target that cannot
+    /// delete, a duplicate identity, an ambiguous match, …).
+    pub findings: Vec<Finding>,
+    /// Other remarks: an ignored password, what the target noted, an
+    /// account taken over.
+    pub notes: Vec<String>,
     /// The HTTP status answered.
     pub status: u16,
     /// The error detail, when the request failed.

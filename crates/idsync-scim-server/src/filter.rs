@@ -3,7 +3,7 @@
 //! evaluated against a resource's JSON.
 //!
 //! ```
-//! use idsync_scim::filter::Filter;
+//! use idsync_scim_server::filter::Filter;
 //! let f = Filter::parse(r#"userName eq "ann" and (emails[type eq "work"] or not (title pr))"#).unwrap();
 //! let ann = serde_json::json!({"userName": "Ann", "emails": [{"type": "work", "value": "a@x"}]});
 //! assert!(f.matches(&ann));
@@ -13,9 +13,10 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
-use crate::map::{ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
+use idsync_scim::json::get_ci;
+use idsync_scim::map::{ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 
 /// Schemas whose URN is recognised as a prefix of an attribute path. Other
 /// URNs are split at their last `:`.
@@ -375,12 +376,6 @@ pub fn sort_key_cmp(path: &AttrRef, a: &Value, b: &Value) -> Ordering {
         (Some(Value::String(x)), Some(Value::String(y))) => x.to_lowercase().cmp(&y.to_lowercase()),
         (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
     }
-}
-
-/// SCIM attribute names are case-insensitive (RFC 7643 §2.1).
-pub(crate) fn get_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    obj.get(name)
-        .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
 /// A recursive-descent parser over the filter and path grammars.

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use idsync_core::memory::{MemorySource, MemoryTarget};
+use idsync_core::plan::{Finding, FindingKind};
 use idsync_core::{
     Engine, EngineOptions, MemoryStateStore, ObjectKind, Profile, RetryPolicy, RunOptions, RunReport, SourceObject,
     TargetAccount, TargetOp,
 };
-use idsync_scim::server::{MemoryHistory, ScimServer};
 use idsync_scim::{ScimConfig, ScimTarget};
+use idsync_scim_server::{MemoryHistory, ScimServer};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -292,8 +293,13 @@ async fn a_delete_deletes_only_when_the_profile_opts_in() {
     push(&sp, &source).await;
     assert!(sp.app.account(&ann.id).is_some_and(|a| a.enabled));
     let delete = sp.history.records().into_iter().find(|r| r.action == "delete").unwrap();
-    assert!(delete.operations.is_empty());
-    assert!(delete.findings[0].contains("leave"), "{:?}", delete.findings);
+    assert_eq!(delete.status, 204);
+    assert!(delete.operations.is_empty(), "{:?}", delete.operations);
+    assert!(
+        delete.findings.is_empty(),
+        "leave is the rule, not a finding: {:?}",
+        delete.findings
+    );
 }
 
 #[tokio::test]
@@ -310,9 +316,9 @@ async fn do_not_disable_is_honoured() {
     assert!(sp.app.account(&ann.id).unwrap().enabled);
     assert!(sp.app.account(&bob.id).unwrap().enabled);
     let records = sp.history.records();
-    let findings: Vec<&String> = records.iter().flat_map(|r| &r.findings).collect();
+    let findings: Vec<&Finding> = records.iter().flat_map(|r| &r.findings).collect();
     assert!(
-        findings.iter().filter(|f| f.starts_with("Do Not Disable")).count() >= 2,
+        findings.iter().filter(|f| f.kind == FindingKind::DoNotDisable).count() >= 2,
         "{findings:?}"
     );
     assert!(!records.iter().flat_map(|r| &r.operations).any(|op| matches!(
@@ -332,7 +338,12 @@ async fn a_veto_of_the_app_is_honoured() {
     push(&sp, &source).await;
     assert!(sp.app.account(&bob.id).unwrap().enabled);
     let delete = sp.history.records().into_iter().find(|r| r.action == "delete").unwrap();
-    assert!(delete.findings[0].contains("open tickets"));
+    assert_eq!(delete.findings[0].kind, FindingKind::Vetoed);
+    assert!(
+        delete.findings[0].message.contains("open tickets"),
+        "{:?}",
+        delete.findings
+    );
 }
 
 #[tokio::test]

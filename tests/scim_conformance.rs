@@ -1,15 +1,16 @@
-//! The SCIM service provider against the `scim2` compliance checker
-//! (scim2-cli / scim2-tester, PyPI): every check must pass. Skipped when the
-//! checker is not installed, unless IDSYNC_REQUIRE_SERVERS=1 (`bash
-//! .ci/install` puts it into target/testkit-venv).
+//! The SCIM service provider (`idsync-scim-server`) against the `scim2`
+//! compliance checker (scim2-cli / scim2-tester, PyPI): every check must
+//! pass, over a `MemoryTarget` and over the SQL target on SQLite. Skipped
+//! when the checker is not installed, unless IDSYNC_REQUIRE_SERVERS=1
+//! (`bash .ci/install` puts it into target/testkit-venv).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use idsync_core::Profile;
-use idsync_core::memory::MemoryTarget;
-use idsync_scim::server::{MemoryHistory, ScimServer};
+use idsync::Profile;
+use idsync::memory::MemoryTarget;
+use idsync::scim_server::{MemoryHistory, ScimServer};
 use idsync_testkit::{StartError, gate};
 
 const TOKEN: &str = "conformance-t0ken";
@@ -24,7 +25,7 @@ fn checker() -> Result<PathBuf, StartError> {
             }
         }
     }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/testkit-venv/bin/scim2");
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/testkit-venv/bin/scim2");
     if venv.is_file() {
         Ok(venv)
     } else {
@@ -113,7 +114,7 @@ async fn the_scim2_checker_reports_no_failures_over_the_sqlite_target() {
     };
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let app = idsync_sql::SqlTarget::connect(&url, idsync_sql::SqlTargetConfig::default())
+    let app = idsync::sql::SqlTarget::connect(&url, idsync::sql::SqlTargetConfig::default())
         .await
         .unwrap();
     let history = MemoryHistory::new();

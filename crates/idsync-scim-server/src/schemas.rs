@@ -4,8 +4,9 @@
 
 use serde_json::{Value, json};
 
+use idsync_scim::map::{ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
+
 use crate::filter::AttrRef;
-use crate::map::{ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 
 /// `ServiceProviderConfig` schema.
 pub(crate) const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
@@ -21,7 +22,7 @@ pub(crate) const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:S
 pub(crate) const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 #[derive(Clone, Copy)]
-struct A {
+struct AttrSpec {
     name: &'static str,
     ty: &'static str,
     multi: bool,
@@ -32,8 +33,8 @@ struct A {
     case_exact: bool,
 }
 
-const fn a(name: &'static str, ty: &'static str) -> A {
-    A {
+const fn attr(name: &'static str, ty: &'static str) -> AttrSpec {
+    AttrSpec {
         name,
         ty,
         multi: false,
@@ -45,7 +46,7 @@ const fn a(name: &'static str, ty: &'static str) -> A {
     }
 }
 
-impl A {
+impl AttrSpec {
     const fn multi(mut self) -> Self {
         self.multi = true;
         self
@@ -100,30 +101,30 @@ impl A {
     }
 }
 
-fn complex(attr: A, subs: Vec<Value>) -> Value {
-    attr.json(Some(subs), None, None)
+fn complex(spec: AttrSpec, subs: Vec<Value>) -> Value {
+    spec.json(Some(subs), None, None)
 }
 
 /// `value`, `display`, `type`, `primary`: the sub-attributes of most
 /// multi-valued attributes.
 fn multi_valued(name: &'static str, value_type: &'static str, types: &[&str], refs: Option<&[&str]>) -> Value {
     complex(
-        a(name, "complex").multi(),
+        attr(name, "complex").multi(),
         vec![
-            a("value", value_type).json(None, refs, None),
-            a("display", "string").plain(),
-            a("type", "string").json(None, None, Some(types)),
-            a("primary", "boolean").plain(),
+            attr("value", value_type).json(None, refs, None),
+            attr("display", "string").plain(),
+            attr("type", "string").json(None, None, Some(types)),
+            attr("primary", "boolean").plain(),
         ],
     )
 }
 
 fn user_attributes() -> Vec<Value> {
-    let s = |n| a(n, "string").plain();
+    let s = |n| attr(n, "string").plain();
     vec![
-        a("userName", "string").required().unique().plain(),
+        attr("userName", "string").required().unique().plain(),
         complex(
-            a("name", "complex"),
+            attr("name", "complex"),
             vec![
                 s("formatted"),
                 s("familyName"),
@@ -135,14 +136,14 @@ fn user_attributes() -> Vec<Value> {
         ),
         s("displayName"),
         s("nickName"),
-        a("profileUrl", "reference").json(None, Some(&["external"]), None),
+        attr("profileUrl", "reference").json(None, Some(&["external"]), None),
         s("title"),
         s("userType"),
         s("preferredLanguage"),
         s("locale"),
         s("timezone"),
-        a("active", "boolean").plain(),
-        a("password", "string")
+        attr("active", "boolean").plain(),
+        attr("password", "string")
             .mutability("writeOnly")
             .returned("never")
             .exact()
@@ -162,7 +163,7 @@ fn user_attributes() -> Vec<Value> {
         ),
         multi_valued("photos", "reference", &["photo", "thumbnail"], Some(&["external"])),
         complex(
-            a("addresses", "complex").multi(),
+            attr("addresses", "complex").multi(),
             vec![
                 s("formatted"),
                 s("streetAddress"),
@@ -170,19 +171,19 @@ fn user_attributes() -> Vec<Value> {
                 s("region"),
                 s("postalCode"),
                 s("country"),
-                a("type", "string").json(None, None, Some(&["work", "home", "other"])),
-                a("primary", "boolean").plain(),
+                attr("type", "string").json(None, None, Some(&["work", "home", "other"])),
+                attr("primary", "boolean").plain(),
             ],
         ),
         complex(
-            a("groups", "complex").multi().mutability("readOnly"),
+            attr("groups", "complex").multi().mutability("readOnly"),
             vec![
-                a("value", "string").mutability("readOnly").plain(),
-                a("$ref", "reference")
+                attr("value", "string").mutability("readOnly").plain(),
+                attr("$ref", "reference")
                     .mutability("readOnly")
                     .json(None, Some(&["User", "Group"]), None),
-                a("display", "string").mutability("readOnly").plain(),
-                a("type", "string")
+                attr("display", "string").mutability("readOnly").plain(),
+                attr("type", "string")
                     .mutability("readOnly")
                     .json(None, None, Some(&["direct", "indirect"])),
             ],
@@ -194,7 +195,7 @@ fn user_attributes() -> Vec<Value> {
 }
 
 fn enterprise_attributes() -> Vec<Value> {
-    let s = |n| a(n, "string").plain();
+    let s = |n| attr(n, "string").plain();
     vec![
         s("employeeNumber"),
         s("costCenter"),
@@ -202,11 +203,11 @@ fn enterprise_attributes() -> Vec<Value> {
         s("division"),
         s("department"),
         complex(
-            a("manager", "complex"),
+            attr("manager", "complex"),
             vec![
-                a("value", "string").plain(),
-                a("$ref", "reference").json(None, Some(&["User"]), None),
-                a("displayName", "string").mutability("readOnly").plain(),
+                attr("value", "string").plain(),
+                attr("$ref", "reference").json(None, Some(&["User"]), None),
+                attr("displayName", "string").mutability("readOnly").plain(),
             ],
         ),
     ]
@@ -214,16 +215,16 @@ fn enterprise_attributes() -> Vec<Value> {
 
 fn group_attributes() -> Vec<Value> {
     vec![
-        a("displayName", "string").required().plain(),
+        attr("displayName", "string").required().plain(),
         complex(
-            a("members", "complex").multi(),
+            attr("members", "complex").multi(),
             vec![
-                a("value", "string").mutability("immutable").exact().plain(),
-                a("$ref", "reference")
+                attr("value", "string").mutability("immutable").exact().plain(),
+                attr("$ref", "reference")
                     .mutability("immutable")
                     .json(None, Some(&["User", "Group"]), None),
-                a("display", "string").mutability("readOnly").plain(),
-                a("type", "string")
+                attr("display", "string").mutability("readOnly").plain(),
+                attr("type", "string")
                     .mutability("immutable")
                     .json(None, None, Some(&["User", "Group"])),
             ],

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use idsync_core::memory::{MemorySource, MemoryTarget};
 use idsync_core::{Engine, ErrorKind, MemoryStateStore, ObjectKind, Profile, RunOptions, SourceObject};
-use idsync_scim::server::ScimServer;
 use idsync_scim::{ScimConfig, ScimTarget};
+use idsync_scim_server::ScimServer;
 use idsync_testkit::tls::HttpsServer;
 use serde_json::json;
 
