@@ -71,7 +71,7 @@ pub struct LdapTarget {
     ldap: Mutex<Option<Ldap>>,
 }
 
-type Res<T> = std::result::Result<T, LdapError>;
+type LdapResult<T> = std::result::Result<T, LdapError>;
 
 fn link_value(link: &Link) -> String {
     format!("idsync:{}:{}", link.profile, link.external)
@@ -105,7 +105,7 @@ impl LdapTarget {
     }
 
     /// The shared connection, made (again) when needed.
-    async fn handle(&self) -> Res<Ldap> {
+    async fn handle(&self) -> LdapResult<Ldap> {
         let mut guard = self.ldap.lock().await;
         if let Some(l) = guard.as_mut()
             && !l.is_closed()
@@ -130,7 +130,7 @@ impl LdapTarget {
     }
 
     /// Every entry matching `filter`, paged.
-    async fn search_all(&self, filter: &str) -> Res<Vec<SearchEntry>> {
+    async fn search_all(&self, filter: &str) -> LdapResult<Vec<SearchEntry>> {
         let mut ldap = self.handle().await?;
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(self.config.page_size.max(1)))];
         let mut stream = ldap
@@ -154,7 +154,7 @@ impl LdapTarget {
     }
 
     /// The DN of the entry with this id.
-    async fn dn_of(&self, id: &TargetId) -> Res<String> {
+    async fn dn_of(&self, id: &TargetId) -> LdapResult<String> {
         let mut ldap = self.handle().await?;
         let (base, scope, filter) = crate::entry::by_id(&self.config, &id.0);
         let (entries, _) = ldap
@@ -182,7 +182,7 @@ impl LdapTarget {
         &self,
         entries: Vec<SearchEntry>,
         known: Option<&HashMap<String, TargetId>>,
-    ) -> Res<Vec<TargetAccount>> {
+    ) -> LdapResult<Vec<TargetAccount>> {
         let everything = Listed {
             filter: "(objectClass=*)".into(),
             bases: vec![self.config.base_dn.clone()],
@@ -270,7 +270,7 @@ impl LdapTarget {
         }
     }
 
-    async fn create(&self, kind: ObjectKind, link: &Link, fields: &Fields) -> Res<Applied> {
+    async fn create(&self, kind: ObjectKind, link: &Link, fields: &Fields) -> LdapResult<Applied> {
         let value = link_value(link);
         let existing = self
             .search_all(&format!(
@@ -280,10 +280,7 @@ impl LdapTarget {
             ))
             .await?;
         if let Some(e) = existing.first() {
-            return Ok(Applied {
-                target: Some(TargetId(id_of(&self.config, e)?.0)),
-                note: Some("already existed".into()),
-            });
+            return Ok(Applied::to(TargetId(id_of(&self.config, e)?.0)).with_note("already existed"));
         }
         let naming = &self.config.naming_attribute;
         let name = fields.get(naming).ok_or_else(|| {
@@ -360,7 +357,7 @@ impl LdapTarget {
     /// does an account added with its password and `pwdLastSet = 0` in one
     /// operation: it stays disabled, the safe way. (One whose `pwdLastSet`
     /// an admin set to -1 without giving it a password would pass.)
-    async fn ad_user(&self, ldap: &mut Ldap, dn: &str) -> Res<AdUser> {
+    async fn ad_user(&self, ldap: &mut Ldap, dn: &str) -> LdapResult<AdUser> {
         let (entries, _) = ldap
             .with_timeout(self.config.op_timeout())
             .search(
@@ -389,7 +386,7 @@ impl LdapTarget {
     /// Enables the AD user at `dn` when it has a password or gets one
     /// (`initial_password = "random"`); otherwise leaves it disabled. Clears
     /// PASSWD_NOTREQD either way. Returns what the report should say.
-    async fn enable_ad(&self, ldap: &mut Ldap, dn: &str, user: AdUser) -> Res<Option<String>> {
+    async fn enable_ad(&self, ldap: &mut Ldap, dn: &str, user: AdUser) -> LdapResult<Option<String>> {
         let enabled = user.uac & !(ACCOUNTDISABLE | PASSWD_NOTREQD);
         let (mods, note) = match (user.has_password, self.config.initial_password) {
             (true, _) => (vec![uac_mod(enabled)], None),
@@ -428,7 +425,7 @@ impl LdapTarget {
         Ok(note.map(str::to_owned))
     }
 
-    async fn update(&self, target: &TargetId, changes: &[idsync_core::FieldChange]) -> Res<()> {
+    async fn update(&self, target: &TargetId, changes: &[idsync_core::FieldChange]) -> LdapResult<()> {
         let mut dn = self.dn_of(target).await?;
         let mut ldap = self.handle().await?;
         let naming = self.config.naming_attribute.clone();
@@ -474,7 +471,7 @@ impl LdapTarget {
     }
 
     /// Disables or enables an account; returns what the report should say.
-    async fn set_enabled(&self, target: &TargetId, enabled: bool) -> Res<Option<String>> {
+    async fn set_enabled(&self, target: &TargetId, enabled: bool) -> LdapResult<Option<String>> {
         let dn = self.dn_of(target).await?;
         let mut ldap = self.handle().await?;
         if self.config.flavor == Flavor::Ad {
@@ -508,10 +505,7 @@ impl LdapTarget {
 
     /// Applies one operation other than a membership change.
     async fn apply_one(&self, op: &TargetOp) -> Result<Applied> {
-        let done = |t: &TargetId| Applied {
-            target: Some(t.clone()),
-            note: None,
-        };
+        let done = |t: &TargetId| Applied::to(t.clone());
         let result = match op {
             TargetOp::Create { kind, link, fields } => self.create(*kind, link, fields).await,
             TargetOp::SetLink { target, link, .. } => {
@@ -534,8 +528,8 @@ impl LdapTarget {
             TargetOp::Update { target, changes, .. } => self.update(target, changes).await.map(|()| done(target)),
             TargetOp::SetEnabled { target, enabled, .. } => {
                 self.set_enabled(target, *enabled).await.map(|note| Applied {
-                    target: Some(target.clone()),
                     note,
+                    ..Applied::to(target.clone())
                 })
             }
             TargetOp::Delete { target, .. } => {

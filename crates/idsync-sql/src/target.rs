@@ -467,10 +467,7 @@ impl SqlTarget {
                 if classify(&e).0 == idsync_core::ErrorKind::AlreadyExists =>
             {
                 match self.linked_to(*kind, link).await {
-                    Ok(Some(id)) => Ok(Applied {
-                        target: Some(id),
-                        note: Some("already existed".into()),
-                    }),
+                    Ok(Some(id)) => Ok(Applied::to(id).with_note("already existed")),
                     Ok(None) => Err(SqlError::Database(e)),
                     Err(other) => Err(other),
                 }

@@ -145,13 +145,7 @@ impl LdapTarget {
         for (add, values) in runs {
             for chunk in values.chunks(per_modify) {
                 for (index, result) in self.modify_members(ldap.clone(), &group_dn, add, chunk).await {
-                    out.push((
-                        index,
-                        result.map(|()| Applied {
-                            target: Some(group.clone()),
-                            note: None,
-                        }),
-                    ));
+                    out.push((index, result.map(|()| Applied::to(group.clone()))));
                 }
             }
         }
