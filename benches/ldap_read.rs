@@ -29,6 +29,7 @@ async fn full_read(source: &LdapSource) -> (usize, Option<Cursor>) {
         match item.expect("item") {
             ReadItem::Object(_) => n += 1,
             ReadItem::End { cursor: c, .. } => cursor = c,
+            other => panic!("an item this bench does not know: {other:?}"),
         }
     }
     (n, cursor)

@@ -111,14 +111,12 @@ fn data(n: usize, p: &Profile) -> Data {
 fn run_planner(d: &Data, p: &Profile) -> usize {
     let plan = plan(PlanInput {
         profile: p,
-        capabilities: TargetCapabilities {
-            groups: true,
-            disable: true,
-            disable_groups: true,
-            delete: false,
-            veto: false,
-            ..TargetCapabilities::default()
-        },
+        capabilities: TargetCapabilities::default()
+            .with_groups(true)
+            .with_disable(true)
+            .with_disable_groups(true)
+            .with_delete(false)
+            .with_veto(false),
         mode: ReadMode::Full,
         completeness: &Completeness::Complete,
         objects: &d.objects,

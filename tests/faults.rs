@@ -65,6 +65,7 @@ async fn truth(source: &dyn Source, profile: &Profile) -> Vec<SourceObject> {
         match item.unwrap() {
             ReadItem::Object(o) => objects.push(o),
             ReadItem::End { completeness, .. } => assert!(completeness.is_complete(), "{completeness:?}"),
+            other => panic!("an item this test does not know: {other:?}"),
         }
     }
     objects
@@ -405,6 +406,7 @@ async fn delta_items(source: &dyn Source, profile: &Profile, cursor: &Cursor) ->
             DeltaItem::Deleted(_) => deleted += 1,
             DeltaItem::End { .. } => end = true,
             DeltaItem::ResyncRequired { reason } => panic!("the server asks for a full read: {reason}"),
+            other => panic!("an item this test does not know: {other:?}"),
         }
     }
     (present, changed, deleted, end)

@@ -42,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(ids.insert(o.id.clone()), "id {} twice", o.id);
                 }
                 Ok(ReadItem::End { .. }) => {}
+                Ok(other) => panic!("an item the CSV source never sends: {other:?}"),
                 Err(e) => assert!(e.to_string().contains("CSV line"), "{e}"),
             }
         }

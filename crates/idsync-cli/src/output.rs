@@ -58,6 +58,7 @@ impl Out {
                 Action::Create { .. } | Action::Enable | Action::AddMember { .. } => GREEN,
                 Action::Update { .. } | Action::Link { .. } => YELLOW,
                 Action::Disable | Action::Delete | Action::RemoveMember { .. } => RED,
+                _ => YELLOW,
             };
             let _ = writeln!(self.0, "  {style}{}{style:#}", row(op, names));
         }

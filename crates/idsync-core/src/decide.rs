@@ -105,11 +105,7 @@ mod tests {
     }
 
     fn caps(disable: bool, delete: bool) -> TargetCapabilities {
-        TargetCapabilities {
-            disable,
-            delete,
-            ..TargetCapabilities::default()
-        }
+        TargetCapabilities::default().with_disable(disable).with_delete(delete)
     }
 
     #[test]

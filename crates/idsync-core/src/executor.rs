@@ -323,11 +323,6 @@ fn failed(op: &Operation, e: Error, attempts: u32, progress: &Mutex<Progress>, o
     outcome(op, status, attempts, op.target.clone(), None)
 }
 
-/// An error for an operation a target does not support.
-pub fn unsupported(backend: &'static str, what: &str) -> Error {
-    Error::new(ErrorKind::Unsupported, format!("{backend} does not support {what}")).backend(backend)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

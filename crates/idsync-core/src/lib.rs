@@ -34,4 +34,4 @@ pub use scope::Scope;
 pub use source::{Completeness, Cursor, DeltaItem, ReadItem, Source, SourceCapabilities};
 pub use state::{JsonFileStateStore, MemoryStateStore, ProfileState, StateStore};
 pub use stop::StopSignal;
-pub use target::{Applied, FieldChange, Lookup, Target, TargetCapabilities, TargetOp, Veto};
+pub use target::{Applied, FieldChange, Lookup, Target, TargetCapabilities, TargetOp, Veto, unsupported};

@@ -13,6 +13,7 @@ use crate::scope::Scope;
 /// What a source can do. `Default` means "nothing": a new flag starts off
 /// everywhere.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct SourceCapabilities {
     /// Delta reads from a cursor.
     pub delta: bool,
@@ -42,6 +43,32 @@ pub enum Completeness {
     },
 }
 
+impl SourceCapabilities {
+    /// With delta reads.
+    pub fn with_delta(mut self, delta: bool) -> Self {
+        self.delta = delta;
+        self
+    }
+
+    /// With single-object reads.
+    pub fn with_read_one(mut self, read_one: bool) -> Self {
+        self.read_one = read_one;
+        self
+    }
+
+    /// With groups.
+    pub fn with_groups(mut self, groups: bool) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// Member references may go stale.
+    pub fn with_stale_members(mut self, stale_members: bool) -> Self {
+        self.stale_members = stale_members;
+        self
+    }
+}
+
 impl Completeness {
     /// True for [`Completeness::Complete`].
     pub fn is_complete(&self) -> bool {
@@ -63,6 +90,7 @@ impl fmt::Debug for Cursor {
 
 /// One item of a full read.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum ReadItem {
     /// An object in scope.
     Object(SourceObject),
@@ -77,6 +105,7 @@ pub enum ReadItem {
 
 /// One item of a delta read.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum DeltaItem {
     /// An object added or changed since the cursor, whole (adapters that
     /// receive only changed attributes read the rest).

@@ -10,8 +10,16 @@ use crate::error::Result;
 use crate::model::{ExternalId, Fields, Link, ObjectKind, ProfileId, SourceObject, TargetAccount, TargetId};
 use crate::profile::Profile;
 
-/// What a target can do. `Default` means "nothing".
+/// What a target can do. `Default` means "nothing"; the `with_*` builders
+/// say what it can:
+///
+/// ```
+/// use idsync_core::TargetCapabilities;
+/// let caps = TargetCapabilities::default().with_groups(true).with_disable(true).with_batch(500);
+/// assert!(caps.groups && !caps.delete);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct TargetCapabilities {
     /// Groups and membership.
     pub groups: bool,
@@ -31,6 +39,42 @@ pub struct TargetCapabilities {
 }
 
 impl TargetCapabilities {
+    /// With groups and membership.
+    pub fn with_groups(mut self, groups: bool) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// Users can be disabled and enabled.
+    pub fn with_disable(mut self, disable: bool) -> Self {
+        self.disable = disable;
+        self
+    }
+
+    /// Groups can be disabled and enabled.
+    pub fn with_disable_groups(mut self, disable_groups: bool) -> Self {
+        self.disable_groups = disable_groups;
+        self
+    }
+
+    /// Accounts can be deleted.
+    pub fn with_delete(mut self, delete: bool) -> Self {
+        self.delete = delete;
+        self
+    }
+
+    /// Deprovisions are asked about first.
+    pub fn with_veto(mut self, veto: bool) -> Self {
+        self.veto = veto;
+        self
+    }
+
+    /// Batches of up to `batch` operations.
+    pub fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch;
+        self
+    }
+
     /// True when accounts of `kind` can be disabled and enabled.
     pub fn can_disable(&self, kind: ObjectKind) -> bool {
         match kind {
@@ -38,6 +82,16 @@ impl TargetCapabilities {
             ObjectKind::Group => self.disable_groups,
         }
     }
+}
+
+/// The error for an operation or a look-up a target does not support (a
+/// kind newer than the target, a capability it lacks).
+pub fn unsupported(backend: &'static str, what: &str) -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::Unsupported,
+        format!("{backend} does not support {what}"),
+    )
+    .backend(backend)
 }
 
 /// A field's change: old → new. `None` is "not set".
@@ -54,6 +108,7 @@ pub struct FieldChange {
 /// A search for accounts not (yet) linked to the profile.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Lookup {
     /// Accounts of this kind whose `field` equals `value` (case-insensitive,
     /// trimmed): soft-match candidates for adoption.
@@ -93,6 +148,7 @@ impl Lookup {
 /// One change for the target to make, with every reference resolved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "op")]
+#[non_exhaustive]
 pub enum TargetOp {
     /// Create an account carrying `link`. Must be idempotent through the
     /// link: a target that finds an account with this link already returns

@@ -30,12 +30,10 @@ impl Source for Verbatim {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities {
-            delta: false,
-            read_one: false,
-            groups: false,
-            ..SourceCapabilities::default()
-        }
+        SourceCapabilities::default()
+            .with_delta(false)
+            .with_read_one(false)
+            .with_groups(false)
     }
 
     async fn read_full(&self, _scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {

@@ -60,13 +60,13 @@ fn engine(source: Arc<dyn Source>, target: &MemoryTarget, profile: Profile) -> (
 }
 
 fn batching(batch: usize) -> MemoryTarget {
-    MemoryTarget::with_capabilities(TargetCapabilities {
-        groups: true,
-        disable: true,
-        disable_groups: true,
-        batch,
-        ..TargetCapabilities::default()
-    })
+    MemoryTarget::with_capabilities(
+        TargetCapabilities::default()
+            .with_groups(true)
+            .with_disable(true)
+            .with_disable_groups(true)
+            .with_batch(batch),
+    )
 }
 
 #[tokio::test]

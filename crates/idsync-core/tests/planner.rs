@@ -24,14 +24,12 @@ fn profile() -> Profile {
 }
 
 fn all_caps() -> TargetCapabilities {
-    TargetCapabilities {
-        groups: true,
-        disable: true,
-        disable_groups: true,
-        delete: true,
-        veto: false,
-        ..TargetCapabilities::default()
-    }
+    TargetCapabilities::default()
+        .with_groups(true)
+        .with_disable(true)
+        .with_disable_groups(true)
+        .with_delete(true)
+        .with_veto(false)
 }
 
 fn user(id: &str, given: &str, sn: &str, employee: &str) -> SourceObject {
@@ -566,10 +564,7 @@ fn a_target_that_cannot_disable_gets_a_finding_not_an_operation() {
     let p = profile();
     let ann = user("a1", "Ann", "Lee", "E1");
     let mut case = Case::new(&p);
-    case.caps = TargetCapabilities {
-        groups: false,
-        ..TargetCapabilities::default()
-    };
+    case.caps = TargetCapabilities::default().with_groups(false);
     case.linked = vec![account_for(&p, "t1", &ann)];
     case.objects = vec![group("g1", "sales", &[])];
     let plan = case.plan();

@@ -265,6 +265,7 @@ impl fmt::Debug for World {
                     match item {
                         ReadItem::Object(o) => writeln!(f, "   object {}", object(o))?,
                         ReadItem::End { completeness, .. } => writeln!(f, "   end {completeness:?}")?,
+                        other => writeln!(f, "   {other:?}")?,
                     }
                 }
             }
@@ -277,6 +278,7 @@ impl fmt::Debug for World {
                         DeltaItem::Present(id) => writeln!(f, "   present {id}")?,
                         DeltaItem::End { .. } => writeln!(f, "   end")?,
                         DeltaItem::ResyncRequired { reason } => writeln!(f, "   resync {reason}")?,
+                        other => writeln!(f, "   {other:?}")?,
                     }
                 }
             }
@@ -570,14 +572,12 @@ fn build(
     };
     // Fields the target gains later (batch sizes) keep their defaults.
     #[allow(clippy::needless_update)]
-    let caps = TargetCapabilities {
-        groups: groups_cap,
-        disable,
-        disable_groups,
-        delete,
-        veto,
-        ..TargetCapabilities::default()
-    };
+    let caps = TargetCapabilities::default()
+        .with_groups(groups_cap)
+        .with_disable(disable)
+        .with_disable_groups(disable_groups)
+        .with_delete(delete)
+        .with_veto(veto);
     World {
         profile,
         second,
@@ -634,6 +634,7 @@ fn engine_read(stream: &Stream, profile: ProfileId, accounts: &[TargetAccount]) 
                         completeness = c.clone();
                         break;
                     }
+                    other => unreachable!("not generated: {other:?}"),
                 }
             }
             Read {
@@ -659,7 +660,7 @@ fn engine_read(stream: &Stream, profile: ProfileId, accounts: &[TargetAccount]) 
                         completeness = Completeness::Complete;
                         break;
                     }
-                    DeltaItem::ResyncRequired { .. } => unreachable!("not generated"),
+                    other => unreachable!("not generated: {other:?}"),
                 }
             }
             let sent_deleted = deleted.iter().cloned().collect();
@@ -961,6 +962,7 @@ fn apply(plan: &Plan, accounts: &[TargetAccount], tag: &str) -> Vec<TargetAccoun
                 .unwrap()
                 .members
                 .retain(|m| m != member_target),
+            other => unreachable!("no such action yet: {other:?}"),
         }
     }
     by_id.into_values().collect()

@@ -327,12 +327,10 @@ impl Source for CsvSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities {
-            delta: false,
-            read_one: true,
-            groups: false,
-            ..SourceCapabilities::default()
-        }
+        SourceCapabilities::default()
+            .with_delta(false)
+            .with_read_one(true)
+            .with_groups(false)
     }
 
     async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {

@@ -174,12 +174,10 @@ impl Source for LdifSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities {
-            delta: false,
-            read_one: true,
-            groups: true,
-            ..SourceCapabilities::default()
-        }
+        SourceCapabilities::default()
+            .with_delta(false)
+            .with_read_one(true)
+            .with_groups(true)
     }
 
     async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {

@@ -31,8 +31,8 @@ pub(crate) async fn find(
     while let Some(item) = stream.next().await {
         match item {
             Ok(idsync_core::ReadItem::Object(o)) if &o.id == id => return Ok(Some(o)),
-            Ok(idsync_core::ReadItem::Object(_)) => {}
             Ok(idsync_core::ReadItem::End { completeness, .. }) => complete = completeness.is_complete(),
+            Ok(_) => {}
             Err(e) => {
                 unread += 1;
                 first.get_or_insert(e);

@@ -38,6 +38,7 @@ async fn read_all(s: &CsvSource) -> (Vec<idsync_core::SourceObject>, Vec<String>
             Ok(ReadItem::Object(o)) => objects.push(o),
             Ok(ReadItem::End { .. }) => {}
             Err(e) => errors.push(e.to_string()),
+            Ok(other) => panic!("an item this code does not know: {other:?}"),
         }
     }
     (objects, errors)

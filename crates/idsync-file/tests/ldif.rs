@@ -81,6 +81,7 @@ async fn read_all(
             Ok(ReadItem::Object(o)) => objects.push(o),
             Ok(ReadItem::End { completeness, .. }) => end = Some(completeness),
             Err(e) => errors.push(e.to_string()),
+            Ok(other) => panic!("an item this code does not know: {other:?}"),
         }
     }
     (objects, errors, end)

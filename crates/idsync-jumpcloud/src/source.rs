@@ -147,12 +147,10 @@ impl Source for JumpCloudSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities {
-            delta: false,
-            read_one: true,
-            groups: true,
-            ..SourceCapabilities::default()
-        }
+        SourceCapabilities::default()
+            .with_delta(false)
+            .with_read_one(true)
+            .with_groups(true)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = NAME))]

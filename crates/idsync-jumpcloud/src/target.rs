@@ -144,14 +144,12 @@ impl Target for JumpCloudTarget {
     }
 
     fn capabilities(&self) -> TargetCapabilities {
-        TargetCapabilities {
-            groups: true,
-            disable: true,
-            disable_groups: false,
-            delete: true,
-            veto: false,
-            ..TargetCapabilities::default()
-        }
+        TargetCapabilities::default()
+            .with_groups(true)
+            .with_disable(true)
+            .with_disable_groups(false)
+            .with_delete(true)
+            .with_veto(false)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = NAME))]
@@ -204,6 +202,7 @@ impl Target for JumpCloudTarget {
                         Box::new(move |a| a.link.as_ref().is_some_and(|l| l.external == e)),
                     )
                 }
+                other => return Err(unsupported("lookup", &format!("JumpCloud does not support {other:?}"))),
             };
             let pool = if kind == ObjectKind::User { &users } else { &groups };
             for a in pool.iter().filter(|a| hit(a)) {
@@ -347,6 +346,7 @@ impl Target for JumpCloudTarget {
                     .map_err(core("apply.remove_member"))?;
                 Ok(Applied::to(group.clone()))
             }
+            other => Err(unsupported("apply", &format!("JumpCloud does not support {other:?}"))),
         }
     }
 }

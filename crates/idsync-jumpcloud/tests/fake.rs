@@ -29,6 +29,7 @@ async fn read(s: &JumpCloudSource) -> (Vec<SourceObject>, Completeness) {
         match i {
             ReadItem::Object(o) => objects.push(o),
             ReadItem::End { completeness, .. } => end = Some(completeness),
+            other => panic!("an item this test does not know: {other:?}"),
         }
     }
     (objects, end.expect("an End item"))

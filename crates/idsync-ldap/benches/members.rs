@@ -57,6 +57,7 @@ async fn full_read(source: &LdapSource) -> (ExternalId, Vec<ExternalId>, Cursor)
             ReadItem::Object(o) if o.kind == ObjectKind::Group => group = Some(o.id),
             ReadItem::Object(o) => users.push(o.id),
             ReadItem::End { cursor: c, .. } => cursor = c,
+            other => panic!("a case this code does not know: {other:?}"),
         }
     }
     (group.expect("the group"), users, cursor.expect("a syncrepl cursor"))

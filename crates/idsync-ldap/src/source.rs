@@ -474,15 +474,14 @@ impl Source for LdapSource {
 
     fn capabilities(&self) -> SourceCapabilities {
         // Deltas: syncrepl on generic LDAP, DirSync or uSNChanged on AD.
-        SourceCapabilities {
-            delta: true,
-            read_one: true,
-            groups: true,
-            // Groups name members by DN. AD keeps `member` right through
-            // renames, moves and deletes; OpenLDAP does so only with the
-            // refint overlay, which idsync cannot see.
-            stale_members: self.config.flavor == Flavor::Generic,
-        }
+        // Groups name members by DN. AD keeps `member` right through
+        // renames, moves and deletes; OpenLDAP does so only with the
+        // refint overlay, which idsync cannot see.
+        SourceCapabilities::default()
+            .with_delta(true)
+            .with_read_one(true)
+            .with_groups(true)
+            .with_stale_members(self.config.flavor == Flavor::Generic)
     }
 
     async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {

@@ -554,6 +554,7 @@ impl LdapTarget {
                         .backend(crate::NAME),
                 );
             }
+            other => return Err(idsync_core::unsupported(crate::NAME, &format!("{other:?}"))),
         };
         result.map_err(|e| e.into_core("apply"))
     }
@@ -567,14 +568,13 @@ impl Target for LdapTarget {
 
     fn capabilities(&self) -> TargetCapabilities {
         let disable = self.config.flavor == Flavor::Ad || self.config.disabled_attribute.is_some();
-        TargetCapabilities {
-            groups: true,
-            disable,
-            disable_groups: false,
-            delete: true,
-            veto: false,
-            batch: self.config.members_per_modify.max(1),
-        }
+        TargetCapabilities::default()
+            .with_groups(true)
+            .with_disable(disable)
+            .with_disable_groups(false)
+            .with_delete(true)
+            .with_veto(false)
+            .with_batch(self.config.members_per_modify.max(1))
     }
 
     async fn linked(&self, profile: ProfileId) -> Result<BoxStream<'_, Result<TargetAccount>>> {
@@ -606,15 +606,17 @@ impl Target for LdapTarget {
                         ldap_escape(external.0.as_str())
                     )
                 }
+                other => return Err(idsync_core::unsupported(crate::NAME, &format!("{other:?}"))),
             };
             let entries = self.search_all(&filter).await.map_err(|e| e.into_core("lookup"))?;
             for a in self.accounts(entries, None).await.map_err(|e| e.into_core("lookup"))? {
                 let kind_ok = match l {
                     Lookup::Field { kind, .. } | Lookup::External { kind, .. } => a.kind == *kind,
+                    _ => false,
                 };
                 let external_ok = match l {
                     Lookup::External { external, .. } => a.link.as_ref().is_some_and(|k| &k.external == external),
-                    Lookup::Field { .. } => true,
+                    _ => true,
                 };
                 if kind_ok && external_ok {
                     found.insert(a.id.clone(), a);

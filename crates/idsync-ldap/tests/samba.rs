@@ -24,6 +24,7 @@ async fn read(source: &LdapSource, scope: &Scope) -> (Vec<SourceObject>, idsync_
         match item.unwrap() {
             ReadItem::Object(o) => objects.push(o),
             ReadItem::End { completeness, .. } => end = Some(completeness),
+            other => panic!("a case this code does not know: {other:?}"),
         }
     }
     (objects, end.unwrap())
@@ -639,6 +640,7 @@ async fn full_read_cursor(source: &LdapSource, scope: &Scope) -> (Vec<SourceObje
                 assert!(completeness.is_complete(), "{completeness:?}");
                 return (objects, cursor.expect("an AD full read leaves a delta cursor"));
             }
+            other => panic!("a case this code does not know: {other:?}"),
         }
     }
     panic!("no End");

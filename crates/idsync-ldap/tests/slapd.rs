@@ -146,6 +146,7 @@ async fn a_size_limit_makes_the_read_partial_and_nothing_is_deprovisioned() {
         match item.unwrap() {
             ReadItem::Object(_) => objects += 1,
             ReadItem::End { completeness, .. } => end = Some(completeness),
+            other => panic!("a case this code does not know: {other:?}"),
         }
     }
     assert!(objects <= 5);

@@ -72,12 +72,10 @@ impl Source for RestSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities {
-            delta: false,
-            read_one: true,
-            groups: self.client.config().groups.is_some(),
-            ..SourceCapabilities::default()
-        }
+        SourceCapabilities::default()
+            .with_delta(false)
+            .with_read_one(true)
+            .with_groups(self.client.config().groups.is_some())
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = NAME))]

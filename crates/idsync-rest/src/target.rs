@@ -284,6 +284,9 @@ impl RestTarget {
                 .await?;
                 Ok(Applied::to(group.clone()))
             }
+            other => Err(RestError::Config(format!(
+                "this REST target does not support {other:?}"
+            ))),
         }
     }
 }
@@ -297,6 +300,7 @@ fn op_name(op: &TargetOp) -> &'static str {
         TargetOp::Delete { .. } => "apply.delete",
         TargetOp::AddMember { .. } => "apply.add_member",
         TargetOp::RemoveMember { .. } => "apply.remove_member",
+        _ => "apply",
     }
 }
 
@@ -313,14 +317,14 @@ impl Target for RestTarget {
     fn capabilities(&self) -> TargetCapabilities {
         let c = self.client.config();
         let groups = c.groups.as_ref();
-        TargetCapabilities {
-            groups: groups.is_some_and(|g| g.create.is_some() && g.add_member.is_some() && g.remove_member.is_some()),
-            disable: can_disable(&c.users),
-            disable_groups: groups.is_some_and(can_disable),
-            delete: c.users.delete.is_some(),
-            veto: c.users.veto.is_some() || groups.is_some_and(|g| g.veto.is_some()),
-            ..TargetCapabilities::default()
-        }
+        TargetCapabilities::default()
+            .with_groups(
+                groups.is_some_and(|g| g.create.is_some() && g.add_member.is_some() && g.remove_member.is_some()),
+            )
+            .with_disable(can_disable(&c.users))
+            .with_disable_groups(groups.is_some_and(can_disable))
+            .with_delete(c.users.delete.is_some())
+            .with_veto(c.users.veto.is_some() || groups.is_some_and(|g| g.veto.is_some()))
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = NAME))]
@@ -352,6 +356,7 @@ impl Target for RestTarget {
                         .get(field)
                         .is_some_and(|v| v.trim().to_lowercase() == value.trim().to_lowercase()),
                     Lookup::External { external, .. } => a.link.as_ref().is_some_and(|l| &l.external == external),
+                    _ => false,
                 });
                 if hit && !out.iter().any(|o| o.id == a.id) {
                     out.push(a);

@@ -223,6 +223,7 @@ async fn read_all(source: &RestSource) -> Vec<SourceObject> {
         match item.unwrap() {
             ReadItem::Object(o) => out.push(o),
             ReadItem::End { completeness, .. } => complete = completeness.is_complete(),
+            other => panic!("a case this code does not know: {other:?}"),
         }
     }
     assert!(complete);

@@ -189,12 +189,10 @@ impl Source for ScimSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities {
-            delta: true,
-            read_one: true,
-            groups: self.client.sp.groups_endpoint.is_some(),
-            ..SourceCapabilities::default()
-        }
+        SourceCapabilities::default()
+            .with_delta(true)
+            .with_read_one(true)
+            .with_groups(self.client.sp.groups_endpoint.is_some())
     }
 
     async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {

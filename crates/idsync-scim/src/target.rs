@@ -102,6 +102,7 @@ impl Write<'_> {
             TargetOp::AddMember { group, .. } | TargetOp::RemoveMember { group, .. } => {
                 ("apply.members", "change members".into(), group.0.clone())
             }
+            other => ("apply", format!("{other:?}"), String::new()),
         }
     }
 }
@@ -584,6 +585,7 @@ impl ScimTarget {
                 "creates and membership changes are applied as writes",
             )
             .backend(NAME)),
+            other => Err(idsync_core::unsupported(NAME, &format!("{other:?}"))),
         }
     }
 
@@ -723,19 +725,19 @@ impl Target for ScimTarget {
     /// request, so that a batch is one request's worth of work: one PATCH
     /// of a group's members, or one Bulk request.
     fn capabilities(&self) -> TargetCapabilities {
-        TargetCapabilities {
-            groups: self.client.sp.groups_endpoint.is_some(),
-            disable: true,
-            disable_groups: false,
-            delete: true,
-            veto: false,
-            batch: self
-                .client
-                .dialect
-                .member_chunk
-                .max(self.client.bulk_limit().unwrap_or(1))
-                .max(1),
-        }
+        TargetCapabilities::default()
+            .with_groups(self.client.sp.groups_endpoint.is_some())
+            .with_disable(true)
+            .with_disable_groups(false)
+            .with_delete(true)
+            .with_veto(false)
+            .with_batch(
+                self.client
+                    .dialect
+                    .member_chunk
+                    .max(self.client.bulk_limit().unwrap_or(1))
+                    .max(1),
+            )
     }
 
     async fn linked(&self, profile: ProfileId) -> Result<BoxStream<'_, Result<TargetAccount>>> {
@@ -785,6 +787,7 @@ impl Target for ScimTarget {
                     };
                     terms.push((*kind, true, term));
                 }
+                other => return Err(idsync_core::unsupported(NAME, &format!("{other:?}"))),
             }
         }
         terms.retain(|(kind, _, _)| *kind == ObjectKind::User || self.client.sp.groups_endpoint.is_some());

@@ -205,6 +205,7 @@ async fn malformed_resources_among_good_ones_are_errors_naming_them_and_the_good
         match item {
             Ok(ReadItem::Object(o)) => objects.push(o),
             Ok(ReadItem::End { completeness, .. }) => end = Some(completeness),
+            Ok(other) => panic!("an item this test does not know: {other:?}"),
             Err(e) => errors.push((e.kind(), e.to_string())),
         }
     }
@@ -251,6 +252,7 @@ async fn a_page_that_is_not_a_list_response_never_reads_as_an_empty_directory() 
             match item {
                 Ok(ReadItem::End { completeness, .. }) => end = Some(completeness),
                 Ok(ReadItem::Object(_)) => objects += 1,
+                Ok(other) => panic!("an item this test does not know: {other:?}"),
                 Err(e) => panic!("{body}: {e}"),
             }
         }

@@ -143,6 +143,7 @@ fn subject(op: &TargetOp) -> String {
         TargetOp::AddMember { group, member } | TargetOp::RemoveMember { group, member } => {
             format!("{group} member {member}")
         }
+        other => format!("{other:?}"),
     }
 }
 
@@ -595,14 +596,13 @@ impl Target for SqlTarget {
     }
 
     fn capabilities(&self) -> TargetCapabilities {
-        TargetCapabilities {
-            groups: self.groups.is_some() && self.members.is_some(),
-            disable: self.users.enabled.is_some(),
-            disable_groups: self.groups.as_ref().is_some_and(|g| g.enabled.is_some()),
-            delete: self.config.allow_delete,
-            veto: false,
-            batch: self.config.batch,
-        }
+        TargetCapabilities::default()
+            .with_groups(self.groups.is_some() && self.members.is_some())
+            .with_disable(self.users.enabled.is_some())
+            .with_disable_groups(self.groups.as_ref().is_some_and(|g| g.enabled.is_some()))
+            .with_delete(self.config.allow_delete)
+            .with_veto(false)
+            .with_batch(self.config.batch)
     }
 
     /// The profile's users (one query), then its groups with their
@@ -641,6 +641,7 @@ impl Target for SqlTarget {
             let (kind, field, value) = match l {
                 Lookup::Field { kind, field, value } => (*kind, Some(field.as_str()), value.trim().to_lowercase()),
                 Lookup::External { kind, external } => (*kind, None, external.0.clone()),
+                other => return Err(idsync_core::unsupported(crate::NAME, &format!("{other:?}"))),
             };
             if kind == ObjectKind::Group && self.groups.is_none() {
                 // No groups table: no groups to find.

@@ -40,6 +40,9 @@ pub async fn full_read(source: &dyn Source) -> FullRead {
         match item {
             Ok(ReadItem::Object(o)) => read.objects.push(o),
             Ok(ReadItem::End { completeness, .. }) => read.end = Some(completeness),
+            Ok(other) => read
+                .errors
+                .push(format!("an item this helper does not know: {other:?}")),
             Err(e) => read.errors.push(e.to_string()),
         }
     }

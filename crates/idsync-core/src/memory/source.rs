@@ -146,13 +146,12 @@ impl Source for MemorySource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities {
-            delta: true,
-            read_one: true,
-            groups: true,
+        SourceCapabilities::default()
+            .with_delta(true)
+            .with_read_one(true)
+            .with_groups(true)
             // Members are named by id: moves and renames leave groups right.
-            stale_members: false,
-        }
+            .with_stale_members(false)
     }
 
     async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {

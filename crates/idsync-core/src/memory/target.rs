@@ -69,14 +69,14 @@ impl Default for MemoryTarget {
 impl MemoryTarget {
     /// A target that can do everything (groups, disable, delete, veto).
     pub fn new() -> Self {
-        MemoryTarget::with_capabilities(TargetCapabilities {
-            groups: true,
-            disable: true,
-            disable_groups: true,
-            delete: true,
-            veto: true,
-            ..TargetCapabilities::default()
-        })
+        MemoryTarget::with_capabilities(
+            TargetCapabilities::default()
+                .with_groups(true)
+                .with_disable(true)
+                .with_disable_groups(true)
+                .with_delete(true)
+                .with_veto(true),
+        )
     }
 
     /// A target with only these capabilities.
@@ -241,7 +241,7 @@ impl Target for MemoryTarget {
         }
         inner.log.push(op.clone());
         let caps = self.capabilities;
-        let unsupported = |what: &str| Err(crate::executor::unsupported(NAME, what));
+        let unsupported = |what: &str| Err(crate::target::unsupported(NAME, what));
         let id = match op {
             TargetOp::Create { kind, link, fields } => {
                 if *kind == ObjectKind::Group && !caps.groups {

@@ -62,6 +62,7 @@ pub struct Operation {
 /// What an operation does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
+#[non_exhaustive]
 pub enum Action {
     /// Create the account with these fields.
     Create {
@@ -135,6 +136,7 @@ impl Action {
 /// Why an operation is planned: the situation, named midPoint-style.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Situation {
     /// Linked, and the source changed.
     Changed,
@@ -185,6 +187,7 @@ pub struct Finding {
 /// The kinds of finding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FindingKind {
     /// Several unlinked accounts match one source object.
     Ambiguous,

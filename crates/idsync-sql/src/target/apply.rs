@@ -82,6 +82,10 @@ impl SqlTarget {
                     (target, self.set_enabled(&mut tx, target, *kind, *enabled).await)
                 }
                 TargetOp::Delete { target, kind } => (target, self.delete(&mut tx, target, *kind).await),
+                _ => {
+                    *slot = Some(Err(SqlError::Unsupported("an operation newer than this target")));
+                    continue;
+                }
             };
             *slot = Some(own(r)?.map(|()| Applied::to(target.clone())));
         }

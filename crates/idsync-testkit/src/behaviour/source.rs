@@ -73,6 +73,7 @@ async fn read_full(s: &dyn Source, fx: &Fixture) -> Result<(Vec<SourceObject>, O
                 objects.push(o);
             }
             ReadItem::End { completeness, cursor } => ends.push((completeness, cursor)),
+            other => return Err(format!("an item this suite does not know: {other:?}")),
         }
     }
     ensure(ends.len() == 1, || {
@@ -175,6 +176,7 @@ async fn quiet_delta(s: &dyn Source, fx: &Fixture) -> Result<(), String> {
             DeltaItem::Present(_) => {}
             DeltaItem::End { .. } => end += 1,
             DeltaItem::ResyncRequired { reason } => return Err(format!("a fresh cursor asks for a resync: {reason}")),
+            other => return Err(format!("an item this suite does not know: {other:?}")),
         }
     }
     ensure(end == 1, || format!("{end} end items"))?;
