@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
             match item {
                 Ok(ReadItem::Object(o)) => assert!(!o.id.0.is_empty(), "an object without an id"),
                 Ok(ReadItem::End { .. }) => {}
+                Ok(other) => panic!("an item the LDIF source never sends: {other:?}"),
                 Err(e) => assert!(e.to_string().contains("LDIF line"), "{e}"),
             }
         }
