@@ -79,6 +79,9 @@ pub struct SqlTarget {
     /// missing).
     #[serde(default)]
     pub tables: idsync_sql::SqlTargetConfig,
+    /// The most operations applied in one transaction (default 500), as
+    /// `tables.batch` but without restating the tables.
+    pub batch: Option<usize>,
 }
 
 /// A database URL; it may hold a password, so it is never printed.

@@ -23,7 +23,11 @@ pub async fn target(config: &Config) -> Result<Arc<dyn Target>> {
     Ok(match &config.target {
         TargetConfig::Scim(c) => Arc::new(idsync_scim::ScimTarget::connect((**c).clone()).await?),
         TargetConfig::Ldap(c) => Arc::new(idsync_ldap::LdapTarget::connect((**c).clone()).await?),
-        TargetConfig::Sql(c) => Arc::new(idsync_sql::SqlTarget::connect(c.url.expose(), c.tables.clone()).await?),
+        TargetConfig::Sql(c) => {
+            let mut tables = c.tables.clone();
+            tables.batch = c.batch.unwrap_or(tables.batch);
+            Arc::new(idsync_sql::SqlTarget::connect(c.url.expose(), tables).await?)
+        }
         TargetConfig::Jumpcloud(c) => Arc::new(idsync_jumpcloud::JumpCloudTarget::new((**c).clone())?),
         TargetConfig::Rest(c) => Arc::new(idsync_rest::RestTarget::new((**c).clone())?),
     })

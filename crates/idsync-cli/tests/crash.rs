@@ -19,8 +19,11 @@ const KILLS: usize = 50;
 /// Users whose mail changes in each round.
 const CHANGED: usize = 100;
 
+/// Batches of 10 operations, so that a round's 100 changes are applied in
+/// ten transactions and a kill can land between two of them (one batch of
+/// 500 would commit a round's changes at once: no kill could fall inside).
 const PROFILE: &str = r#"
-target = { type = "sql", url = "sqlite://app.db" }
+target = { type = "sql", url = "sqlite://app.db", batch = 10 }
 state = { type = "sql", url = "sqlite://state.db", lease = "1s" }
 
 [profile]
