@@ -78,6 +78,16 @@ impl Out {
                 o.op, o.action, o.link.external, o.status
             );
         }
+        // What the target said of an operation it applied (e.g. an AD
+        // account left disabled until it has a password).
+        for o in report.outcomes.iter().filter(|o| o.note.is_some()) {
+            let note = o.note.as_deref().unwrap_or_default();
+            let _ = writeln!(
+                self.0,
+                "  {YELLOW}note{YELLOW:#} #{} {} {}: {note}",
+                o.op, o.action, o.link.external
+            );
+        }
         // "Succeeded: " only for a complete read: schedulers grep for it.
         let partial = crate::partial_read(report);
         let outcome = match (&report.outcome, partial) {

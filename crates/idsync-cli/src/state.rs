@@ -276,7 +276,14 @@ impl RunLock {
 async fn renew(store: Arc<SqlStateStore>, mut lease: Lease, ttl: Duration, asked: Instant, stop: StopSignal) {
     let profile = lease.profile;
     let generation = lease.generation;
+    let expired = format!(
+        "the lease of profile {profile} (generation {generation}) was lost: it expired before it could be renewed \
+         (the process was paused or the database did not answer)"
+    );
     let mut valid_until = asked + ttl;
+    // The flag rises by itself at the deadline: a process frozen past it
+    // stops before its first batch, whatever task runs first on waking.
+    stop.stop_at(valid_until, expired.clone());
     let why = loop {
         tokio::time::sleep(ttl / 3).await;
         let asked = Instant::now();
@@ -287,6 +294,7 @@ async fn renew(store: Arc<SqlStateStore>, mut lease: Lease, ttl: Duration, asked
             Ok(Ok(Some(l))) => {
                 lease = l;
                 valid_until = asked + ttl;
+                stop.stop_at(valid_until, expired.clone());
             }
             Ok(Ok(None)) => break "another worker took it over, or it expired",
             Ok(Err(e)) => tracing::warn!(error = %e, "the lease could not be renewed; trying again"),

@@ -363,9 +363,10 @@ fn shut_down(ctx: &Ctx, signal: &str) {
 }
 
 /// Runs [`run_claimed`] on a thread of its own: the engine's run is not a
-/// `Send` future (its executor's record callback is not `Send`), so it
-/// cannot be `tokio::spawn`ed; each run is driven by `block_on` on a
-/// blocking thread, with the runtime's I/O and timers.
+/// `Send` future for rustc (its executor streams batches that borrow the
+/// plan, and the compiler cannot prove the borrows `Send` for every
+/// lifetime), so it cannot be `tokio::spawn`ed; each run is driven by
+/// `block_on` on a blocking thread, with the runtime's I/O and timers.
 async fn spawn_run(ctx: Arc<Ctx>, claimed: Claimed, claim_ms: f64, asked: Instant) {
     let handle = tokio::runtime::Handle::current();
     let profile = claimed.lease.profile;

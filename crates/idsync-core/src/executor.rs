@@ -92,7 +92,7 @@ pub(crate) async fn execute(
     plan: &Plan,
     target: &dyn Target,
     settings: &Settings<'_>,
-    record: &mut dyn FnMut(&Operation, OpOutcome),
+    record: &mut (dyn FnMut(&Operation, OpOutcome) + Send),
 ) -> Option<Error> {
     let batch = target.capabilities().batch.max(1);
     let progress = Mutex::new(Progress::default());
