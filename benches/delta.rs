@@ -134,9 +134,11 @@ async fn bench(n: usize) {
     );
     let source = Arc::new(LdapSource::connect(ldap).await.expect("ldap"));
     let proxy = scim.fault_proxy().await.expect("proxy");
-    let target = ScimTarget::connect(ScimConfig::new(proxy.base_url().parse().expect("url"), scim.token()))
-        .await
-        .expect("scim");
+    let mut scim_config = ScimConfig::new(proxy.base_url().parse().expect("url"), scim.token());
+    // scim2-server filters by scanning every resource: at 30,000 users a
+    // look-up of a few dozen ids takes longer than the default 30 s.
+    scim_config.http.timeout_ms = 600_000;
+    let target = ScimTarget::connect(scim_config).await.expect("scim");
     let engine = Engine::new(profile(), source, Arc::new(target), Arc::new(MemoryStateStore::new())).with_options(
         EngineOptions {
             full_every: None,
