@@ -35,7 +35,7 @@ pub enum State {
 
 /// One run at a time per profile: a file lock, or a database lease kept
 /// alive while held. The run saves its state and records its report
-/// through the lock ([`RunLock::store`], [`RunLock::record`]) and stops
+/// through the lock ([`RunLock::store`], [`RunLock::record_run`]) and stops
 /// applying when [`RunLock::stop`] is raised.
 pub struct RunLock {
     held: Held,

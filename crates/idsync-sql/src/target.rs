@@ -632,7 +632,7 @@ impl Target for SqlTarget {
         Ok(users.chain(groups).boxed())
     }
 
-    /// One query per kind and field for up to [`LOOKUPS_PER_QUERY`]
+    /// One query per kind and field for up to `LOOKUPS_PER_QUERY` (500)
     /// values (`IN` lists), then the members of the groups found.
     async fn lookup(&self, lookups: &[Lookup]) -> Result<Vec<TargetAccount>> {
         // (kind, field; None: the external id) → the values sought.

@@ -46,7 +46,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The google.rpc status name JumpCloud puts in `status` ([inferred] the
+/// The google.rpc status name JumpCloud puts in `status` (\[inferred\] the
 /// spec says "an HTTP/RPC status name" without a table).
 fn rpc_status(status: StatusCode) -> &'static str {
     match status.as_u16() {

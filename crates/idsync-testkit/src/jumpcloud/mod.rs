@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Behaviour an adapter author can rely on (each follows the docs; where
-//! they are silent the choice is marked [inferred] at its place):
+//! they are silent the choice is marked \[inferred\] at its place):
 //! - every request needs `x-api-key` (401 `Error` body otherwise);
 //!   `x-org-id` is ignored unless [`FakeJumpCloud::require_org_id`] is set;
 //! - `limit` defaults to 10, more than 100 is a 400; v1 lists are

@@ -194,7 +194,7 @@ impl Store {
 
     /// `DELETE /api/systemusers/{id}`. `cascade_manager` clears `manager`
     /// on the user's reports first; without it, deleting someone's manager
-    /// is a 409 ([inferred] the documented 409 on DELETE).
+    /// is a 409 (\[inferred\] the documented 409 on DELETE).
     pub(crate) fn delete_user(&mut self, id: &str, cascade_manager: bool) -> Result<Value, ApiError> {
         if !self.users.contains_key(id) {
             return Err(ApiError::not_found("user", id));
@@ -233,7 +233,7 @@ impl Store {
         Ok(())
     }
 
-    /// `username` and `email` (case-insensitively, [inferred]) and a
+    /// `username` and `email` (case-insensitively, \[inferred\]) and a
     /// non-empty `employeeIdentifier` are unique.
     fn check_unique(&self, input: &Map<String, Value>, except: Option<&str>) -> Result<(), ApiError> {
         for key in ["username", "email", "employeeIdentifier"] {
@@ -331,7 +331,7 @@ impl Store {
             .ok_or_else(|| ApiError::not_found("user group", id))
     }
 
-    /// [inferred] duplicate group names are 409, as other v2 conflicts.
+    /// \[inferred\] duplicate group names are 409, as other v2 conflicts.
     fn check_group_name(&self, input: &Map<String, Value>, except: Option<&str>) -> Result<(), ApiError> {
         let Some(name) = input.get("name").and_then(Value::as_str) else {
             return Ok(());
@@ -369,7 +369,7 @@ impl Store {
             .collect())
     }
 
-    /// Adds a member: 404 for an unknown group or user ([inferred] for the
+    /// Adds a member: 404 for an unknown group or user (\[inferred\] for the
     /// user: undocumented), 409 `Already Exists` for an existing member
     /// ([official] jc, baton-jumpcloud).
     pub(crate) fn add_member(&mut self, group: &str, user: &str) -> Result<(), ApiError> {
