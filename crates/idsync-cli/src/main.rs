@@ -150,10 +150,17 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// Sync one object now (login-time provisioning).
+    /// Sync one user now (login-time provisioning), with their group
+    /// memberships within scope.
     Jit {
         /// The object's external id.
-        id: String,
+        #[arg(required_unless_present = "login", conflicts_with = "login")]
+        id: Option<String>,
+        /// A login name instead: the user is looked up by the profile's
+        /// `login_attributes` (e.g. sAMAccountName, userPrincipalName, uid,
+        /// mail), in order; no match or two matches sync nothing.
+        #[arg(long, value_name = "NAME")]
+        login: Option<String>,
     },
 }
 
@@ -313,14 +320,17 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         Command::Worker { .. } => Ok(0),
         Command::Status { json } => status(&config, *json).await,
         Command::History { object, limit } => show_history(&config, object.as_deref(), *limit).await,
-        Command::Jit { id } => {
+        Command::Jit { id, login } => {
             let state = notified(&config, State::open(&config).await).await?;
             let report = async {
-                engine(&config, state.store())
-                    .await?
-                    .sync_one(&ExternalId(id.clone()), &RunOptions::default())
-                    .await
-                    .map_err(Failure::unavailable)
+                let engine = engine(&config, state.store()).await?;
+                let options = RunOptions::default();
+                match (id, login) {
+                    (_, Some(name)) => engine.sync_login(name, &options).await,
+                    (Some(id), None) => engine.sync_one(&ExternalId(id.clone()), &options).await,
+                    (None, None) => return Err(Failure::config("jit takes an external id or --login NAME")),
+                }
+                .map_err(Failure::unavailable)
             }
             .await;
             let report = notified(&config, report).await?;

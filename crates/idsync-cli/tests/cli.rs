@@ -324,3 +324,42 @@ async fn a_wrong_token_is_exit_code_5() {
         .code(5)
         .stderr(predicate::str::contains("authentication failed"));
 }
+
+/// `jit --login` finds the user by the profile's login attributes, in
+/// order and without regard to case, and syncs that user alone; a name no
+/// user has, or none at all, syncs nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn jit_by_login_name_syncs_that_user_alone() {
+    let Some(s) = setup().await else { return };
+    let text = std::fs::read_to_string(s.config()).unwrap().replace(
+        "name = \"quickstart to SCIM\"",
+        "name = \"quickstart to SCIM\"\nlogin_attributes = [\"sAMAccountName\", \"mail\"]",
+    );
+    std::fs::write(s.config(), text).unwrap();
+    s.idsync()
+        .args(["jit", "--login", "ANN.LEE"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("Succeeded"));
+    s.idsync()
+        .args(["jit", "--login", "bob.sato@acme.test"])
+        .assert()
+        .code(0);
+    let mut names: Vec<String> = s
+        .users()
+        .await
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ann.lee", "bob.sato"]);
+    s.idsync()
+        .args(["jit", "--login", "nobody"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "no user in scope has sAMAccountName or mail = \"nobody\"",
+        ));
+    s.idsync().arg("jit").assert().code(2);
+    assert_eq!(s.users().await.len(), 2);
+}

@@ -620,4 +620,51 @@ impl Source for LdapSource {
         let _ = ldap.unbind().await;
         found.map_err(|e| e.into_core("read_one"))
     }
+
+    /// One search per base for the users whose `attribute` equals `value`
+    /// (the server's matching rule, case-insensitive for names and mail),
+    /// within the profile's filter and containers.
+    async fn find_users(&self, scope: &Scope, attribute: &str, value: &str) -> Result<Vec<SourceObject>> {
+        let listed = self.listed(scope).map_err(|e| e.into_core("find_users"))?;
+        let filter = format!(
+            "(&{}({attribute}={}){})",
+            self.config.users(),
+            ldap3::ldap_escape(value.trim()),
+            listed.filter
+        );
+        let filter = checked(filter, "login_attributes").map_err(|e| e.into_core("find_users"))?;
+        let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("find_users"))?;
+        let mut found = Vec::new();
+        let mut failed = None;
+        for base in &listed.bases {
+            let entries = ldap
+                .with_timeout(self.config.op_timeout())
+                .search(base, ldap3::Scope::Subtree, &filter, self.attributes())
+                .await
+                .and_then(|r| r.success());
+            let entries = match entries {
+                Ok((entries, _)) => entries,
+                Err(ldap3::LdapError::LdapResult { result }) if result.rc == 32 => continue,
+                Err(e) => {
+                    failed = Some(LdapError::from(e));
+                    break;
+                }
+            };
+            for re in entries.into_iter().filter(|re| !re.is_ref()) {
+                match to_object(&self.config, SearchEntry::construct(re)) {
+                    Ok((object, _)) if object.kind == idsync_core::ObjectKind::User => found.push(object),
+                    Ok(_) => {}
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = ldap.unbind().await;
+        match failed {
+            Some(e) => Err(e.into_core("find_users")),
+            None => Ok(found),
+        }
+    }
 }

@@ -861,3 +861,58 @@ async fn a_delta_into_the_directory_removes_the_members_that_left_a_group() {
     assert_eq!(members, [format!("cn=Left N0,{}", s.people_dn())]);
     assert!(engine.run(&RunOptions::default()).await.unwrap().plan.is_empty());
 }
+
+/// A sync at login by name searches the directory (`find_users`): the
+/// server's matching rules (case-insensitive uid and mail), only users,
+/// only within the scope's containers and filter; a value is escaped, never
+/// read as a filter; an attribute name that breaks the filter is a config
+/// error.
+#[tokio::test(flavor = "multi_thread")]
+async fn users_are_found_by_login_name_within_the_scope_only() {
+    use idsync_testkit::slapd::{DEFAULT_SUFFIX, groups_ldif, ous_ldif, user_uid, users_ldif};
+    let (base, ous) = (DEFAULT_SUFFIX, ["east", "west"]);
+    let mut ldif = ous_ldif(base, &ous);
+    ldif.push_str(&users_ldif(base, 10, &ous));
+    ldif.push_str(&groups_ldif(base, 1, 10, &ous));
+    let Some(s) = slapd(SlapdOptions {
+        ldif,
+        ..SlapdOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let source = LdapSource::new(config(&s));
+    // East holds the even users; the filter leaves out user 4.
+    let scope = Scope {
+        containers: vec![format!("ou=east,{base}")],
+        filter: Some(format!("(!(uid={}))", user_uid(4))),
+        ..Scope::default()
+    };
+    let uids = |found: Vec<SourceObject>| -> Vec<String> {
+        found
+            .iter()
+            .map(|o| o.first_text("uid").unwrap_or_default().to_owned())
+            .collect()
+    };
+    let by_uid = source
+        .find_users(&scope, "uid", &user_uid(2).to_uppercase())
+        .await
+        .unwrap();
+    assert_eq!(uids(by_uid), [user_uid(2)]);
+    let mail = format!("{}@ACME.test", user_uid(6));
+    let found = source.find_users(&scope, "mail", &mail).await.unwrap();
+    assert_eq!(uids(found), [user_uid(6)], "mail {mail}");
+    // Out of the containers, left out by the filter, a group, a wildcard.
+    for (attribute, value) in [
+        ("uid", user_uid(3)),
+        ("uid", user_uid(4)),
+        ("cn", idsync_testkit::slapd::group_cn(0)),
+        ("uid", "*".to_owned()),
+    ] {
+        let found = source.find_users(&scope, attribute, &value).await.unwrap();
+        assert!(found.is_empty(), "{attribute}={value}: {:?}", uids(found));
+    }
+    let e = source.find_users(&scope, "uid)(x", "a").await.unwrap_err();
+    assert_eq!(e.kind(), idsync_core::ErrorKind::Config, "{e}");
+}

@@ -187,6 +187,17 @@ async fn full_read_then_lastmodified_delta() {
         .unwrap()
         .unwrap();
     assert_eq!(g1.kind, ObjectKind::Group);
+    // find by login name: the server's `eq` ignores case; a group is no user
+    let found = source.find_users(&Scope::default(), "userName", "SRC1").await.unwrap();
+    assert_eq!(
+        found.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+        [ids[1].as_str()]
+    );
+    let found = source
+        .find_users(&Scope::default(), "displayName", "nobody by that name")
+        .await
+        .unwrap();
+    assert!(found.is_empty(), "{found:?}");
     assert!(
         source
             .read_one(&Scope::default(), &"nope".into())
