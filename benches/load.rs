@@ -177,7 +177,8 @@ async fn main() {
     println!(
         "idsync: {} operations applied ({} users, {} groups, {} member adds) in {time:.1?}, {:.0} users/s; \
          {:.2}x the plain inserts' time (goal <= 0.33x), {:.2}x its own full read (goal <= 2x); \
-         peak heap +{} MiB, {} B per user, {} B per user beyond the input (goal <= 1024)",
+         peak heap +{} MiB, {} B per user, {} B per user beyond the input (goal <= 1024); \
+         source read {} ms, target listing and plan {} ms, apply {} ms",
         report.applied(),
         report.plan.counts.create - groups,
         groups,
@@ -188,6 +189,9 @@ async fn main() {
         mem / MIB,
         mem / users.max(1),
         mem.saturating_sub(input) / users.max(1),
+        report.read_ms,
+        report.duration_ms.saturating_sub(report.read_ms + report.apply_ms),
+        report.apply_ms,
     );
     let full = RunOptions {
         full: true,
