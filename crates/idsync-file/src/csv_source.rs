@@ -6,7 +6,7 @@ use std::io::Read;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use idsync_core::{
-    AttrValue, Cursor, DeltaItem, Error, ExternalId, ObjectKind, ReadItem, Result, Scope, Source, SourceCapabilities,
+    AttrValue, Cursor, DeltaItem, ExternalId, ObjectKind, ReadItem, Result, Scope, Source, SourceCapabilities,
     SourceObject,
 };
 use tokio::sync::mpsc;
@@ -258,7 +258,7 @@ pub(crate) fn read_rows<R: Read>(
                         column: Some(config.id_column.clone()),
                         message: format!("the id is already on line {first}; this row is skipped"),
                     }
-                    .into()),
+                    .into_core("read")),
                     None => {
                         seen.insert(o.id.clone(), line(&row));
                         if !scope.container_in_scope(&o.container) {
@@ -272,14 +272,14 @@ pub(crate) fn read_rows<R: Read>(
                     if let FileError::Csv { id: Some(i), .. } = &e {
                         id = Some(i.clone());
                     }
-                    Err(e.into())
+                    Err(e.into_core("read"))
                 }
             },
             Err(e) if e.is_io_error() => {
                 complete = false;
-                Err(csv_error(&e, None).into())
+                Err(csv_error(&e, None).into_core("read"))
             }
-            Err(e) => Err(csv_error(&e, None).into()),
+            Err(e) => Err(csv_error(&e, None).into_core("read")),
         };
         let multiline = row.iter().any(|cell| cell.contains(&b'\n'));
         if let Some(previous) = held.replace(Held {
@@ -310,7 +310,7 @@ pub(crate) fn read_rows<R: Read>(
             column: None,
             message: "a '\"' in this row is never closed: the rest of the file reads as one value, so this row and any after it are not read".into(),
         }
-        .into());
+        .into_core("read"));
     }
     if let Some(last) = held
         && !send(last.item)
@@ -334,7 +334,7 @@ impl Source for CsvSource {
     }
 
     async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {
-        let (reader, headers) = self.open().map_err(Error::from)?;
+        let (reader, headers) = self.open().map_err(|e| e.into_core("read"))?;
         let config = self.config.clone();
         let scope = scope.clone();
         Ok(blocking_stream(move |tx: mpsc::Sender<Result<ReadItem>>| {

@@ -68,23 +68,31 @@ impl FileError {
     }
 }
 
-/// Classifies into the core's error: an unreadable file is unavailable (the
-/// run cannot read; nothing is deprovisioned); a bad record is invalid data
-/// about that record alone.
-impl From<FileError> for Error {
-    fn from(e: FileError) -> Error {
-        let kind = match &e {
-            FileError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::Config,
-            FileError::Open { .. } | FileError::Io { .. } => ErrorKind::Unavailable,
-            FileError::Ldif { .. } | FileError::Csv { .. } => ErrorKind::InvalidData,
-        };
-        let mut out = Error::new(kind, e.to_string())
-            .backend(crate::NAME)
-            .op("read")
-            .object(e.object());
-        if let Some(f) = e.field() {
-            out = out.field(f);
+/// The kind and transience of a file error: an unreadable file is
+/// unavailable (the run cannot read; nothing is deprovisioned), a missing
+/// one is a configuration error, and a bad record is invalid data about
+/// that record alone.
+pub fn classify(error: &FileError) -> (ErrorKind, bool) {
+    match error {
+        FileError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => (ErrorKind::Config, false),
+        FileError::Open { .. } | FileError::Io { .. } => (ErrorKind::Unavailable, true),
+        FileError::Ldif { .. } | FileError::Csv { .. } => (ErrorKind::InvalidData, false),
+    }
+}
+
+impl FileError {
+    /// Into the core's error, naming the operation, with this error as the
+    /// source.
+    pub fn into_core(self, op: &'static str) -> Error {
+        let (kind, transient) = classify(&self);
+        let mut out = Error::new(kind, self.to_string())
+            .with_backend(crate::NAME)
+            .with_op(op)
+            .with_object(self.object());
+        if let Some(f) = self.field() {
+            out = out.with_field(f);
         }
-        out.source(e)
+        out = if transient { out.transient() } else { out.permanent() };
+        out.with_source(self)
     }
 }

@@ -39,7 +39,7 @@ pub fn csv(bytes: &[u8], semicolon: bool) -> Vec<Result<ReadItem>> {
             out.push(item);
             true
         }),
-        Err(e) => out.push(Err(e.into())),
+        Err(e) => out.push(Err(e.into_core("read"))),
     }
     out
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use idsync_core::dn::{key as dn_key, parent};
 use idsync_core::{
-    AttrValue, Cursor, DeltaItem, Error, ExternalId, ObjectKind, ReadItem, Result, Scope, Source, SourceCapabilities,
+    AttrValue, Cursor, DeltaItem, ExternalId, ObjectKind, ReadItem, Result, Scope, Source, SourceCapabilities,
     SourceObject,
 };
 use tokio::sync::mpsc;
@@ -151,7 +151,7 @@ pub(crate) fn read_records<R: BufRead>(
             }
             Err(e) => {
                 complete &= !matches!(e, FileError::Io { .. });
-                Err(Error::from(e))
+                Err(e.into_core("read"))
             }
         };
         if !send(item) {
@@ -181,7 +181,7 @@ impl Source for LdifSource {
     }
 
     async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {
-        let reader = self.open().map_err(Error::from)?;
+        let reader = self.open().map_err(|e| e.into_core("read"))?;
         let config = self.config.clone();
         let scope = scope.clone();
         Ok(blocking_stream(move |tx: mpsc::Sender<Result<ReadItem>>| {

@@ -10,7 +10,7 @@ mod stream;
 
 pub use config::{CsvConfig, LdifConfig};
 pub use csv_source::CsvSource;
-pub use error::FileError;
+pub use error::{FileError, classify};
 pub use ldif_source::LdifSource;
 
 /// The largest value read from a file, in bytes (an LDIF value after

@@ -174,16 +174,16 @@ impl HttpError {
             HttpError::Status { retry_after, .. } => *retry_after,
             _ => None,
         };
-        let mut e = Error::new(kind, message).backend(backend);
+        let mut e = Error::new(kind, message).with_backend(backend);
         e = match (transient, retry_after) {
-            (true, Some(after)) => e.retry_after(after),
+            (true, Some(after)) => e.with_retry_after(after),
             (true, None) => e.transient(),
             (false, _) => e.permanent(),
         };
         if transient && retries > 0 {
             e = e.exhausted();
         }
-        e.source(self)
+        e.with_source(self)
     }
 }
 
@@ -222,7 +222,7 @@ mod tests {
         }
         .into_core("scim", "list users");
         assert_eq!(e.kind(), ErrorKind::RateLimited);
-        assert_eq!(e.retry_after_hint(), Some(Duration::from_secs(7)));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
         assert_eq!(
             e.to_string(),
             "scim: rate limited: list users: GET http://127.0.0.1/x: HTTP 429 Too Many Requests"

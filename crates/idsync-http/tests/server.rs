@@ -222,7 +222,7 @@ async fn a_retry_after_longer_than_allowed_fails_transient_with_the_hint() {
     assert_eq!(hits(&s), 1);
     let core = err.into_core("test", "");
     assert_eq!(core.kind(), ErrorKind::RateLimited);
-    assert_eq!(core.retry_after_hint(), Some(Duration::from_secs(3600)));
+    assert_eq!(core.retry_after(), Some(Duration::from_secs(3600)));
 }
 
 #[tokio::test]

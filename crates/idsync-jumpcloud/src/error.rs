@@ -53,19 +53,21 @@ impl JumpCloudError {
     /// Classifies into the core's error (through idsync-http's `classify`).
     pub fn into_core(self, op: &'static str) -> Error {
         match self {
-            JumpCloudError::Http { object, source } => (*source).into_core(NAME, &object).op(op).object(object),
+            JumpCloudError::Http { object, source } => {
+                (*source).into_core(NAME, &object).with_op(op).with_object(object)
+            }
             JumpCloudError::InvalidData { object, message } => {
                 Error::new(ErrorKind::InvalidData, format!("{object}: {message}"))
-                    .backend(NAME)
-                    .op(op)
-                    .object(object)
+                    .with_backend(NAME)
+                    .with_op(op)
+                    .with_object(object)
             }
             JumpCloudError::BadValue { object, field, message } => Error::new(ErrorKind::InvalidData, message)
-                .backend(NAME)
-                .op(op)
-                .object(object)
-                .field(field),
-            JumpCloudError::Config(m) => Error::config(m).backend(NAME).op(op),
+                .with_backend(NAME)
+                .with_op(op)
+                .with_object(object)
+                .with_field(field),
+            JumpCloudError::Config(m) => Error::config(m).with_backend(NAME).with_op(op),
         }
     }
 }

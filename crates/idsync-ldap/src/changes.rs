@@ -99,7 +99,7 @@ pub(crate) async fn send(
             Ok(None) => DeltaItem::Deleted(id.clone()),
             Err(e) => {
                 if tx
-                    .send(Err(e.into_core("read_delta").object(id.0.clone())))
+                    .send(Err(e.into_core("read_delta").with_object(id.0.clone())))
                     .await
                     .is_err()
                 {

@@ -551,7 +551,7 @@ impl LdapTarget {
             TargetOp::AddMember { .. } | TargetOp::RemoveMember { .. } => {
                 return Err(
                     Error::new(ErrorKind::Internal, "a membership change is applied with its group's")
-                        .backend(crate::NAME),
+                        .with_backend(crate::NAME),
                 );
             }
             other => return Err(idsync_core::unsupported(crate::NAME, &format!("{other:?}"))),
@@ -630,7 +630,9 @@ impl Target for LdapTarget {
         self.apply_batch(std::slice::from_ref(op))
             .await
             .pop()
-            .unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(crate::NAME)))
+            .unwrap_or_else(|| {
+                Err(Error::new(ErrorKind::Internal, "no result for the operation").with_backend(crate::NAME))
+            })
     }
 
     /// A group's membership changes go out together: modifies of up to
@@ -689,7 +691,7 @@ impl Target for LdapTarget {
             .into_iter()
             .map(|r| {
                 r.unwrap_or_else(|| {
-                    Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(crate::NAME))
+                    Err(Error::new(ErrorKind::Internal, "no result for the operation").with_backend(crate::NAME))
                 })
             })
             .collect()

@@ -33,12 +33,12 @@ pub struct RestConfig {
 impl RestConfig {
     /// Reads a configuration from TOML text.
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::config(format!("REST configuration: {e}")).backend(NAME))
+        toml::from_str(text).map_err(|e| Error::config(format!("REST configuration: {e}")).with_backend(NAME))
     }
 
     /// Reads a configuration from JSON text.
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| Error::config(format!("REST configuration: {e}")).backend(NAME))
+        serde_json::from_str(text).map_err(|e| Error::config(format!("REST configuration: {e}")).with_backend(NAME))
     }
 
     /// The resource of this kind, if configured.

@@ -94,8 +94,8 @@ impl RestError {
                 source,
             } => (*source)
                 .into_core(NAME, &format!("{operation} {object}"))
-                .op(op)
-                .object(object),
+                .with_op(op)
+                .with_object(object),
             RestError::UnexpectedStatus {
                 operation,
                 object,
@@ -104,27 +104,27 @@ impl RestError {
                 ErrorKind::Protocol,
                 format!("{operation} {object}: unexpected HTTP {status}"),
             )
-            .backend(NAME)
-            .op(op)
-            .object(object),
+            .with_backend(NAME)
+            .with_op(op)
+            .with_object(object),
             RestError::InvalidData {
                 operation,
                 object,
                 message,
             } => Error::new(ErrorKind::InvalidData, format!("{operation} {object}: {message}"))
-                .backend(NAME)
-                .op(op)
-                .object(object),
+                .with_backend(NAME)
+                .with_op(op)
+                .with_object(object),
             RestError::BadValue {
                 object,
                 pointer,
                 message,
             } => Error::new(ErrorKind::InvalidData, message)
-                .backend(NAME)
-                .op(op)
-                .object(object)
-                .field(pointer),
-            RestError::Config(m) => Error::config(m).backend(NAME).op(op),
+                .with_backend(NAME)
+                .with_op(op)
+                .with_object(object)
+                .with_field(pointer),
+            RestError::Config(m) => Error::config(m).with_backend(NAME).with_op(op),
         }
     }
 }

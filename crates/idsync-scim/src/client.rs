@@ -89,7 +89,7 @@ impl std::fmt::Debug for ScimClient {
 impl ScimClient {
     pub fn new(config: &ScimConfig) -> idsync_core::Result<Self> {
         let http = HttpClient::new(&config.http_config())
-            .map_err(|e| e.into_core(crate::NAME, "building the HTTP client").op("connect"))?;
+            .map_err(|e| e.into_core(crate::NAME, "building the HTTP client").with_op("connect"))?;
         let mut base = config.base_url.clone();
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -98,7 +98,7 @@ impl ScimClient {
         if base.cannot_be_a_base() {
             return Err(
                 idsync_core::Error::config(format!("SCIM base URL {} cannot be a base", config.base_url))
-                    .backend(crate::NAME),
+                    .with_backend(crate::NAME),
             );
         }
         let mut sp = ServiceProvider::default();

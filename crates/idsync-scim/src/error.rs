@@ -105,9 +105,9 @@ pub(crate) fn http_to_core(e: HttpError, op: &'static str, what: &str, object: O
         Some(s) => format!("{what}: {s} ({e})"),
         None => format!("{what}: {e}"),
     };
-    let mut err = e.into_core_as(NAME, kind, message).op(op);
+    let mut err = e.into_core_as(NAME, kind, message).with_op(op);
     if let Some(o) = object {
-        err = err.object(o);
+        err = err.with_object(o);
     }
     err
 }
@@ -115,10 +115,10 @@ pub(crate) fn http_to_core(e: HttpError, op: &'static str, what: &str, object: O
 /// A bad answer as the core's error.
 pub(crate) fn bad_response(op: &'static str, what: &str, object: Option<&str>) -> Error {
     let mut err = Error::new(ErrorKind::Protocol, ScimError::BadResponse(what.to_owned()).to_string())
-        .backend(NAME)
-        .op(op);
+        .with_backend(NAME)
+        .with_op(op);
     if let Some(o) = object {
-        err = err.object(o);
+        err = err.with_object(o);
     }
     err
 }
@@ -127,10 +127,10 @@ pub(crate) fn bad_response(op: &'static str, what: &str, object: Option<&str>) -
 /// core's error: invalid data about that resource alone.
 pub(crate) fn bad_value(op: &'static str, object: &str, field: &str, what: String) -> Error {
     Error::new(ErrorKind::InvalidData, ScimError::BadValue(what).to_string())
-        .backend(NAME)
-        .op(op)
-        .object(object)
-        .field(field)
+        .with_backend(NAME)
+        .with_op(op)
+        .with_object(object)
+        .with_field(field)
 }
 
 #[cfg(test)]

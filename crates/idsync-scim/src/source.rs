@@ -168,7 +168,7 @@ fn unreadable(v: &Value, op: &'static str, endpoint: &str, index: usize) -> Erro
     } else {
         "a resource that is not a JSON object"
     };
-    bad_response(op, &format!("{what} in {endpoint}"), Some(&name)).field("id")
+    bad_response(op, &format!("{what} in {endpoint}"), Some(&name)).with_field("id")
 }
 
 /// A cursor is a `lastModified` timestamp (RFC 3339).
@@ -242,8 +242,8 @@ impl Source for ScimSource {
                 }
                 // a delta cut short must not move the cursor
                 Some(reason) => Err(Error::new(ErrorKind::Unavailable, reason.clone())
-                    .backend(NAME)
-                    .op("read_delta")),
+                    .with_backend(NAME)
+                    .with_op("read_delta")),
                 None => Ok(DeltaItem::End {
                     cursor: Cursor(t.newest.clone().unwrap_or_else(|| EPOCH.to_owned())),
                 }),

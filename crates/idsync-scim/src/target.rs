@@ -141,13 +141,13 @@ impl Wrote {
 /// and retry status, named after that operation's object.
 fn share(e: &Error, op: &'static str, what: &str, object: &str) -> Error {
     let copy = Error::new(e.kind(), format!("{what}: {}", e.message()))
-        .backend(NAME)
-        .op(op)
-        .object(object);
+        .with_backend(NAME)
+        .with_op(op)
+        .with_object(object);
     match e.status() {
         Status::Transient {
             retry_after: Some(after),
-        } => copy.retry_after(after),
+        } => copy.with_retry_after(after),
         Status::Transient { retry_after: None } => copy.transient(),
         Status::Permanent => copy.permanent(),
         Status::Exhausted => copy.transient().exhausted(),
@@ -261,11 +261,9 @@ impl ScimTarget {
     fn endpoint(&self, kind: ObjectKind) -> Result<&str> {
         match kind {
             ObjectKind::User => Ok(&self.client.sp.users_endpoint),
-            ObjectKind::Group => {
-                self.client.sp.groups_endpoint.as_deref().ok_or_else(|| {
-                    Error::new(ErrorKind::Unsupported, "the service has no Groups endpoint").backend(NAME)
-                })
-            }
+            ObjectKind::Group => self.client.sp.groups_endpoint.as_deref().ok_or_else(|| {
+                Error::new(ErrorKind::Unsupported, "the service has no Groups endpoint").with_backend(NAME)
+            }),
         }
     }
 
@@ -322,7 +320,7 @@ impl ScimTarget {
                 let name = create_name(link, fields);
                 let body = self
                     .create_body(*kind, link, fields)
-                    .map_err(|e| e.op("apply.create").object(&name))?;
+                    .map_err(|e| e.with_op("apply.create").with_object(&name))?;
                 (*kind, Request::Post(body))
             }
             TargetOp::Update { target, kind, changes } if !changes.is_empty() => {
@@ -370,10 +368,12 @@ impl ScimTarget {
     }
 
     fn encode_link(&self, link: &Link, target: &TargetId) -> Result<String> {
-        self.client
-            .link
-            .encode(link)
-            .map_err(|m| Error::config(m).backend(NAME).op("apply.set_link").object(target))
+        self.client.link.encode(link).map_err(|m| {
+            Error::config(m)
+                .with_backend(NAME)
+                .with_op("apply.set_link")
+                .with_object(target)
+        })
     }
 
     fn parse_changes<'c>(
@@ -386,10 +386,10 @@ impl ScimTarget {
             .map(|c| {
                 let path = AttrPath::parse(&c.field).map_err(|m| {
                     Error::new(ErrorKind::InvalidData, m)
-                        .backend(NAME)
-                        .op("apply.update")
-                        .object(target)
-                        .field(c.field.clone())
+                        .with_backend(NAME)
+                        .with_op("apply.update")
+                        .with_object(target)
+                        .with_field(c.field.clone())
                 })?;
                 Ok((self.client.sp.attribute_types.annotate(path), c))
             })
@@ -523,7 +523,7 @@ impl ScimTarget {
                         None => Err(error),
                     },
                     Err(lookup) if landed => {
-                        let object = error.object_ref().map(|o| o.0.clone()).unwrap_or_default();
+                        let object = error.object().map(|o| o.0.clone()).unwrap_or_default();
                         let what = format!("outcome unknown (the look-up failed too: {lookup})");
                         Err(share(&error, "apply.create", &what, &object).permanent())
                     }
@@ -545,9 +545,9 @@ impl ScimTarget {
                 kind: ObjectKind::Group,
                 ..
             } => Err(Error::new(ErrorKind::Unsupported, "SCIM groups cannot be disabled")
-                .backend(NAME)
-                .op("apply.set_enabled")
-                .object(target)),
+                .with_backend(NAME)
+                .with_op("apply.set_enabled")
+                .with_object(target)),
             TargetOp::SetEnabled { target, kind, enabled } => {
                 let enabled = *enabled;
                 self.put_update(target, *kind, "apply.set_enabled", move |r| {
@@ -584,7 +584,7 @@ impl ScimTarget {
                 ErrorKind::Internal,
                 "creates and membership changes are applied as writes",
             )
-            .backend(NAME)),
+            .with_backend(NAME)),
             other => Err(idsync_core::unsupported(NAME, &format!("{other:?}"))),
         }
     }
@@ -611,14 +611,17 @@ impl ScimTarget {
             .client
             .link
             .encode(link)
-            .map_err(|m| Error::config(m).backend(NAME))?;
+            .map_err(|m| Error::config(m).with_backend(NAME))?;
         body.insert("externalId".into(), Value::String(external_id));
         if kind == ObjectKind::User {
             body.insert("active".into(), Value::Bool(true));
         }
         for (field, value) in fields {
-            let path = AttrPath::parse(field)
-                .map_err(|m| Error::new(ErrorKind::InvalidData, m).backend(NAME).field(field.clone()))?;
+            let path = AttrPath::parse(field).map_err(|m| {
+                Error::new(ErrorKind::InvalidData, m)
+                    .with_backend(NAME)
+                    .with_field(field.clone())
+            })?;
             self.client
                 .sp
                 .attribute_types
@@ -773,9 +776,9 @@ impl Target for ScimTarget {
                 Lookup::Field { kind, field, value } => {
                     let path = AttrPath::parse(field).map_err(|m| {
                         Error::new(ErrorKind::Config, m)
-                            .backend(NAME)
-                            .op("lookup")
-                            .field(field.clone())
+                            .with_backend(NAME)
+                            .with_op("lookup")
+                            .with_field(field.clone())
                     })?;
                     terms.push((*kind, false, path.filter_eq(value.trim())));
                 }
@@ -813,7 +816,7 @@ impl Target for ScimTarget {
             .map(|(kind, external, filter)| async move {
                 let accounts = self
                     .list_accounts(kind, filter)
-                    .map_err(|e| e.op("lookup"))
+                    .map_err(|e| e.with_op("lookup"))
                     .try_collect()
                     .await;
                 (external, accounts)
@@ -843,7 +846,7 @@ impl Target for ScimTarget {
         self.apply_batch(std::slice::from_ref(op))
             .await
             .pop()
-            .unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(NAME)))
+            .unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "no result for the operation").with_backend(NAME)))
     }
 
     /// The batch's membership changes go out per group in PATCHes of up to
@@ -911,7 +914,9 @@ impl Target for ScimTarget {
         results
             .into_iter()
             .map(|r| {
-                r.unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(NAME)))
+                r.unwrap_or_else(|| {
+                    Err(Error::new(ErrorKind::Internal, "no result for the operation").with_backend(NAME))
+                })
             })
             .collect()
     }

@@ -510,9 +510,9 @@ impl SqlTarget {
             e => e,
         };
         let e = e.into_core("apply");
-        match e.object_ref() {
+        match e.object() {
             Some(_) => e,
-            None => e.object(subject(op)),
+            None => e.with_object(subject(op)),
         }
     }
 
@@ -715,9 +715,9 @@ impl Target for SqlTarget {
                         .iter()
                         .map(|op| {
                             Err(Error::new(e.kind(), e.message())
-                                .backend(crate::NAME)
-                                .op("apply")
-                                .object(subject(op))
+                                .with_backend(crate::NAME)
+                                .with_op("apply")
+                                .with_object(subject(op))
                                 .transient())
                         })
                         .collect();
