@@ -14,9 +14,10 @@ use idsync_http::{HttpError, Response};
 use serde_json::{Map, Value, json};
 
 use crate::NAME;
+use crate::ScimError;
 use crate::client::{ScimClient, ServiceProvider, etag_of};
 use crate::config::{LinkStyle, ScimConfig};
-use crate::error::{bad_response, bad_value, http_to_core, parse_error};
+use crate::error::parse_error;
 use crate::json::bool_of;
 use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, flatten, patch_ops, quote};
 
@@ -201,7 +202,7 @@ pub(crate) fn active(v: &Value, op: &'static str, id: &str) -> Result<bool> {
             Value::Object(_) => "an object".to_owned(),
             scalar => scalar.to_string(),
         };
-        bad_value(op, id, "active", format!("{shown} is not a boolean"))
+        ScimError::bad_value(id, "active", format!("{shown} is not a boolean")).into_core(op)
     })
 }
 
@@ -304,10 +305,11 @@ impl ScimTarget {
         self.client
             .list(endpoint, Some(&filter))
             .map(move |item| {
-                let v = item.map_err(|e| http_to_core(e, "linked", &format!("listing {endpoint}"), None))?;
+                let v =
+                    item.map_err(|e| ScimError::http(e, &format!("listing {endpoint}"), None).into_core("linked"))?;
                 self.remember_listed(kind, &v);
                 to_account(&v, kind, &self.client.link, "linked")?
-                    .ok_or_else(|| bad_response("linked", "a resource without an id", None))
+                    .ok_or_else(|| ScimError::bad_response("a resource without an id", None).into_core("linked"))
             })
             .boxed()
     }
@@ -460,7 +462,7 @@ impl ScimTarget {
                 (TargetOp::Create { .. }, Outcome::Answered(Ok(_))) => {
                     done.push((
                         w.index,
-                        Err(bad_response(op, "the created resource has no id", Some(&object))),
+                        Err(ScimError::bad_response("the created resource has no id", Some(&object)).into_core(op)),
                     ));
                 }
                 // A uniqueness conflict, or a failure after which the POST may
@@ -469,7 +471,13 @@ impl ScimTarget {
                     if e.status().is_some_and(|s| s.as_u16() == 409) || bulk::may_have_landed(&e) =>
                 {
                     let landed = bulk::may_have_landed(&e);
-                    recover.push((w.index, *kind, link, http_to_core(e, op, &what, Some(&object)), landed));
+                    recover.push((
+                        w.index,
+                        *kind,
+                        link,
+                        ScimError::http(e, &what, Some(&object)).into_core(op),
+                        landed,
+                    ));
                 }
                 (TargetOp::Create { kind, link, .. }, Outcome::Lost { error, landed: true }) => {
                     recover.push((w.index, *kind, link, error, true));
@@ -479,7 +487,9 @@ impl ScimTarget {
                     puts.push((w.index, target, *kind, changes));
                 }
                 (_, Outcome::Answered(Ok(_))) => done.push((w.index, Ok(Applied::default()))),
-                (_, Outcome::Answered(Err(e))) => done.push((w.index, Err(http_to_core(e, op, &what, Some(&object))))),
+                (_, Outcome::Answered(Err(e))) => {
+                    done.push((w.index, Err(ScimError::http(e, &what, Some(&object)).into_core(op))))
+                }
                 (_, Outcome::Lost { error, .. }) => done.push((w.index, Err(error))),
             }
         }
@@ -572,12 +582,9 @@ impl ScimTarget {
                     Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => {
                         Ok(Applied::default().with_note("already gone"))
                     }
-                    Err(e) => Err(http_to_core(
-                        e,
-                        "apply.delete",
-                        &format!("delete {kind}"),
-                        Some(&target.0),
-                    )),
+                    Err(e) => {
+                        Err(ScimError::http(e, &format!("delete {kind}"), Some(&target.0)).into_core("apply.delete"))
+                    }
                 }
             }
             TargetOp::Create { .. } | TargetOp::AddMember { .. } | TargetOp::RemoveMember { .. } => Err(Error::new(
@@ -683,15 +690,17 @@ impl ScimTarget {
             .client
             .get(&[endpoint, &target.0])
             .await
-            .map_err(|e| http_to_core(e, op, &what, Some(&target.0)))?;
-        let current: Value = r.json().map_err(|e| http_to_core(e, op, &what, Some(&target.0)))?;
+            .map_err(|e| ScimError::http(e, &what, Some(&target.0)).into_core(op))?;
+        let current: Value = r
+            .json()
+            .map_err(|e| ScimError::http(e, &what, Some(&target.0)).into_core(op))?;
         let etag = if self.client.use_etag() {
             etag_of(&r, Some(&current))
         } else {
             None
         };
         let Value::Object(mut resource) = current else {
-            return Err(bad_response(op, "the resource is not a JSON object", Some(&target.0)));
+            return Err(ScimError::bad_response("the resource is not a JSON object", Some(&target.0)).into_core(op));
         };
         resource.remove("meta");
         change(&mut resource);
@@ -699,7 +708,7 @@ impl ScimTarget {
             .client
             .put(&[endpoint, &target.0], &Value::Object(resource), etag.as_deref())
             .await
-            .map_err(|e| http_to_core(e, op, &what, Some(&target.0)))?;
+            .map_err(|e| ScimError::http(e, &what, Some(&target.0)).into_core(op))?;
         let body: Option<Value> = if r.body.is_empty() { None } else { r.json().ok() };
         self.remember(kind, &target.0, etag_of(&r, body.as_ref()));
         Ok(Applied::default())
