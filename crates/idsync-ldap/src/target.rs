@@ -19,10 +19,10 @@ use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{Ldap, Mod, SearchEntry, dn_escape, ldap_escape};
 use tokio::sync::Mutex;
 
+use crate::client::connect;
 use crate::config::{Flavor, InitialPassword, LdapConfig};
-use crate::conn::connect;
-use crate::entry::{dn_key, id_of, is_group, parent, text};
 use crate::error::{LdapError, check};
+use crate::map::{dn_key, id_of, is_group, parent, text};
 use crate::source::{Listed, all_members, member_ids};
 
 mod members;
@@ -156,7 +156,7 @@ impl LdapTarget {
     /// The DN of the entry with this id.
     async fn dn_of(&self, id: &TargetId) -> LdapResult<String> {
         let mut ldap = self.handle().await?;
-        let (base, scope, filter) = crate::entry::by_id(&self.config, &id.0);
+        let (base, scope, filter) = crate::map::by_id(&self.config, &id.0);
         let (entries, _) = ldap
             .with_timeout(self.config.op_timeout())
             .search(&base, scope, &filter, vec!["1.1"])
