@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::check_identifier;
+use crate::client::check_identifier;
 use crate::error::SqlError;
 
 /// The type of a table's id column.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use idsync_core::{ProfileId, ProfileState, Result, RunReport, StateStore};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Db, Dialect, on_db};
+use crate::client::{Db, Dialect, on_db};
 use crate::error::SqlError;
 use crate::history::RunRecord;
 

@@ -12,8 +12,8 @@ use sqlx::postgres::PgDatabaseError;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use tracing::debug;
 
+use crate::client::{Db, Dialect, on_db, quote};
 use crate::config::{IdType, SqlTargetConfig, TableConfig};
-use crate::db::{Db, Dialect, on_db, quote};
 use crate::error::{SqlError, classify};
 
 mod apply;

@@ -1,0 +1,3 @@
+//! CSV files: an HR feed where each row is a person.
+
+pub(crate) mod source;
