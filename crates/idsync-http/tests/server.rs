@@ -103,12 +103,11 @@ async fn serve() -> (Url, Shared) {
 
 fn fast_retries(auth: AuthConfig) -> HttpConfig {
     let mut c = HttpConfig::with_auth(auth);
-    c.retry = RetryConfig {
-        max_retries: 3,
-        base_ms: 10,
-        max_backoff_ms: 50,
-        max_retry_after_ms: 5_000,
-    };
+    c.retry = RetryConfig::default();
+    c.retry.max_retries = 3;
+    c.retry.base_ms = 10;
+    c.retry.max_backoff_ms = 50;
+    c.retry.max_retry_after_ms = 5_000;
     c
 }
 
@@ -262,10 +261,7 @@ async fn refused_connections_are_retried_even_for_post() {
 async fn rate_limit_spaces_requests() {
     let (base, s) = serve().await;
     let mut c = fast_retries(bearer());
-    c.rate_limit = Some(RateLimitConfig {
-        per_second: 20.0,
-        min_per_second: None,
-    });
+    c.rate_limit = Some(RateLimitConfig::new(20.0));
     let client = HttpClient::new(&c).unwrap();
     let started = Instant::now();
     let url = base.join("x").unwrap();
