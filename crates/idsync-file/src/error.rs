@@ -96,3 +96,33 @@ impl FileError {
         out.with_source(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn into_core_classifies_and_keeps_the_file_error_as_its_source() {
+        let e = FileError::Csv {
+            line: 3,
+            id: Some("e1".into()),
+            column: Some("mail".into()),
+            message: "not valid UTF-8".into(),
+        }
+        .into_core("read");
+        assert_eq!((e.kind(), e.is_transient()), (ErrorKind::InvalidData, false));
+        assert_eq!((e.op(), e.field()), ("read", Some("mail")));
+        let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<FileError>());
+        assert!(matches!(source, Some(FileError::Csv { line: 3, .. })), "{source:?}");
+        let missing = FileError::Open {
+            path: "users.csv".into(),
+            source: std::io::ErrorKind::NotFound.into(),
+        };
+        assert_eq!(classify(&missing), (ErrorKind::Config, false));
+        let io = FileError::Io {
+            line: 9,
+            source: std::io::ErrorKind::UnexpectedEof.into(),
+        };
+        assert!(io.into_core("read").is_transient());
+    }
+}

@@ -257,4 +257,16 @@ mod tests {
         assert!(parse_error_body(500, b"[1,2]").is_none());
         assert!(parse_error_body(500, br#"{"scimType":null}"#).is_none());
     }
+
+    #[test]
+    fn into_core_keeps_the_scim_error_as_its_source() {
+        let e = ScimError::bad_value("u-1", "active", "\"yes\" is not a boolean".into()).into_core("read_full");
+        assert_eq!(e.kind(), ErrorKind::InvalidData);
+        assert_eq!((e.op(), e.field()), ("read_full", Some("active")));
+        assert_eq!(e.object().map(|o| o.0.as_str()), Some("u-1"));
+        let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<ScimError>());
+        assert!(matches!(source, Some(ScimError::BadValue { .. })), "{source:?}");
+        assert_eq!(classify(409, Some("uniqueness")), (ErrorKind::AlreadyExists, false));
+        assert_eq!(classify(503, Some("invalidValue")), (ErrorKind::Unavailable, true));
+    }
 }
