@@ -48,6 +48,18 @@ pub enum FileError {
     },
 }
 
+/// The kind and transience of a file error: an unreadable file is
+/// unavailable (the run cannot read; nothing is deprovisioned), a missing
+/// one is a configuration error, and a bad record is invalid data about
+/// that record alone.
+pub fn classify(error: &FileError) -> (ErrorKind, bool) {
+    match error {
+        FileError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => (ErrorKind::Config, false),
+        FileError::Open { .. } | FileError::Io { .. } => (ErrorKind::Unavailable, true),
+        FileError::Ldif { .. } | FileError::Csv { .. } => (ErrorKind::InvalidData, false),
+    }
+}
+
 impl FileError {
     fn field(&self) -> Option<&str> {
         match self {
@@ -66,21 +78,7 @@ impl FileError {
             FileError::Open { path, .. } => path.clone(),
         }
     }
-}
 
-/// The kind and transience of a file error: an unreadable file is
-/// unavailable (the run cannot read; nothing is deprovisioned), a missing
-/// one is a configuration error, and a bad record is invalid data about
-/// that record alone.
-pub fn classify(error: &FileError) -> (ErrorKind, bool) {
-    match error {
-        FileError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => (ErrorKind::Config, false),
-        FileError::Open { .. } | FileError::Io { .. } => (ErrorKind::Unavailable, true),
-        FileError::Ldif { .. } | FileError::Csv { .. } => (ErrorKind::InvalidData, false),
-    }
-}
-
-impl FileError {
     /// Into the core's error, naming the operation, with this error as the
     /// source.
     pub fn into_core(self, op: &'static str) -> Error {
