@@ -81,16 +81,14 @@ fn bench(c: &mut Criterion) {
     else {
         return;
     };
-    let config = LdapConfig {
-        page_size: 1000,
-        ..LdapConfig::new(
-            &server.url(),
-            &server.admin_dn(),
-            server.admin_password(),
-            server.base_dn(),
-            Flavor::Generic,
-        )
-    };
+    let mut config = LdapConfig::new(
+        &server.url(),
+        &server.admin_dn(),
+        server.admin_password(),
+        server.base_dn(),
+        Flavor::Generic,
+    );
+    config.page_size = 1000;
     let source = LdapSource::new(config);
     let (read, cursor) = rt.block_on(full_read(&source));
     assert_eq!(read, n + 200);

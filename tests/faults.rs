@@ -190,16 +190,15 @@ fn assert_partial_and_harmless(report: &RunReport, target: &MemoryTarget, why: &
 
 /// Reading slapd through `proxy`, in pages of 50.
 fn through_proxy(s: &slapd::Slapd, proxy: &TcpProxy) -> LdapConfig {
-    LdapConfig {
-        page_size: 50,
-        ..LdapConfig::new(
-            &format!("ldap://127.0.0.1:{}", proxy.port()),
-            &s.admin_dn(),
-            s.admin_password(),
-            s.base_dn(),
-            Flavor::Generic,
-        )
-    }
+    let mut c = LdapConfig::new(
+        &format!("ldap://127.0.0.1:{}", proxy.port()),
+        &s.admin_dn(),
+        s.admin_password(),
+        s.base_dn(),
+        Flavor::Generic,
+    );
+    c.page_size = 50;
+    c
 }
 
 #[tokio::test(flavor = "multi_thread")]

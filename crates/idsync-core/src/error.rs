@@ -81,7 +81,7 @@ impl fmt::Display for ObjectRef {
 }
 
 /// An idsync error. Built as
-/// `Error::new(ErrorKind::Unavailable, "busy").transient().op("read_full").object(id)`.
+/// `Error::new(ErrorKind::Unavailable, "busy").transient().with_op("read_full").with_object(id)`.
 ///
 /// The message never holds a secret or a raw request body.
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +164,7 @@ impl Error {
     }
 
     /// Marks the error transient, to be retried after `after`.
-    pub fn retry_after(mut self, after: Duration) -> Self {
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.0.status = Status::Transient {
             retry_after: Some(after),
         };
@@ -180,31 +180,31 @@ impl Error {
     }
 
     /// Names the backend (`"ldap"`, `"scim"`, …).
-    pub fn backend(mut self, backend: &'static str) -> Self {
+    pub fn with_backend(mut self, backend: &'static str) -> Self {
         self.0.backend = backend;
         self
     }
 
     /// Names the operation (`"read_full"`, `"apply.create"`, …).
-    pub fn op(mut self, op: &'static str) -> Self {
+    pub fn with_op(mut self, op: &'static str) -> Self {
         self.0.op = op;
         self
     }
 
     /// Names the object concerned.
-    pub fn object(mut self, object: impl fmt::Display) -> Self {
+    pub fn with_object(mut self, object: impl fmt::Display) -> Self {
         self.0.object = Some(ObjectRef(object.to_string()));
         self
     }
 
     /// Names the field concerned.
-    pub fn field(mut self, field: impl Into<String>) -> Self {
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.0.field = Some(field.into());
         self
     }
 
     /// Attaches the underlying error.
-    pub fn source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.0.source = Some(Box::new(source));
         self
     }
@@ -220,22 +220,22 @@ impl Error {
     }
 
     /// The backend that raised it.
-    pub fn backend_name(&self) -> &'static str {
+    pub fn backend(&self) -> &'static str {
         self.0.backend
     }
 
     /// The operation that failed.
-    pub fn op_name(&self) -> &'static str {
+    pub fn op(&self) -> &'static str {
         self.0.op
     }
 
     /// The object concerned, when known.
-    pub fn object_ref(&self) -> Option<&ObjectRef> {
+    pub fn object(&self) -> Option<&ObjectRef> {
         self.0.object.as_ref()
     }
 
     /// The field concerned, when known.
-    pub fn field_name(&self) -> Option<&str> {
+    pub fn field(&self) -> Option<&str> {
         self.0.field.as_deref()
     }
 
@@ -250,7 +250,7 @@ impl Error {
     }
 
     /// The server's Retry-After, when it gave one.
-    pub fn retry_after_hint(&self) -> Option<Duration> {
+    pub fn retry_after(&self) -> Option<Duration> {
         match self.0.status {
             Status::Transient { retry_after } => retry_after,
             _ => None,
@@ -270,10 +270,10 @@ mod tests {
     #[test]
     fn display_names_backend_op_object_and_field() {
         let e = Error::new(ErrorKind::InvalidData, "not a date")
-            .backend("ldap")
-            .op("read_full")
-            .object("cn=Ann,ou=people")
-            .field("whenChanged");
+            .with_backend("ldap")
+            .with_op("read_full")
+            .with_object("cn=Ann,ou=people")
+            .with_field("whenChanged");
         assert_eq!(
             e.to_string(),
             "ldap read_full [cn=Ann,ou=people] field \"whenChanged\": invalid data: not a date"
@@ -289,8 +289,8 @@ mod tests {
         assert!(!Error::new(ErrorKind::Conflict, "x").is_transient());
         assert!(Error::new(ErrorKind::Auth, "x").stops_run());
         assert!(Error::config("x").stops_run());
-        let e = Error::new(ErrorKind::RateLimited, "x").retry_after(Duration::from_secs(3));
-        assert_eq!(e.retry_after_hint(), Some(Duration::from_secs(3)));
+        let e = Error::new(ErrorKind::RateLimited, "x").with_retry_after(Duration::from_secs(3));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
         assert_eq!(e.exhausted().status(), Status::Exhausted);
     }
 }

@@ -53,7 +53,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1` (attempt counts from 1).
     pub fn delay(&self, attempt: u32, error: &Error) -> Duration {
-        if let Some(after) = error.retry_after_hint() {
+        if let Some(after) = error.retry_after() {
             return after.min(self.max_delay);
         }
         let exp = self
@@ -229,7 +229,7 @@ async fn apply_batch<'p>(
             );
             results = target_ops
                 .iter()
-                .map(|_| Err(Error::new(ErrorKind::Internal, message.clone()).backend(target.backend())))
+                .map(|_| Err(Error::new(ErrorKind::Internal, message.clone()).with_backend(target.backend())))
                 .collect();
         }
         let mut again = Vec::new();

@@ -12,6 +12,7 @@ use crate::scope::Scope;
 /// fields (mapping) and the rules. Its id is part of every link.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Profile {
     /// The profile's id (the seeds' ADID). Keep it: a new id means new links.
     pub id: ProfileId,
@@ -35,6 +36,21 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// A profile with this id and name, an empty scope and mapping, and the
+    /// default (safe) rules.
+    pub fn new(id: ProfileId, name: impl Into<String>) -> Self {
+        Profile {
+            id,
+            name: name.into(),
+            scope: Scope::default(),
+            mapping: Mapping::default(),
+            rules: Rules::default(),
+            login_attributes: Vec::new(),
+        }
+    }
+}
+
+impl Profile {
     /// Every source attribute the profile reads: its mapping's, its scope's
     /// predicates and assigned-group names, and the correlation attribute.
     /// The engine keeps only these of the objects it reads.
@@ -54,6 +70,7 @@ impl Profile {
 /// The reconciliation rules of a profile. Defaults are the safe ones.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct Rules {
     /// What happens to a linked account whose source object is gone.
     pub deprovision: Deprovision,
@@ -105,6 +122,7 @@ pub enum Deprovision {
 /// holds those operations until an operator confirms.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct Threshold {
     /// Most accounts a run may deprovision unconfirmed.
     pub max_count: Option<usize>,
@@ -141,11 +159,22 @@ impl Threshold {
 /// trimmed and case-insensitively.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Correlation {
     /// The source attribute.
     pub attribute: String,
     /// The target field.
     pub field: String,
+}
+
+impl Correlation {
+    /// Correlates the source `attribute` with the target `field`.
+    pub fn new(attribute: impl Into<String>, field: impl Into<String>) -> Self {
+        Correlation {
+            attribute: attribute.into(),
+            field: field.into(),
+        }
+    }
 }
 
 /// Policy for duplicate identities (two source objects, one correlation key;

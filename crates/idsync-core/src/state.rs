@@ -69,7 +69,7 @@ impl MemoryStateStore {
 }
 
 fn poisoned() -> Error {
-    Error::new(ErrorKind::Internal, "state lock poisoned").backend("state")
+    Error::new(ErrorKind::Internal, "state lock poisoned").with_backend("state")
 }
 
 #[async_trait]
@@ -117,9 +117,9 @@ impl JsonFileStateStore {
 
 fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
     Error::new(ErrorKind::Unavailable, format!("cannot {what}: {e}"))
-        .backend("state")
-        .object(path.display())
-        .source(e)
+        .with_backend("state")
+        .with_object(path.display())
+        .with_source(e)
 }
 
 #[async_trait]
@@ -129,8 +129,8 @@ impl StateStore for JsonFileStateStore {
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 Error::new(ErrorKind::InvalidData, format!("state file is not valid: {e}"))
-                    .backend("state")
-                    .object(path.display())
+                    .with_backend("state")
+                    .with_object(path.display())
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ProfileState::default()),
             Err(e) => Err(io_error(&path, "read the state file", e)),
@@ -140,8 +140,8 @@ impl StateStore for JsonFileStateStore {
     async fn save(&self, profile: ProfileId, state: &ProfileState) -> Result<()> {
         use std::io::Write;
         let path = self.path(profile);
-        let json =
-            serde_json::to_vec(state).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()).backend("state"))?;
+        let json = serde_json::to_vec(state)
+            .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()).with_backend("state"))?;
         let mut tmp =
             tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| io_error(&path, "create a temporary file", e))?;
         tmp.write_all(&json)

@@ -91,7 +91,7 @@ pub fn unsupported(backend: &'static str, what: &str) -> crate::Error {
         crate::ErrorKind::Unsupported,
         format!("{backend} does not support {what}"),
     )
-    .backend(backend)
+    .with_backend(backend)
 }
 
 /// A field's change: old → new. `None` is "not set".

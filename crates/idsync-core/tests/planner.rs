@@ -205,10 +205,7 @@ fn a_disabled_object_without_an_account_is_not_created() {
 }
 
 fn with_correlation(mut p: Profile, policy: DuplicatePolicy) -> Profile {
-    p.rules.correlation = Some(Correlation {
-        attribute: "employeeID".into(),
-        field: "employee".into(),
-    });
+    p.rules.correlation = Some(Correlation::new("employeeID", "employee"));
     p.rules.duplicates = policy;
     p
 }
@@ -363,11 +360,10 @@ fn leaving_the_scope_deprovisions_unless_the_profile_says_leave() {
 #[test]
 fn the_threshold_holds_deprovisions_but_not_creates_until_confirmed() {
     let mut p = profile();
-    p.rules.threshold = Threshold {
-        max_count: Some(2),
-        max_percent: None,
-        min_count_for_percent: 0,
-    };
+    p.rules.threshold = Threshold::default();
+    p.rules.threshold.max_count = Some(2);
+    p.rules.threshold.max_percent = None;
+    p.rules.threshold.min_count_for_percent = 0;
     let users: Vec<SourceObject> = (0..5)
         .map(|i| user(&format!("u{i}"), "U", &format!("{i}"), &format!("E{i}")))
         .collect();

@@ -414,10 +414,7 @@ fn build(
     let rules = &mut profile.rules;
     rules.deprovision = [Deprovision::Disable, Deprovision::Delete, Deprovision::Leave][deprovision as usize];
     rules.do_not_disable = dnd;
-    rules.correlation = correlation.then(|| Correlation {
-        attribute: "employeeID".into(),
-        field: "employee".into(),
-    });
+    rules.correlation = correlation.then(|| Correlation::new("employeeID", "employee"));
     rules.duplicates = [DuplicatePolicy::Report, DuplicatePolicy::Skip, DuplicatePolicy::Relink][duplicates as usize];
     rules.out_of_scope = if leave {
         OutOfScope::Leave
@@ -425,11 +422,10 @@ fn build(
         OutOfScope::Deprovision
     };
     rules.adopt_from = if adopt { vec![profile_id(R)] } else { vec![] };
-    rules.threshold = Threshold {
-        max_count,
-        max_percent: max_percent.map(|p| [10.0, 25.0, 40.0, 60.0][p as usize]),
-        min_count_for_percent: min_count,
-    };
+    rules.threshold = Threshold::default();
+    rules.threshold.max_count = max_count;
+    rules.threshold.max_percent = max_percent.map(|p| [10.0, 25.0, 40.0, 60.0][p as usize]);
+    rules.threshold.min_count_for_percent = min_count;
     let mut second = new_profile(Q, "second");
     second.scope = scope(0, q_containers, q_department);
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 /// An LDIF export (ldifde, slapcat, ldapsearch -LLL) as a source.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct LdifConfig {
     /// The file.
     pub path: PathBuf,
@@ -76,6 +77,7 @@ fn default_member_attributes() -> Vec<String> {
 /// attributes, one column holds the id.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CsvConfig {
     /// The file.
     pub path: PathBuf,

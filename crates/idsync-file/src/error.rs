@@ -48,6 +48,18 @@ pub enum FileError {
     },
 }
 
+/// The kind and transience of a file error: an unreadable file is
+/// unavailable (the run cannot read; nothing is deprovisioned), a missing
+/// one is a configuration error, and a bad record is invalid data about
+/// that record alone.
+pub fn classify(error: &FileError) -> (ErrorKind, bool) {
+    match error {
+        FileError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => (ErrorKind::Config, false),
+        FileError::Open { .. } | FileError::Io { .. } => (ErrorKind::Unavailable, true),
+        FileError::Ldif { .. } | FileError::Csv { .. } => (ErrorKind::InvalidData, false),
+    }
+}
+
 impl FileError {
     fn field(&self) -> Option<&str> {
         match self {
@@ -66,25 +78,49 @@ impl FileError {
             FileError::Open { path, .. } => path.clone(),
         }
     }
+
+    /// Into the core's error, naming the operation, with this error as the
+    /// source.
+    pub fn into_core(self, op: &'static str) -> Error {
+        let (kind, transient) = classify(&self);
+        let mut out = Error::new(kind, self.to_string())
+            .with_backend(crate::NAME)
+            .with_op(op)
+            .with_object(self.object());
+        if let Some(f) = self.field() {
+            out = out.with_field(f);
+        }
+        out = if transient { out.transient() } else { out.permanent() };
+        out.with_source(self)
+    }
 }
 
-/// Classifies into the core's error: an unreadable file is unavailable (the
-/// run cannot read; nothing is deprovisioned); a bad record is invalid data
-/// about that record alone.
-impl From<FileError> for Error {
-    fn from(e: FileError) -> Error {
-        let kind = match &e {
-            FileError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::Config,
-            FileError::Open { .. } | FileError::Io { .. } => ErrorKind::Unavailable,
-            FileError::Ldif { .. } | FileError::Csv { .. } => ErrorKind::InvalidData,
-        };
-        let mut out = Error::new(kind, e.to_string())
-            .backend(crate::NAME)
-            .op("read")
-            .object(e.object());
-        if let Some(f) = e.field() {
-            out = out.field(f);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn into_core_classifies_and_keeps_the_file_error_as_its_source() {
+        let e = FileError::Csv {
+            line: 3,
+            id: Some("e1".into()),
+            column: Some("mail".into()),
+            message: "not valid UTF-8".into(),
         }
-        out.source(e)
+        .into_core("read");
+        assert_eq!((e.kind(), e.is_transient()), (ErrorKind::InvalidData, false));
+        assert_eq!((e.op(), e.field()), ("read", Some("mail")));
+        let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<FileError>());
+        assert!(matches!(source, Some(FileError::Csv { line: 3, .. })), "{source:?}");
+        let missing = FileError::Open {
+            path: "users.csv".into(),
+            source: std::io::ErrorKind::NotFound.into(),
+        };
+        assert_eq!(classify(&missing), (ErrorKind::Config, false));
+        let io = FileError::Io {
+            line: 9,
+            source: std::io::ErrorKind::UnexpectedEof.into(),
+        };
+        assert!(io.into_core("read").is_transient());
     }
 }

@@ -14,7 +14,7 @@ pub fn ldif(bytes: &[u8], entry_uuid: bool) -> Vec<Result<ReadItem>> {
     }
     let mut out = Vec::new();
     let reader = crate::ldif::LdifReader::new(bytes);
-    crate::ldif_source::read_records(&config, reader, &Scope::default(), |item| {
+    crate::ldif::source::read_records(&config, reader, &Scope::default(), |item| {
         out.push(item);
         true
     });
@@ -30,16 +30,16 @@ pub fn csv(bytes: &[u8], semicolon: bool) -> Vec<Result<ReadItem>> {
         config.delimiter = ';';
     }
     let mut out = Vec::new();
-    let headers = crate::csv_source::builder(&config).and_then(|b| {
-        let mut reader = b.from_reader(crate::csv_source::Quotes::new(bytes));
-        crate::csv_source::headers(&config, &mut reader).map(|h| (reader, h))
+    let headers = crate::csv::source::builder(&config).and_then(|b| {
+        let mut reader = b.from_reader(crate::csv::source::Quotes::new(bytes));
+        crate::csv::source::headers(&config, &mut reader).map(|h| (reader, h))
     });
     match headers {
-        Ok((reader, headers)) => crate::csv_source::read_rows(&config, &headers, reader, &Scope::default(), |item| {
+        Ok((reader, headers)) => crate::csv::source::read_rows(&config, &headers, reader, &Scope::default(), |item| {
             out.push(item);
             true
         }),
-        Err(e) => out.push(Err(e.into())),
+        Err(e) => out.push(Err(e.into_core("read"))),
     }
     out
 }

@@ -2,16 +2,15 @@
 #![deny(missing_docs)]
 
 mod config;
-mod csv_source;
+mod csv;
 mod error;
 pub mod ldif;
-mod ldif_source;
 mod stream;
 
 pub use config::{CsvConfig, LdifConfig};
-pub use csv_source::CsvSource;
-pub use error::FileError;
-pub use ldif_source::LdifSource;
+pub use csv::source::CsvSource;
+pub use error::{FileError, classify};
+pub use ldif::source::LdifSource;
 
 /// The largest value read from a file, in bytes (an LDIF value after
 /// base64 decoding, a CSV cell): 1 MiB. AD caps `thumbnailPhoto` at

@@ -51,9 +51,9 @@ pub(crate) async fn find(
         ),
     };
     Err(idsync_core::Error::new(kind, format!("not found, but {reason}"))
-        .backend(crate::NAME)
-        .op("read_one")
-        .object(id))
+        .with_backend(crate::NAME)
+        .with_op("read_one")
+        .with_object(id))
 }
 
 /// The answer of a file source asked for a delta.
@@ -62,7 +62,7 @@ pub(crate) fn no_deltas() -> idsync_core::Error {
         idsync_core::ErrorKind::Unsupported,
         "a file has no deltas: each run reads it in full",
     )
-    .backend(crate::NAME)
+    .with_backend(crate::NAME)
 }
 
 /// The last item of a file read: Complete only when the file was read to its end.

@@ -13,6 +13,7 @@ use url::Url;
 /// How an adapter reaches its HTTP API.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HttpConfig {
     /// Whole-request timeout in milliseconds (default 30 000).
     #[serde(default = "default_timeout_ms")]
@@ -102,6 +103,7 @@ impl fmt::Debug for HttpConfig {
 /// TLS options.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TlsOptions {
     /// Verify the server's certificate and name (default true). Turning it
     /// off logs a warning each time a client is built.
@@ -220,6 +222,7 @@ impl fmt::Debug for AuthConfig {
 /// not: a refused connection or a 429.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct RetryConfig {
     /// Retries after the first attempt (default 4; 0 turns retries off).
     pub max_retries: u32,
@@ -248,10 +251,22 @@ impl Default for RetryConfig {
 /// `min_per_second`) and climbs back by 10 % per successful request.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RateLimitConfig {
     /// Requests per second at most.
     pub per_second: f64,
     /// The floor the rate may fall to after 429s (default `per_second / 16`).
     #[serde(default)]
     pub min_per_second: Option<f64>,
+}
+
+impl RateLimitConfig {
+    /// At most `per_second` requests per second, falling to the default
+    /// floor after 429s.
+    pub fn new(per_second: f64) -> Self {
+        RateLimitConfig {
+            per_second,
+            min_per_second: None,
+        }
+    }
 }

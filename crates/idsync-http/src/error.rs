@@ -155,35 +155,47 @@ impl HttpError {
     /// of this error's own text (pass `""` for none). Transient errors carry
     /// the server's Retry-After; those that were retried are exhausted.
     pub fn into_core(self, backend: &'static str, message: &str) -> Error {
+        self.to_core(backend, message).with_source(self)
+    }
+
+    /// Like [`HttpError::into_core`], without this error as the source:
+    /// for an adapter error that holds this one and becomes the source itself.
+    pub fn to_core(&self, backend: &'static str, message: &str) -> Error {
         let text = if message.is_empty() {
             self.to_string()
         } else {
             format!("{message}: {self}")
         };
         let (kind, _) = self.kind();
-        self.into_core_as(backend, kind, text)
+        self.to_core_as(backend, kind, text)
     }
 
     /// Like [`HttpError::into_core`], with the kind chosen by the adapter
     /// (which read a finer reason from the body, e.g. SCIM's `scimType`)
     /// and the whole message given. Transience still follows the status.
     pub fn into_core_as(self, backend: &'static str, kind: ErrorKind, message: String) -> Error {
+        self.to_core_as(backend, kind, message).with_source(self)
+    }
+
+    /// Like [`HttpError::into_core_as`], without this error as the source:
+    /// for an adapter error that holds this one and becomes the source itself.
+    pub fn to_core_as(&self, backend: &'static str, kind: ErrorKind, message: String) -> Error {
         let (_, transient) = self.kind();
         let retries = self.retries();
-        let retry_after = match &self {
+        let retry_after = match self {
             HttpError::Status { retry_after, .. } => *retry_after,
             _ => None,
         };
-        let mut e = Error::new(kind, message).backend(backend);
+        let mut e = Error::new(kind, message).with_backend(backend);
         e = match (transient, retry_after) {
-            (true, Some(after)) => e.retry_after(after),
+            (true, Some(after)) => e.with_retry_after(after),
             (true, None) => e.transient(),
             (false, _) => e.permanent(),
         };
         if transient && retries > 0 {
             e = e.exhausted();
         }
-        e.source(self)
+        e
     }
 }
 
@@ -222,7 +234,7 @@ mod tests {
         }
         .into_core("scim", "list users");
         assert_eq!(e.kind(), ErrorKind::RateLimited);
-        assert_eq!(e.retry_after_hint(), Some(Duration::from_secs(7)));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
         assert_eq!(
             e.to_string(),
             "scim: rate limited: list users: GET http://127.0.0.1/x: HTTP 429 Too Many Requests"

@@ -103,12 +103,11 @@ async fn serve() -> (Url, Shared) {
 
 fn fast_retries(auth: AuthConfig) -> HttpConfig {
     let mut c = HttpConfig::with_auth(auth);
-    c.retry = RetryConfig {
-        max_retries: 3,
-        base_ms: 10,
-        max_backoff_ms: 50,
-        max_retry_after_ms: 5_000,
-    };
+    c.retry = RetryConfig::default();
+    c.retry.max_retries = 3;
+    c.retry.base_ms = 10;
+    c.retry.max_backoff_ms = 50;
+    c.retry.max_retry_after_ms = 5_000;
     c
 }
 
@@ -222,7 +221,7 @@ async fn a_retry_after_longer_than_allowed_fails_transient_with_the_hint() {
     assert_eq!(hits(&s), 1);
     let core = err.into_core("test", "");
     assert_eq!(core.kind(), ErrorKind::RateLimited);
-    assert_eq!(core.retry_after_hint(), Some(Duration::from_secs(3600)));
+    assert_eq!(core.retry_after(), Some(Duration::from_secs(3600)));
 }
 
 #[tokio::test]
@@ -262,10 +261,7 @@ async fn refused_connections_are_retried_even_for_post() {
 async fn rate_limit_spaces_requests() {
     let (base, s) = serve().await;
     let mut c = fast_retries(bearer());
-    c.rate_limit = Some(RateLimitConfig {
-        per_second: 20.0,
-        min_per_second: None,
-    });
+    c.rate_limit = Some(RateLimitConfig::new(20.0));
     let client = HttpClient::new(&c).unwrap();
     let started = Instant::now();
     let url = base.join("x").unwrap();

@@ -122,17 +122,14 @@ async fn an_oauth2_token_endpoint_behind_an_unknown_ca_is_refused_before_the_sec
         .with_state(seen.clone());
     let server = HttpsServer::start(app).await.unwrap();
     let base = Url::parse(&server.url()).unwrap();
-    let mut config = HttpConfig {
-        auth: AuthConfig::Oauth2ClientCredentials {
-            token_url: base.join("token").unwrap(),
-            client_id: "app".into(),
-            client_secret: "s3cret-never-sent".to_owned().into(),
-            scope: None,
-            // The secret would travel in the first request's body.
-            client_auth: ClientAuthMethod::Body,
-        },
-        ..HttpConfig::default()
-    };
+    let mut config = HttpConfig::with_auth(AuthConfig::Oauth2ClientCredentials {
+        token_url: base.join("token").unwrap(),
+        client_id: "app".into(),
+        client_secret: "s3cret-never-sent".to_owned().into(),
+        scope: None,
+        // The secret would travel in the first request's body.
+        client_auth: ClientAuthMethod::Body,
+    });
     let logs = idsync_testkit::logs::capture();
 
     // Without the CA: the token endpoint's certificate is refused, once.

@@ -31,17 +31,15 @@ impl JumpCloudClient {
     /// Builds the client; does no I/O.
     pub fn new(config: &JumpCloudConfig) -> JumpCloudResult<Self> {
         let key = SecretString::from(config.api_key.expose_secret().to_owned());
-        let http = HttpClient::new(&HttpConfig {
-            auth: AuthConfig::ApiKey {
-                header: "x-api-key".to_owned(),
-                key,
-            },
-            retry: config.retry.clone(),
-            rate_limit: config.rate_limit.clone(),
-            tls: config.tls.clone(),
-            ..HttpConfig::default()
-        })
-        .map_err(|e| JumpCloudError::Config(e.to_string()))?;
+        let mut http_config = HttpConfig::default();
+        http_config.auth = AuthConfig::ApiKey {
+            header: "x-api-key".to_owned(),
+            key,
+        };
+        http_config.retry = config.retry.clone();
+        http_config.rate_limit = config.rate_limit.clone();
+        http_config.tls = config.tls.clone();
+        let http = HttpClient::new(&http_config).map_err(|e| JumpCloudError::Config(e.to_string()))?;
         let org_id = match &config.org_id {
             Some(o) => Some(
                 HeaderValue::from_str(o).map_err(|_| JumpCloudError::Config("org_id is not a header value".into()))?,

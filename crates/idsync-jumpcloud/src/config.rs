@@ -37,6 +37,7 @@ impl MatchColumn {
 /// How to reach a JumpCloud organization.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct JumpCloudConfig {
     /// The console URL (default `https://console.jumpcloud.com`).
     #[serde(default = "default_base_url")]

@@ -2,6 +2,7 @@
 
 use idsync_core::{Error, ErrorKind};
 use idsync_http::HttpError;
+pub use idsync_http::classify;
 
 use crate::NAME;
 
@@ -50,22 +51,24 @@ impl JumpCloudError {
         }
     }
 
-    /// Classifies into the core's error (through idsync-http's `classify`).
+    /// Into the core's error, naming the operation, with this error as the
+    /// source (HTTP statuses through [`classify`]).
     pub fn into_core(self, op: &'static str) -> Error {
-        match self {
-            JumpCloudError::Http { object, source } => (*source).into_core(NAME, &object).op(op).object(object),
+        let e = match &self {
+            JumpCloudError::Http { object, source } => source.to_core(NAME, object).with_op(op).with_object(object),
             JumpCloudError::InvalidData { object, message } => {
                 Error::new(ErrorKind::InvalidData, format!("{object}: {message}"))
-                    .backend(NAME)
-                    .op(op)
-                    .object(object)
+                    .with_backend(NAME)
+                    .with_op(op)
+                    .with_object(object)
             }
-            JumpCloudError::BadValue { object, field, message } => Error::new(ErrorKind::InvalidData, message)
-                .backend(NAME)
-                .op(op)
-                .object(object)
-                .field(field),
-            JumpCloudError::Config(m) => Error::config(m).backend(NAME).op(op),
-        }
+            JumpCloudError::BadValue { object, field, message } => Error::new(ErrorKind::InvalidData, message.clone())
+                .with_backend(NAME)
+                .with_op(op)
+                .with_object(object)
+                .with_field(field.clone()),
+            JumpCloudError::Config(m) => Error::config(m.clone()).with_backend(NAME).with_op(op),
+        };
+        e.with_source(self)
     }
 }

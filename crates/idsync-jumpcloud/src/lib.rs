@@ -10,7 +10,7 @@ mod target;
 
 pub use client::JumpCloudClient;
 pub use config::{JumpCloudConfig, MatchColumn};
-pub use error::JumpCloudError;
+pub use error::{JumpCloudError, classify};
 pub use source::JumpCloudSource;
 pub use target::JumpCloudTarget;
 

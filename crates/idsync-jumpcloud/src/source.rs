@@ -134,10 +134,10 @@ fn without_id(what: &str, v: &serde_json::Value, position: u64) -> Error {
         format!("a {what} that is not a JSON object")
     };
     Error::new(ErrorKind::InvalidData, message)
-        .backend(NAME)
-        .op("read_full")
-        .object(object)
-        .field("_id")
+        .with_backend(NAME)
+        .with_op("read_full")
+        .with_object(object)
+        .with_field("_id")
 }
 
 #[async_trait]
@@ -232,8 +232,8 @@ impl Source for JumpCloudSource {
             ErrorKind::Unsupported,
             "JumpCloud documents no change feed; use full reads",
         )
-        .backend(NAME)
-        .op("read_delta"))
+        .with_backend(NAME)
+        .with_op("read_delta"))
     }
 
     /// Applies of `scope` what a full read applies: [`Scope::admits`].

@@ -120,20 +120,22 @@ impl JumpCloudTarget {
 
 fn not_found(op: &'static str, what: &str, id: &TargetId) -> Error {
     Error::new(ErrorKind::NotFound, format!("{what} {id} not found"))
-        .backend(NAME)
-        .op(op)
-        .object(id)
+        .with_backend(NAME)
+        .with_op(op)
+        .with_object(id)
 }
 
 fn unsupported(op: &'static str, what: &str) -> Error {
-    Error::new(ErrorKind::Unsupported, what.to_owned()).backend(NAME).op(op)
+    Error::new(ErrorKind::Unsupported, what.to_owned())
+        .with_backend(NAME)
+        .with_op(op)
 }
 
 fn created_id(v: &Value, op: &'static str) -> Result<TargetId> {
     id_of(v).map(TargetId::from).ok_or_else(|| {
         Error::new(ErrorKind::Protocol, "create answered without an _id")
-            .backend(NAME)
-            .op(op)
+            .with_backend(NAME)
+            .with_op(op)
     })
 }
 

@@ -65,6 +65,7 @@ pub enum InitialPassword {
 /// ```
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct LdapConfig {
     /// `ldap://host[:port]` or `ldaps://host[:port]`.
     pub url: String,

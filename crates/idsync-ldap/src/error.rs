@@ -105,7 +105,7 @@ pub(crate) fn classify_client(e: &ldap3::LdapError) -> (ErrorKind, bool) {
 impl LdapError {
     /// Into the core's error, naming the operation.
     pub fn into_core(self, op: &'static str) -> Error {
-        self.to_core(op).source(self)
+        self.to_core(op).with_source(self)
     }
 
     /// The core's error for this one, without it as the source: for an
@@ -134,9 +134,9 @@ impl LdapError {
             ),
             _ => self.to_string(),
         };
-        let mut e = Error::new(kind, text).backend(crate::NAME).op(op);
+        let mut e = Error::new(kind, text).with_backend(crate::NAME).with_op(op);
         if let Some(o) = object {
-            e = e.object(o);
+            e = e.with_object(o);
         }
         if transient { e.transient() } else { e.permanent() }
     }

@@ -19,10 +19,10 @@ pub fn entry_to_object(
 ) -> Result<(SourceObject, Vec<String>), String> {
     let flavor = if ad { Flavor::Ad } else { Flavor::Generic };
     let config = LdapConfig::new("ldap://127.0.0.1", "cn=fuzz", "", "dc=fuzz", flavor);
-    crate::entry::to_object(&config, SearchEntry { dn, attrs, bin_attrs }).map_err(|e| e.to_string())
+    crate::map::to_object(&config, SearchEntry { dn, attrs, bin_attrs }).map_err(|e| e.to_string())
 }
 
 /// A DirSync response control value: whether more waits, and the cookie.
 pub fn dirsync_response(value: &[u8]) -> Option<(bool, Vec<u8>)> {
-    crate::dirsync::response(value)
+    crate::delta::dirsync::response(value)
 }

@@ -1,21 +1,17 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
-mod ad_delta;
-mod changes;
+mod client;
 mod config;
-mod conn;
-mod dirsync;
-mod entry;
+mod delta;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod map;
 mod password;
 mod source;
-mod syncrepl;
 mod target;
-mod timestamp;
 
 pub use config::{AdDelta, Flavor, InitialPassword, LdapConfig};
 pub use error::{LdapError, classify};

@@ -13,11 +13,11 @@ use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{Ldap, SearchEntry};
 use tokio::sync::mpsc;
 
-use crate::changes::Outcome;
+use crate::client::connect;
 use crate::config::{Flavor, LdapConfig};
-use crate::conn::connect;
-use crate::entry::{dn_key, id_of, is_group, to_object};
+use crate::delta::changes::Outcome;
 use crate::error::LdapError;
+use crate::map::{dn_key, id_of, is_group, to_object};
 
 /// What a full read lists: the entries under `bases` (the scope's
 /// containers, else the base DN) that match `filter` (the kinds and the
@@ -116,8 +116,8 @@ impl LdapSource {
         let name_attr = scope.group_name_attribute.as_deref().unwrap_or("cn");
         let mut dns = Vec::new();
         for name in &scope.groups {
-            let (base, search_scope, filter) = if crate::entry::uuid_like(name) {
-                crate::entry::by_id(&self.config, name)
+            let (base, search_scope, filter) = if crate::map::uuid_like(name) {
+                crate::map::by_id(&self.config, name)
             } else {
                 let filter = format!("(&{}({name_attr}={}))", self.config.groups(), ldap3::ldap_escape(name));
                 (self.config.base_dn.clone(), ldap3::Scope::Subtree, filter)
@@ -172,7 +172,7 @@ fn checked(filter: String, setting: &str) -> std::result::Result<String, LdapErr
 /// Where a named-change delta starts.
 enum Named {
     /// An AD cursor (DirSync or uSNChanged).
-    Ad(crate::ad_delta::AdCursor),
+    Ad(crate::delta::ad::AdCursor),
     /// A GeneralizedTime (modifyTimestamp).
     Since(String),
 }
@@ -502,20 +502,21 @@ impl Source for LdapSource {
                     filter: "(entryUUID=00000000-0000-0000-0000-000000000000)".into(),
                     bases: Vec::new(),
                 };
-                let first = crate::syncrepl::refresh(&mut ldap, &self.config, &nothing, vec!["1.1".into()], None, None);
+                let first =
+                    crate::delta::syncrepl::refresh(&mut ldap, &self.config, &nothing, vec!["1.1".into()], None, None);
                 match first.await {
-                    Ok(Some(cookie)) if !cookie.is_empty() => Some(crate::syncrepl::cursor(&cookie)),
+                    Ok(Some(cookie)) if !cookie.is_empty() => Some(crate::delta::syncrepl::cursor(&cookie)),
                     Ok(_) => {
                         tracing::info!("no syncrepl cookie from this server: deltas by modifyTimestamp");
-                        Some(crate::timestamp::cursor_now())
+                        Some(crate::delta::timestamp::cursor_now())
                     }
                     Err(e) => {
                         tracing::info!(error = %e, "no syncrepl on this server: deltas by modifyTimestamp");
-                        Some(crate::timestamp::cursor_now())
+                        Some(crate::delta::timestamp::cursor_now())
                     }
                 }
             }
-            Flavor::Ad => match crate::ad_delta::start(&mut ldap, &self.config).await {
+            Flavor::Ad => match crate::delta::ad::start(&mut ldap, &self.config).await {
                 Ok(cursor) => Some(cursor.to_cursor()),
                 Err(e) => {
                     tracing::info!(error = %e, "no AD delta cursor: the next run reads in full");
@@ -546,11 +547,11 @@ impl Source for LdapSource {
         // AD's cursors and modifyTimestamp ones name what changed; the
         // changed objects are then read whole.
         let named = match self.config.flavor {
-            Flavor::Ad => match crate::ad_delta::AdCursor::parse(from) {
+            Flavor::Ad => match crate::delta::ad::AdCursor::parse(from) {
                 Some(from) => Some(Named::Ad(from)),
                 None => return resync("the cursor is not an Active Directory cursor"),
             },
-            Flavor::Generic => crate::timestamp::parse(from).map(|t| Named::Since(t.to_owned())),
+            Flavor::Generic => crate::delta::timestamp::parse(from).map(|t| Named::Since(t.to_owned())),
         };
         if let Some(named) = named {
             let listed = self.listed(scope).map_err(|e| e.into_core("read_delta"))?;
@@ -559,8 +560,10 @@ impl Source for LdapSource {
             let (tx, rx) = mpsc::channel(1024);
             tokio::spawn(async move {
                 let outcome = match named {
-                    Named::Ad(from) => crate::ad_delta::delta(&mut ldap, &config, &listed, attrs, from, &tx).await,
-                    Named::Since(t) => crate::timestamp::delta(&mut ldap, &config, &listed, attrs, &t, &tx).await,
+                    Named::Ad(from) => crate::delta::ad::delta(&mut ldap, &config, &listed, attrs, from, &tx).await,
+                    Named::Since(t) => {
+                        crate::delta::timestamp::delta(&mut ldap, &config, &listed, attrs, &t, &tx).await
+                    }
                 };
                 let item = match outcome {
                     Ok(Outcome::Next(cursor)) => Ok(DeltaItem::End { cursor }),
@@ -573,7 +576,7 @@ impl Source for LdapSource {
             });
             return Ok(received(rx));
         }
-        let Some(cookie) = crate::syncrepl::cookie(from) else {
+        let Some(cookie) = crate::delta::syncrepl::cookie(from) else {
             return resync("the cursor is neither a syncrepl cookie nor a modifyTimestamp cursor");
         };
         let listed = self.listed(scope).map_err(|e| e.into_core("read_delta"))?;
@@ -581,11 +584,11 @@ impl Source for LdapSource {
         let (config, attrs) = (self.config.clone(), self.attributes());
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(async move {
-            match crate::syncrepl::refresh(&mut ldap, &config, &listed, attrs, Some(cookie), Some(&tx)).await {
+            match crate::delta::syncrepl::refresh(&mut ldap, &config, &listed, attrs, Some(cookie), Some(&tx)).await {
                 Ok(Some(cookie)) => {
                     let _ = tx
                         .send(Ok(DeltaItem::End {
-                            cursor: crate::syncrepl::cursor(&cookie),
+                            cursor: crate::delta::syncrepl::cursor(&cookie),
                         }))
                         .await;
                 }
@@ -608,7 +611,7 @@ impl Source for LdapSource {
     async fn read_one(&self, scope: &Scope, id: &ExternalId) -> Result<Option<SourceObject>> {
         let listed = self.listed(scope).map_err(|e| e.into_core("read_one"))?;
         let mut ldap = connect(&self.config).await.map_err(|e| e.into_core("read_one"))?;
-        let (base, search_scope, by_id) = crate::entry::by_id(&self.config, &id.0);
+        let (base, search_scope, by_id) = crate::map::by_id(&self.config, &id.0);
         let found = read_object(
             &mut ldap,
             &self.config,

@@ -19,10 +19,10 @@ use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{Ldap, Mod, SearchEntry, dn_escape, ldap_escape};
 use tokio::sync::Mutex;
 
+use crate::client::connect;
 use crate::config::{Flavor, InitialPassword, LdapConfig};
-use crate::conn::connect;
-use crate::entry::{dn_key, id_of, is_group, parent, text};
 use crate::error::{LdapError, check};
+use crate::map::{dn_key, id_of, is_group, parent, text};
 use crate::source::{Listed, all_members, member_ids};
 
 mod members;
@@ -156,7 +156,7 @@ impl LdapTarget {
     /// The DN of the entry with this id.
     async fn dn_of(&self, id: &TargetId) -> LdapResult<String> {
         let mut ldap = self.handle().await?;
-        let (base, scope, filter) = crate::entry::by_id(&self.config, &id.0);
+        let (base, scope, filter) = crate::map::by_id(&self.config, &id.0);
         let (entries, _) = ldap
             .with_timeout(self.config.op_timeout())
             .search(&base, scope, &filter, vec!["1.1"])
@@ -551,7 +551,7 @@ impl LdapTarget {
             TargetOp::AddMember { .. } | TargetOp::RemoveMember { .. } => {
                 return Err(
                     Error::new(ErrorKind::Internal, "a membership change is applied with its group's")
-                        .backend(crate::NAME),
+                        .with_backend(crate::NAME),
                 );
             }
             other => return Err(idsync_core::unsupported(crate::NAME, &format!("{other:?}"))),
@@ -630,7 +630,9 @@ impl Target for LdapTarget {
         self.apply_batch(std::slice::from_ref(op))
             .await
             .pop()
-            .unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(crate::NAME)))
+            .unwrap_or_else(|| {
+                Err(Error::new(ErrorKind::Internal, "no result for the operation").with_backend(crate::NAME))
+            })
     }
 
     /// A group's membership changes go out together: modifies of up to
@@ -689,7 +691,7 @@ impl Target for LdapTarget {
             .into_iter()
             .map(|r| {
                 r.unwrap_or_else(|| {
-                    Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(crate::NAME))
+                    Err(Error::new(ErrorKind::Internal, "no result for the operation").with_backend(crate::NAME))
                 })
             })
             .collect()

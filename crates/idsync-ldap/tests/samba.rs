@@ -657,10 +657,9 @@ async fn deltas_see_every_kind_of_change(dc: &SambaDc, mode: AdDelta) {
     let users = dc.add_users(&ou, 5).await.unwrap();
     let tag = idsync_testkit::samba::random_tag();
     let group = dc.add_group(&ou, &format!("dg{tag}"), &users[..2]).await.unwrap();
-    let source = LdapSource::new(LdapConfig {
-        ad_delta: mode,
-        ..config(dc)
-    });
+    let mut c = config(dc);
+    c.ad_delta = mode;
+    let source = LdapSource::new(c);
     let scope = Scope {
         containers: vec![ou.clone()],
         ..Scope::default()
@@ -987,10 +986,9 @@ async fn a_group_of_1000_members_is_filled_with_one_modify_and_read_alone_with_s
     let id = |i: usize| TargetId(users[&dns[i].to_lowercase()].clone());
     let proxy = TcpProxy::start(389).await.unwrap();
     let url = format!("ldap://127.0.0.1:{}", proxy.port());
-    let target = LdapTarget::new(LdapConfig {
-        url: url.clone(),
-        ..config(dc)
-    });
+    let mut c = config(dc);
+    c.url = url.clone();
+    let target = LdapTarget::new(c);
     // The DC is shared between runs: a name and a link of this run's own.
     let tag = idsync_testkit::samba::random_tag();
     let mut fields = group_fields(&tag, 1);
@@ -1037,7 +1035,9 @@ async fn a_group_of_1000_members_is_filled_with_one_modify_and_read_alone_with_s
     assert_eq!(members(dc).await, expected);
 
     // The source reads the group alone in 6 searches.
-    let source = LdapSource::new(LdapConfig { url, ..config(dc) });
+    let mut c = config(dc);
+    c.url = url;
+    let source = LdapSource::new(c);
     let scope = Scope {
         containers: vec![ou.clone()],
         ..Scope::default()

@@ -251,13 +251,12 @@ async fn a_malformed_filter_or_url_stops_the_run_at_once_with_a_config_error() {
     let mut c = config(&s);
     c.url = s.url().replace("ldap://", "ldpa://");
     assert_config(&LdapSource::connect(c.clone()).await.unwrap_err(), "scheme");
+    let mut bad_url = target_config(&s);
+    bad_url.url = "ldap://127.0.0.1:389x".into();
     let engine = Engine::new(
         read_profile(),
         Arc::new(MemorySource::with_objects([SourceObject::new("e1", ObjectKind::User)])),
-        Arc::new(LdapTarget::new(LdapConfig {
-            url: "ldap://127.0.0.1:389x".into(),
-            ..target_config(&s)
-        })),
+        Arc::new(LdapTarget::new(bad_url)),
         Arc::new(MemoryStateStore::new()),
     );
     let started = std::time::Instant::now();
@@ -625,11 +624,9 @@ async fn member_dns(s: &Slapd, group_dn: &str) -> std::collections::BTreeSet<Str
 /// The target through a proxy that counts its LDAP requests.
 async fn counted_target(s: &Slapd, per_modify: usize) -> (LdapTarget, idsync_testkit::proxy::TcpProxy) {
     let proxy = idsync_testkit::proxy::TcpProxy::start(s.port()).await.unwrap();
-    let config = LdapConfig {
-        url: format!("ldap://127.0.0.1:{}", proxy.port()),
-        members_per_modify: per_modify,
-        ..target_config(s)
-    };
+    let mut config = target_config(s);
+    config.url = format!("ldap://127.0.0.1:{}", proxy.port());
+    config.members_per_modify = per_modify;
     (LdapTarget::new(config), proxy)
 }
 

@@ -17,6 +17,7 @@ use crate::NAME;
 /// TLS) and the two resources.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RestConfig {
     /// Every path is appended to this URL (`https://acme.halopsa.com/api`).
     pub base_url: Url,
@@ -31,14 +32,25 @@ pub struct RestConfig {
 }
 
 impl RestConfig {
+    /// An API at `base_url` managing users as `users` says, with default
+    /// HTTP settings (no authentication) and no groups.
+    pub fn new(base_url: Url, users: ResourceConfig) -> Self {
+        RestConfig {
+            base_url,
+            http: HttpConfig::default(),
+            users,
+            groups: None,
+        }
+    }
+
     /// Reads a configuration from TOML text.
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::config(format!("REST configuration: {e}")).backend(NAME))
+        toml::from_str(text).map_err(|e| Error::config(format!("REST configuration: {e}")).with_backend(NAME))
     }
 
     /// Reads a configuration from JSON text.
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| Error::config(format!("REST configuration: {e}")).backend(NAME))
+        serde_json::from_str(text).map_err(|e| Error::config(format!("REST configuration: {e}")).with_backend(NAME))
     }
 
     /// The resource of this kind, if configured.
@@ -54,6 +66,7 @@ impl RestConfig {
 /// list, read and write it, and where its parts sit in its JSON.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ResourceConfig {
     /// JSON pointer to the id in an object (default `/id`). Text and
     /// numbers are both accepted.
@@ -121,6 +134,34 @@ pub struct ResourceConfig {
     pub veto: Option<VetoConfig>,
 }
 
+impl ResourceConfig {
+    /// A resource listed by `list`, its id at `/id`, with no fields and no
+    /// operation besides the listing.
+    pub fn new(list: ListConfig) -> Self {
+        ResourceConfig {
+            id: default_id(),
+            id_prefix: String::new(),
+            numeric_id: false,
+            fields: BTreeMap::new(),
+            link: None,
+            enabled: None,
+            container: None,
+            members: None,
+            member_id: String::new(),
+            list,
+            get: None,
+            create: None,
+            update: None,
+            disable: None,
+            enable: None,
+            delete: None,
+            add_member: None,
+            remove_member: None,
+            veto: None,
+        }
+    }
+}
+
 fn default_id() -> String {
     "/id".into()
 }
@@ -181,6 +222,7 @@ pub enum FieldType {
 /// is not read, and the read is partial (nothing is deprovisioned).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct EnabledSpec {
     /// The JSON pointer.
     pub pointer: String,
@@ -189,9 +231,20 @@ pub struct EnabledSpec {
     pub invert: bool,
 }
 
+impl EnabledSpec {
+    /// The enabled flag at `pointer`, not inverted.
+    pub fn new(pointer: impl Into<String>) -> Self {
+        EnabledSpec {
+            pointer: pointer.into(),
+            invert: false,
+        }
+    }
+}
+
 /// A listing: the call, the paging style, and pointers into each page.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ListConfig {
     /// The path (with its own query, if any), e.g. `/Users?includeinactive=true`.
     pub path: String,
@@ -210,6 +263,20 @@ pub struct ListConfig {
     /// JSON pointer to the next cursor (cursor paging).
     #[serde(default)]
     pub next_cursor: Option<String>,
+}
+
+impl ListConfig {
+    /// `GET path`, one page, the items being the whole body.
+    pub fn new(path: impl Into<String>) -> Self {
+        ListConfig {
+            path: path.into(),
+            method: get(),
+            pagination: no_paging(),
+            items: String::new(),
+            total: None,
+            next_cursor: None,
+        }
+    }
 }
 
 fn get() -> Method {
@@ -231,6 +298,7 @@ fn no_paging() -> Pagination {
 /// have `{id}` and `{member}` replaced in their text.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct OperationConfig {
     /// The HTTP method.
     #[serde(with = "method")]
@@ -259,9 +327,25 @@ pub struct OperationConfig {
     pub response: String,
 }
 
+impl OperationConfig {
+    /// `method path`, with no body template and any success status.
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        OperationConfig {
+            method,
+            path: path.into(),
+            body: None,
+            include_id: false,
+            success: Vec::new(),
+            also_ok: Vec::new(),
+            response: String::new(),
+        }
+    }
+}
+
 /// The deprovision veto: a call whose answer decides.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct VetoConfig {
     /// The HTTP method (default GET).
     #[serde(default = "get", with = "method")]
@@ -278,6 +362,19 @@ pub struct VetoConfig {
     /// The reason given, with `{count}` replaced (default "{count} related records exist").
     #[serde(default = "default_reason")]
     pub reason: String,
+}
+
+impl VetoConfig {
+    /// `GET path`, with the default reason.
+    pub fn new(path: impl Into<String>) -> Self {
+        VetoConfig {
+            method: get(),
+            path: path.into(),
+            count: None,
+            items: None,
+            reason: default_reason(),
+        }
+    }
 }
 
 fn default_reason() -> String {

@@ -2,6 +2,7 @@
 
 use idsync_core::{Error, ErrorKind};
 use idsync_http::HttpError;
+pub use idsync_http::classify;
 
 use crate::NAME;
 
@@ -84,18 +85,19 @@ impl RestError {
         }
     }
 
-    /// Classifies into the core's error (HTTP statuses through
-    /// `idsync_http::classify`): kind, transient or permanent, and the object.
+    /// Into the core's error, naming the operation, with this error as the
+    /// source (HTTP statuses through [`classify`]): kind, transient or
+    /// permanent, and the object.
     pub fn into_core(self, op: &'static str) -> Error {
-        match self {
+        let e = match &self {
             RestError::Http {
                 operation,
                 object,
                 source,
-            } => (*source)
-                .into_core(NAME, &format!("{operation} {object}"))
-                .op(op)
-                .object(object),
+            } => source
+                .to_core(NAME, &format!("{operation} {object}"))
+                .with_op(op)
+                .with_object(object),
             RestError::UnexpectedStatus {
                 operation,
                 object,
@@ -104,27 +106,28 @@ impl RestError {
                 ErrorKind::Protocol,
                 format!("{operation} {object}: unexpected HTTP {status}"),
             )
-            .backend(NAME)
-            .op(op)
-            .object(object),
+            .with_backend(NAME)
+            .with_op(op)
+            .with_object(object),
             RestError::InvalidData {
                 operation,
                 object,
                 message,
             } => Error::new(ErrorKind::InvalidData, format!("{operation} {object}: {message}"))
-                .backend(NAME)
-                .op(op)
-                .object(object),
+                .with_backend(NAME)
+                .with_op(op)
+                .with_object(object),
             RestError::BadValue {
                 object,
                 pointer,
                 message,
-            } => Error::new(ErrorKind::InvalidData, message)
-                .backend(NAME)
-                .op(op)
-                .object(object)
-                .field(pointer),
-            RestError::Config(m) => Error::config(m).backend(NAME).op(op),
-        }
+            } => Error::new(ErrorKind::InvalidData, message.clone())
+                .with_backend(NAME)
+                .with_op(op)
+                .with_object(object)
+                .with_field(pointer.clone()),
+            RestError::Config(m) => Error::config(m.clone()).with_backend(NAME).with_op(op),
+        };
+        e.with_source(self)
     }
 }

@@ -12,7 +12,7 @@ pub use client::RestClient;
 pub use config::{
     EnabledSpec, FieldSpec, FieldType, ListConfig, OperationConfig, ResourceConfig, RestConfig, VetoConfig,
 };
-pub use error::RestError;
+pub use error::{RestError, classify};
 pub use idsync_http::{AuthConfig, HttpConfig, Pagination};
 pub use source::RestSource;
 pub use target::RestTarget;

@@ -52,10 +52,10 @@ impl RestSource {
             (None, false) => (format!("a {kind}"), "not a JSON object".to_owned()),
         };
         Error::new(ErrorKind::InvalidData, format!("a listed {kind} is unusable: {what}"))
-            .backend(NAME)
-            .op("read_full")
-            .object(object)
-            .field(pointer.to_owned())
+            .with_backend(NAME)
+            .with_op("read_full")
+            .with_object(object)
+            .with_field(pointer.to_owned())
     }
 }
 
@@ -153,8 +153,8 @@ impl Source for RestSource {
             ErrorKind::Unsupported,
             "the generic REST source has no change feed; use full reads",
         )
-        .backend(NAME)
-        .op("read_delta"))
+        .with_backend(NAME)
+        .with_op("read_delta"))
     }
 
     /// Applies of `scope` what a full read applies: kinds and

@@ -7,8 +7,8 @@ use idsync_http::{Extracted, HttpClient, HttpError, Method, Pagination, Request,
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::ScimError;
 use crate::config::{BulkMode, LinkStyle, ScimConfig, ScimDialect};
-use crate::error::http_to_core;
 use crate::map::BULK_REQUEST;
 
 /// What the service says of itself (`/ServiceProviderConfig`,
@@ -89,7 +89,7 @@ impl std::fmt::Debug for ScimClient {
 impl ScimClient {
     pub fn new(config: &ScimConfig) -> idsync_core::Result<Self> {
         let http = HttpClient::new(&config.http_config())
-            .map_err(|e| e.into_core(crate::NAME, "building the HTTP client").op("connect"))?;
+            .map_err(|e| e.into_core(crate::NAME, "building the HTTP client").with_op("connect"))?;
         let mut base = config.base_url.clone();
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -98,7 +98,7 @@ impl ScimClient {
         if base.cannot_be_a_base() {
             return Err(
                 idsync_core::Error::config(format!("SCIM base URL {} cannot be a base", config.base_url))
-                    .backend(crate::NAME),
+                    .with_backend(crate::NAME),
             );
         }
         let mut sp = ServiceProvider::default();
@@ -191,12 +191,12 @@ impl ScimClient {
         {
             Ok(r) => Some(r),
             Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => None,
-            Err(e) => return Err(http_to_core(e, "connect", "reading /ServiceProviderConfig", None)),
+            Err(e) => return Err(ScimError::http(e, "reading /ServiceProviderConfig", None).into_core("connect")),
         };
         if let Some(r) = spc {
             let v: Value = r
                 .json()
-                .map_err(|e| http_to_core(e, "connect", "reading /ServiceProviderConfig", None))?;
+                .map_err(|e| ScimError::http(e, "reading /ServiceProviderConfig", None).into_core("connect"))?;
             let supported = |k: &str| v[k]["supported"].as_bool().unwrap_or(false);
             self.sp.patch = self.dialect.patch.unwrap_or(supported("patch"));
             self.sp.bulk = supported("bulk");
@@ -247,7 +247,7 @@ impl ScimClient {
         self.http
             .send(self.request(Method::GET, probe))
             .await
-            .map_err(|e| http_to_core(e, "connect", "checking the credentials", None))?;
+            .map_err(|e| ScimError::http(e, "checking the credentials", None).into_core("connect"))?;
         self.sp.discovered = true;
         tracing::debug!(sp = ?self.sp, "SCIM service discovered");
         Ok(())

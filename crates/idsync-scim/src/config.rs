@@ -19,6 +19,7 @@ use url::Url;
 /// ```
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ScimConfig {
     /// The service's base URL, e.g. `https://app.example.invalid/scim/v2`.
     pub base_url: Url,
@@ -165,6 +166,7 @@ pub enum BulkMode {
 /// `/ServiceProviderConfig` says".
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct ScimDialect {
     /// Updates with PATCH (`Some(true)`) or PUT of the whole resource
     /// (`Some(false)`: servers without PATCH support, e.g. older

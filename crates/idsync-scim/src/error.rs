@@ -20,13 +20,38 @@ pub enum ScimError {
         /// The server's explanation.
         detail: String,
     },
+    /// A request failed: what was being done, the SCIM error in the
+    /// answer's body when it held one, and the HTTP failure.
+    #[error("{message}")]
+    Http {
+        /// What was being done (`create user`, `list Users`), with the
+        /// server's SCIM error and the HTTP failure.
+        message: String,
+        /// The object concerned, when there is one.
+        object: Option<String>,
+        /// The HTTP failure, with the status and the body.
+        #[source]
+        source: Box<HttpError>,
+    },
     /// An answer that is not what RFC 7644 promises.
-    #[error("bad answer: {0}")]
-    BadResponse(String),
+    #[error("bad answer: {what}")]
+    BadResponse {
+        /// What is wrong with the answer.
+        what: String,
+        /// The object concerned, when there is one.
+        object: Option<String>,
+    },
     /// A value of a resource that means nothing (an `active` that is not a
     /// boolean): what it is and what was expected. The resource is not read.
-    #[error("{0}")]
-    BadValue(String),
+    #[error("{message}")]
+    BadValue {
+        /// The resource concerned.
+        object: String,
+        /// The attribute.
+        field: String,
+        /// What the value is and what was expected.
+        message: String,
+    },
 }
 
 /// The longest server `detail` kept in a message, in characters.
@@ -88,49 +113,97 @@ fn kind_for(status: u16, scim_type: Option<&str>, status_kind: ErrorKind) -> Err
     }
 }
 
-/// Converts a failed request into the core's error: `what` says what was
-/// being done ("create user", "list Users"), `object` names the object.
-pub(crate) fn http_to_core(e: HttpError, op: &'static str, what: &str, object: Option<&str>) -> Error {
-    let (status_kind, _) = e.kind();
-    let scim = parse_error(&e);
-    let kind = kind_for(
-        e.status().map_or(0, |s| s.as_u16()),
-        scim.as_ref().and_then(|s| match s {
-            ScimError::Scim { scim_type, .. } => scim_type.as_deref(),
-            _ => None,
-        }),
-        status_kind,
-    );
-    let message = match &scim {
-        Some(s) => format!("{what}: {s} ({e})"),
-        None => format!("{what}: {e}"),
+/// The kind and transience of a SCIM error answer: the HTTP status
+/// classified by `idsync_http::classify`, refined by its `scimType`.
+pub fn classify(status: u16, scim_type: Option<&str>) -> (ErrorKind, bool) {
+    let (kind, transient) = match idsync_http::StatusCode::from_u16(status) {
+        Ok(s) => idsync_http::classify(s),
+        Err(_) => (ErrorKind::Protocol, false),
     };
-    let mut err = e.into_core_as(NAME, kind, message).op(op);
-    if let Some(o) = object {
-        err = err.object(o);
-    }
-    err
+    (kind_for(status, scim_type, kind), transient)
 }
 
-/// A bad answer as the core's error.
-pub(crate) fn bad_response(op: &'static str, what: &str, object: Option<&str>) -> Error {
-    let mut err = Error::new(ErrorKind::Protocol, ScimError::BadResponse(what.to_owned()).to_string())
-        .backend(NAME)
-        .op(op);
-    if let Some(o) = object {
-        err = err.object(o);
+impl ScimError {
+    /// A failed request: `what` says what was being done ("create user",
+    /// "list Users"), `object` names the object.
+    pub(crate) fn http(e: HttpError, what: &str, object: Option<&str>) -> Self {
+        let message = match parse_error(&e) {
+            Some(s) => format!("{what}: {s} ({e})"),
+            None => format!("{what}: {e}"),
+        };
+        ScimError::Http {
+            message,
+            object: object.map(str::to_owned),
+            source: Box::new(e),
+        }
     }
-    err
-}
 
-/// A value of the resource `object` that means nothing, at `field`, as the
-/// core's error: invalid data about that resource alone.
-pub(crate) fn bad_value(op: &'static str, object: &str, field: &str, what: String) -> Error {
-    Error::new(ErrorKind::InvalidData, ScimError::BadValue(what).to_string())
-        .backend(NAME)
-        .op(op)
-        .object(object)
-        .field(field)
+    /// A bad answer: `what` says what is wrong, `object` names the object.
+    pub(crate) fn bad_response(what: &str, object: Option<&str>) -> Self {
+        ScimError::BadResponse {
+            what: what.to_owned(),
+            object: object.map(str::to_owned),
+        }
+    }
+
+    /// A value of the resource `object` that means nothing, at `field`:
+    /// invalid data about that resource alone.
+    pub(crate) fn bad_value(object: &str, field: &str, message: String) -> Self {
+        ScimError::BadValue {
+            object: object.to_owned(),
+            field: field.to_owned(),
+            message,
+        }
+    }
+
+    /// Into the core's error, naming the operation, with this error as the
+    /// source. A failed request keeps the HTTP layer's retry status (the
+    /// server's Retry-After, exhausted after retries).
+    pub fn into_core(self, op: &'static str) -> Error {
+        let e = match &self {
+            ScimError::Http {
+                message,
+                object,
+                source,
+            } => {
+                let (status_kind, _) = source.kind();
+                let scim_type = match parse_error(source) {
+                    Some(ScimError::Scim { scim_type, .. }) => scim_type,
+                    _ => None,
+                };
+                let kind = kind_for(
+                    source.status().map_or(0, |s| s.as_u16()),
+                    scim_type.as_deref(),
+                    status_kind,
+                );
+                let e = source.to_core_as(NAME, kind, message.clone()).with_op(op);
+                match object {
+                    Some(o) => e.with_object(o),
+                    None => e,
+                }
+            }
+            ScimError::Scim { status, scim_type, .. } => {
+                let (kind, transient) = classify(*status, scim_type.as_deref());
+                let e = Error::new(kind, self.to_string()).with_backend(NAME).with_op(op);
+                if transient { e.transient() } else { e.permanent() }
+            }
+            ScimError::BadResponse { object, .. } => {
+                let e = Error::new(ErrorKind::Protocol, self.to_string())
+                    .with_backend(NAME)
+                    .with_op(op);
+                match object {
+                    Some(o) => e.with_object(o),
+                    None => e,
+                }
+            }
+            ScimError::BadValue { object, field, .. } => Error::new(ErrorKind::InvalidData, self.to_string())
+                .with_backend(NAME)
+                .with_op(op)
+                .with_object(object)
+                .with_field(field),
+        };
+        e.with_source(self)
+    }
 }
 
 #[cfg(test)]
@@ -183,5 +256,17 @@ mod tests {
         assert!(parse_error_body(500, b"<html>oops</html>").is_none());
         assert!(parse_error_body(500, b"[1,2]").is_none());
         assert!(parse_error_body(500, br#"{"scimType":null}"#).is_none());
+    }
+
+    #[test]
+    fn into_core_keeps_the_scim_error_as_its_source() {
+        let e = ScimError::bad_value("u-1", "active", "\"yes\" is not a boolean".into()).into_core("read_full");
+        assert_eq!(e.kind(), ErrorKind::InvalidData);
+        assert_eq!((e.op(), e.field()), ("read_full", Some("active")));
+        assert_eq!(e.object().map(|o| o.0.as_str()), Some("u-1"));
+        let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<ScimError>());
+        assert!(matches!(source, Some(ScimError::BadValue { .. })), "{source:?}");
+        assert_eq!(classify(409, Some("uniqueness")), (ErrorKind::AlreadyExists, false));
+        assert_eq!(classify(503, Some("invalidValue")), (ErrorKind::Unavailable, true));
     }
 }

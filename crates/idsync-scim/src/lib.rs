@@ -14,7 +14,7 @@ mod target;
 
 pub use client::ServiceProvider;
 pub use config::{BulkMode, LinkStyle, ScimConfig, ScimDialect};
-pub use error::ScimError;
+pub use error::{ScimError, classify};
 pub use source::{ScimSource, to_object};
 pub use target::ScimTarget;
 

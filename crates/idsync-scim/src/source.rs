@@ -12,9 +12,9 @@ use idsync_core::{
 use serde_json::Value;
 
 use crate::NAME;
+use crate::ScimError;
 use crate::client::ScimClient;
 use crate::config::ScimConfig;
-use crate::error::{bad_response, http_to_core};
 use crate::map::{flatten, quote};
 use crate::target::{active, members};
 
@@ -112,7 +112,7 @@ impl ScimSource {
                                 Some(object.and_then(|o| o.ok_or_else(|| unreadable(&v, op, &endpoint, index))))
                             }
                             Err(e) => {
-                                let e = http_to_core(e, op, &format!("listing {endpoint}"), None);
+                                let e = ScimError::http(e, &format!("listing {endpoint}"), None).into_core(op);
                                 let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
                                 // every listing cut short is named, not only the last
                                 t.partial = Some(match t.partial.take() {
@@ -168,7 +168,9 @@ fn unreadable(v: &Value, op: &'static str, endpoint: &str, index: usize) -> Erro
     } else {
         "a resource that is not a JSON object"
     };
-    bad_response(op, &format!("{what} in {endpoint}"), Some(&name)).field("id")
+    ScimError::bad_response(&format!("{what} in {endpoint}"), Some(&name))
+        .into_core(op)
+        .with_field("id")
 }
 
 /// A cursor is a `lastModified` timestamp (RFC 3339).
@@ -242,8 +244,8 @@ impl Source for ScimSource {
                 }
                 // a delta cut short must not move the cursor
                 Some(reason) => Err(Error::new(ErrorKind::Unavailable, reason.clone())
-                    .backend(NAME)
-                    .op("read_delta")),
+                    .with_backend(NAME)
+                    .with_op("read_delta")),
                 None => Ok(DeltaItem::End {
                     cursor: Cursor(t.newest.clone().unwrap_or_else(|| EPOCH.to_owned())),
                 }),
@@ -279,21 +281,18 @@ impl Source for ScimSource {
         for (kind, endpoint) in self.kinds(scope) {
             match self.client.get(&[&endpoint, id.as_str()]).await {
                 Ok(r) => {
-                    let v: Value = r
-                        .json()
-                        .map_err(|e| http_to_core(e, "read_one", "reading a resource", Some(id.as_str())))?;
-                    return to_object(&v, kind, "read_one")?
-                        .map(Some)
-                        .ok_or_else(|| bad_response("read_one", "a resource without an id", Some(id.as_str())));
+                    let v: Value = r.json().map_err(|e| {
+                        ScimError::http(e, "reading a resource", Some(id.as_str())).into_core("read_one")
+                    })?;
+                    return to_object(&v, kind, "read_one")?.map(Some).ok_or_else(|| {
+                        ScimError::bad_response("a resource without an id", Some(id.as_str())).into_core("read_one")
+                    });
                 }
                 Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => continue,
                 Err(e) => {
-                    return Err(http_to_core(
-                        e,
-                        "read_one",
-                        &format!("reading {endpoint}"),
-                        Some(id.as_str()),
-                    ));
+                    return Err(
+                        ScimError::http(e, &format!("reading {endpoint}"), Some(id.as_str())).into_core("read_one")
+                    );
                 }
             }
         }

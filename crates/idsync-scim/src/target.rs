@@ -14,9 +14,10 @@ use idsync_http::{HttpError, Response};
 use serde_json::{Map, Value, json};
 
 use crate::NAME;
+use crate::ScimError;
 use crate::client::{ScimClient, ServiceProvider, etag_of};
 use crate::config::{LinkStyle, ScimConfig};
-use crate::error::{bad_response, bad_value, http_to_core, parse_error};
+use crate::error::parse_error;
 use crate::json::bool_of;
 use crate::map::{AttrPath, GROUP_SCHEMA, USER_SCHEMA, flatten, patch_ops, quote};
 
@@ -141,13 +142,13 @@ impl Wrote {
 /// and retry status, named after that operation's object.
 fn share(e: &Error, op: &'static str, what: &str, object: &str) -> Error {
     let copy = Error::new(e.kind(), format!("{what}: {}", e.message()))
-        .backend(NAME)
-        .op(op)
-        .object(object);
+        .with_backend(NAME)
+        .with_op(op)
+        .with_object(object);
     match e.status() {
         Status::Transient {
             retry_after: Some(after),
-        } => copy.retry_after(after),
+        } => copy.with_retry_after(after),
         Status::Transient { retry_after: None } => copy.transient(),
         Status::Permanent => copy.permanent(),
         Status::Exhausted => copy.transient().exhausted(),
@@ -201,7 +202,7 @@ pub(crate) fn active(v: &Value, op: &'static str, id: &str) -> Result<bool> {
             Value::Object(_) => "an object".to_owned(),
             scalar => scalar.to_string(),
         };
-        bad_value(op, id, "active", format!("{shown} is not a boolean"))
+        ScimError::bad_value(id, "active", format!("{shown} is not a boolean")).into_core(op)
     })
 }
 
@@ -261,11 +262,9 @@ impl ScimTarget {
     fn endpoint(&self, kind: ObjectKind) -> Result<&str> {
         match kind {
             ObjectKind::User => Ok(&self.client.sp.users_endpoint),
-            ObjectKind::Group => {
-                self.client.sp.groups_endpoint.as_deref().ok_or_else(|| {
-                    Error::new(ErrorKind::Unsupported, "the service has no Groups endpoint").backend(NAME)
-                })
-            }
+            ObjectKind::Group => self.client.sp.groups_endpoint.as_deref().ok_or_else(|| {
+                Error::new(ErrorKind::Unsupported, "the service has no Groups endpoint").with_backend(NAME)
+            }),
         }
     }
 
@@ -306,10 +305,11 @@ impl ScimTarget {
         self.client
             .list(endpoint, Some(&filter))
             .map(move |item| {
-                let v = item.map_err(|e| http_to_core(e, "linked", &format!("listing {endpoint}"), None))?;
+                let v =
+                    item.map_err(|e| ScimError::http(e, &format!("listing {endpoint}"), None).into_core("linked"))?;
                 self.remember_listed(kind, &v);
                 to_account(&v, kind, &self.client.link, "linked")?
-                    .ok_or_else(|| bad_response("linked", "a resource without an id", None))
+                    .ok_or_else(|| ScimError::bad_response("a resource without an id", None).into_core("linked"))
             })
             .boxed()
     }
@@ -322,7 +322,7 @@ impl ScimTarget {
                 let name = create_name(link, fields);
                 let body = self
                     .create_body(*kind, link, fields)
-                    .map_err(|e| e.op("apply.create").object(&name))?;
+                    .map_err(|e| e.with_op("apply.create").with_object(&name))?;
                 (*kind, Request::Post(body))
             }
             TargetOp::Update { target, kind, changes } if !changes.is_empty() => {
@@ -370,10 +370,12 @@ impl ScimTarget {
     }
 
     fn encode_link(&self, link: &Link, target: &TargetId) -> Result<String> {
-        self.client
-            .link
-            .encode(link)
-            .map_err(|m| Error::config(m).backend(NAME).op("apply.set_link").object(target))
+        self.client.link.encode(link).map_err(|m| {
+            Error::config(m)
+                .with_backend(NAME)
+                .with_op("apply.set_link")
+                .with_object(target)
+        })
     }
 
     fn parse_changes<'c>(
@@ -386,10 +388,10 @@ impl ScimTarget {
             .map(|c| {
                 let path = AttrPath::parse(&c.field).map_err(|m| {
                     Error::new(ErrorKind::InvalidData, m)
-                        .backend(NAME)
-                        .op("apply.update")
-                        .object(target)
-                        .field(c.field.clone())
+                        .with_backend(NAME)
+                        .with_op("apply.update")
+                        .with_object(target)
+                        .with_field(c.field.clone())
                 })?;
                 Ok((self.client.sp.attribute_types.annotate(path), c))
             })
@@ -460,7 +462,7 @@ impl ScimTarget {
                 (TargetOp::Create { .. }, Outcome::Answered(Ok(_))) => {
                     done.push((
                         w.index,
-                        Err(bad_response(op, "the created resource has no id", Some(&object))),
+                        Err(ScimError::bad_response("the created resource has no id", Some(&object)).into_core(op)),
                     ));
                 }
                 // A uniqueness conflict, or a failure after which the POST may
@@ -469,7 +471,13 @@ impl ScimTarget {
                     if e.status().is_some_and(|s| s.as_u16() == 409) || bulk::may_have_landed(&e) =>
                 {
                     let landed = bulk::may_have_landed(&e);
-                    recover.push((w.index, *kind, link, http_to_core(e, op, &what, Some(&object)), landed));
+                    recover.push((
+                        w.index,
+                        *kind,
+                        link,
+                        ScimError::http(e, &what, Some(&object)).into_core(op),
+                        landed,
+                    ));
                 }
                 (TargetOp::Create { kind, link, .. }, Outcome::Lost { error, landed: true }) => {
                     recover.push((w.index, *kind, link, error, true));
@@ -479,7 +487,9 @@ impl ScimTarget {
                     puts.push((w.index, target, *kind, changes));
                 }
                 (_, Outcome::Answered(Ok(_))) => done.push((w.index, Ok(Applied::default()))),
-                (_, Outcome::Answered(Err(e))) => done.push((w.index, Err(http_to_core(e, op, &what, Some(&object))))),
+                (_, Outcome::Answered(Err(e))) => {
+                    done.push((w.index, Err(ScimError::http(e, &what, Some(&object)).into_core(op))))
+                }
                 (_, Outcome::Lost { error, .. }) => done.push((w.index, Err(error))),
             }
         }
@@ -523,7 +533,7 @@ impl ScimTarget {
                         None => Err(error),
                     },
                     Err(lookup) if landed => {
-                        let object = error.object_ref().map(|o| o.0.clone()).unwrap_or_default();
+                        let object = error.object().map(|o| o.0.clone()).unwrap_or_default();
                         let what = format!("outcome unknown (the look-up failed too: {lookup})");
                         Err(share(&error, "apply.create", &what, &object).permanent())
                     }
@@ -545,9 +555,9 @@ impl ScimTarget {
                 kind: ObjectKind::Group,
                 ..
             } => Err(Error::new(ErrorKind::Unsupported, "SCIM groups cannot be disabled")
-                .backend(NAME)
-                .op("apply.set_enabled")
-                .object(target)),
+                .with_backend(NAME)
+                .with_op("apply.set_enabled")
+                .with_object(target)),
             TargetOp::SetEnabled { target, kind, enabled } => {
                 let enabled = *enabled;
                 self.put_update(target, *kind, "apply.set_enabled", move |r| {
@@ -572,19 +582,16 @@ impl ScimTarget {
                     Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => {
                         Ok(Applied::default().with_note("already gone"))
                     }
-                    Err(e) => Err(http_to_core(
-                        e,
-                        "apply.delete",
-                        &format!("delete {kind}"),
-                        Some(&target.0),
-                    )),
+                    Err(e) => {
+                        Err(ScimError::http(e, &format!("delete {kind}"), Some(&target.0)).into_core("apply.delete"))
+                    }
                 }
             }
             TargetOp::Create { .. } | TargetOp::AddMember { .. } | TargetOp::RemoveMember { .. } => Err(Error::new(
                 ErrorKind::Internal,
                 "creates and membership changes are applied as writes",
             )
-            .backend(NAME)),
+            .with_backend(NAME)),
             other => Err(idsync_core::unsupported(NAME, &format!("{other:?}"))),
         }
     }
@@ -611,14 +618,17 @@ impl ScimTarget {
             .client
             .link
             .encode(link)
-            .map_err(|m| Error::config(m).backend(NAME))?;
+            .map_err(|m| Error::config(m).with_backend(NAME))?;
         body.insert("externalId".into(), Value::String(external_id));
         if kind == ObjectKind::User {
             body.insert("active".into(), Value::Bool(true));
         }
         for (field, value) in fields {
-            let path = AttrPath::parse(field)
-                .map_err(|m| Error::new(ErrorKind::InvalidData, m).backend(NAME).field(field.clone()))?;
+            let path = AttrPath::parse(field).map_err(|m| {
+                Error::new(ErrorKind::InvalidData, m)
+                    .with_backend(NAME)
+                    .with_field(field.clone())
+            })?;
             self.client
                 .sp
                 .attribute_types
@@ -680,15 +690,17 @@ impl ScimTarget {
             .client
             .get(&[endpoint, &target.0])
             .await
-            .map_err(|e| http_to_core(e, op, &what, Some(&target.0)))?;
-        let current: Value = r.json().map_err(|e| http_to_core(e, op, &what, Some(&target.0)))?;
+            .map_err(|e| ScimError::http(e, &what, Some(&target.0)).into_core(op))?;
+        let current: Value = r
+            .json()
+            .map_err(|e| ScimError::http(e, &what, Some(&target.0)).into_core(op))?;
         let etag = if self.client.use_etag() {
             etag_of(&r, Some(&current))
         } else {
             None
         };
         let Value::Object(mut resource) = current else {
-            return Err(bad_response(op, "the resource is not a JSON object", Some(&target.0)));
+            return Err(ScimError::bad_response("the resource is not a JSON object", Some(&target.0)).into_core(op));
         };
         resource.remove("meta");
         change(&mut resource);
@@ -696,7 +708,7 @@ impl ScimTarget {
             .client
             .put(&[endpoint, &target.0], &Value::Object(resource), etag.as_deref())
             .await
-            .map_err(|e| http_to_core(e, op, &what, Some(&target.0)))?;
+            .map_err(|e| ScimError::http(e, &what, Some(&target.0)).into_core(op))?;
         let body: Option<Value> = if r.body.is_empty() { None } else { r.json().ok() };
         self.remember(kind, &target.0, etag_of(&r, body.as_ref()));
         Ok(Applied::default())
@@ -773,9 +785,9 @@ impl Target for ScimTarget {
                 Lookup::Field { kind, field, value } => {
                     let path = AttrPath::parse(field).map_err(|m| {
                         Error::new(ErrorKind::Config, m)
-                            .backend(NAME)
-                            .op("lookup")
-                            .field(field.clone())
+                            .with_backend(NAME)
+                            .with_op("lookup")
+                            .with_field(field.clone())
                     })?;
                     terms.push((*kind, false, path.filter_eq(value.trim())));
                 }
@@ -813,7 +825,7 @@ impl Target for ScimTarget {
             .map(|(kind, external, filter)| async move {
                 let accounts = self
                     .list_accounts(kind, filter)
-                    .map_err(|e| e.op("lookup"))
+                    .map_err(|e| e.with_op("lookup"))
                     .try_collect()
                     .await;
                 (external, accounts)
@@ -843,7 +855,7 @@ impl Target for ScimTarget {
         self.apply_batch(std::slice::from_ref(op))
             .await
             .pop()
-            .unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(NAME)))
+            .unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "no result for the operation").with_backend(NAME)))
     }
 
     /// The batch's membership changes go out per group in PATCHes of up to
@@ -911,7 +923,9 @@ impl Target for ScimTarget {
         results
             .into_iter()
             .map(|r| {
-                r.unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "no result for the operation").backend(NAME)))
+                r.unwrap_or_else(|| {
+                    Err(Error::new(ErrorKind::Internal, "no result for the operation").with_backend(NAME))
+                })
             })
             .collect()
     }

@@ -115,7 +115,7 @@ async fn every_scim_error_type_and_status_maps_to_its_kind_with_the_detail_and_t
         assert_eq!(err.kind(), kind, "{case}");
         assert_eq!(err.is_transient(), transient, "{case}");
         assert_eq!(err.stops_run(), kind == ErrorKind::Auth, "{case}");
-        assert_eq!(err.object_ref().map(|o| o.0.as_str()), Some("u-42"), "{case}");
+        assert_eq!(err.object().map(|o| o.0.as_str()), Some("u-42"), "{case}");
         let scim = match scim_type {
             Some(t) => format!("HTTP {status} {t}: {detail}"),
             None => format!("HTTP {status}: {detail}"),
@@ -152,7 +152,7 @@ async fn the_exact_text_of_a_uniqueness_error_and_a_retry_after_hint() {
     server.answer(429, "Retry-After: 30", &error_body(429, None, "slow down"));
     let err = target.apply(&update("u-7")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited);
-    assert_eq!(err.retry_after_hint(), Some(std::time::Duration::from_secs(30)));
+    assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(30)));
     assert!(err.to_string().contains("HTTP 429: slow down"), "{err}");
 }
 

@@ -176,7 +176,7 @@ async fn one_bad_member_fails_alone_and_is_named() {
             Err(e) if i == 17 => {
                 assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
                 assert!(e.to_string().contains("add member m-bad"), "{e}");
-                assert_eq!(e.object_ref().unwrap().0, group);
+                assert_eq!(e.object().unwrap().0, group);
             }
             Ok(_) if i != 17 => {}
             other => panic!("change {i}: {other:?}"),
@@ -309,7 +309,7 @@ async fn bulk_carries_updates_and_disables_each_with_its_own_result() {
             (5, Err(e)) => assert_eq!(e.kind(), ErrorKind::Conflict, "{e}"),
             (7, Err(e)) => {
                 assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
-                assert_eq!(e.object_ref().unwrap().0, ids[7]);
+                assert_eq!(e.object().unwrap().0, ids[7]);
                 assert!(e.to_string().contains("update user"), "{e}");
             }
             (_, Ok(_)) if i != 5 && i != 7 => {}

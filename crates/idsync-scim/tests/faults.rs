@@ -161,7 +161,7 @@ async fn retries_that_run_out_are_exhausted_and_long_retry_after_is_passed_on() 
         "does not sleep 2 minutes in place"
     );
     assert_eq!(err.kind(), ErrorKind::RateLimited);
-    assert_eq!(err.retry_after_hint(), Some(Duration::from_secs(120)));
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(120)));
     assert_eq!(proxy.seen().len(), 1);
 }
 
@@ -229,7 +229,7 @@ async fn a_bulk_request_failing_with_a_5xx_is_looked_up_once_and_not_sent_again(
     }
     let named: Vec<String> = results
         .iter()
-        .map(|r| r.as_ref().unwrap_err().object_ref().unwrap().0.clone())
+        .map(|r| r.as_ref().unwrap_err().object().unwrap().0.clone())
         .collect();
     assert!(named[3].ends_with("/g3 (group 3)"), "{named:?}");
     // the Bulk, then one or-joined look-up of the 20 links; no POST again

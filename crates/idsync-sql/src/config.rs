@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::check_identifier;
+use crate::client::check_identifier;
 use crate::error::SqlError;
 
 /// The type of a table's id column.
@@ -31,6 +31,7 @@ impl IdType {
 /// A table of accounts (users or groups).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TableConfig {
     /// The table (`name` or `schema.name`).
     pub table: String,
@@ -49,9 +50,24 @@ pub struct TableConfig {
     pub enabled_column: Option<String>,
 }
 
+impl TableConfig {
+    /// The table `table` with these field-to-column `columns`, its id in an
+    /// integer column `id`, and no enabled column.
+    pub fn new(table: impl Into<String>, columns: BTreeMap<String, String>) -> Self {
+        TableConfig {
+            table: table.into(),
+            id_column: default_id(),
+            id_type: IdType::default(),
+            columns,
+            enabled_column: None,
+        }
+    }
+}
+
 /// The table of group members: one row per (group, member user).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct MembershipConfig {
     /// The table.
     pub table: String,
@@ -61,6 +77,18 @@ pub struct MembershipConfig {
     pub member_column: String,
 }
 
+impl MembershipConfig {
+    /// The membership table `table`, with the group's id in `group_column`
+    /// and the member's in `member_column`.
+    pub fn new(table: impl Into<String>, group_column: impl Into<String>, member_column: impl Into<String>) -> Self {
+        MembershipConfig {
+            table: table.into(),
+            group_column: group_column.into(),
+            member_column: member_column.into(),
+        }
+    }
+}
+
 /// How a [`crate::SqlTarget`] maps accounts to tables. The default is the
 /// schema that [`crate::SqlTarget::create_schema`] creates:
 /// `idsync_users(id, user_name, email, given_name, family_name,
@@ -68,6 +96,7 @@ pub struct MembershipConfig {
 /// enabled)`, `idsync_members(group_id, member_id)` and `idsync_links`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SqlTargetConfig {
     /// The users table.
     #[serde(default = "default_users")]

@@ -108,15 +108,15 @@ impl SqlError {
             }
             SqlError::Internal(_) => (ErrorKind::Internal, false, None, None),
         };
-        let mut e = Error::new(kind, self.to_string()).backend(crate::NAME).op(op);
+        let mut e = Error::new(kind, self.to_string()).with_backend(crate::NAME).with_op(op);
         if let Some(o) = object {
-            e = e.object(o);
+            e = e.with_object(o);
         }
         if let Some(f) = field {
-            e = e.field(f);
+            e = e.with_field(f);
         }
         e = if transient { e.transient() } else { e.permanent() };
-        e.source(self)
+        e.with_source(self)
     }
 }
 
@@ -184,6 +184,6 @@ mod tests {
         assert_eq!(classify(&sqlx::Error::PoolTimedOut), (ErrorKind::Unavailable, true));
         let e = SqlError::config("users.table", "not an identifier").into_core("connect");
         assert!(e.stops_run());
-        assert_eq!(e.field_name(), Some("users.table"));
+        assert_eq!(e.field(), Some("users.table"));
     }
 }

@@ -11,7 +11,7 @@ use idsync_core::report::{OpStatus, RunOutcome};
 use idsync_core::{Completeness, ExternalId, ProfileId, Result, RunReport};
 use serde::Serialize;
 
-use crate::db::{Db, Dialect, on_db};
+use crate::client::{Db, Dialect, on_db};
 use crate::error::SqlError;
 use crate::state::{HISTORY, LEASES, Lease, SqlStateStore, ms, to_json};
 

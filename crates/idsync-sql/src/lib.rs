@@ -23,16 +23,16 @@
 //! ```
 #![deny(missing_docs)]
 
+mod client;
 mod config;
-mod db;
 mod error;
 mod history;
 mod schedule;
 mod state;
 mod target;
 
+pub use client::{Dialect, check_identifier};
 pub use config::{IdType, MembershipConfig, SqlTargetConfig, TableConfig};
-pub use db::{Dialect, check_identifier};
 pub use error::{SqlError, classify, classify_code};
 pub use history::{NAME_FIELDS, ObjectEvent, RunRecord, RunRow, is_name_field};
 pub use schedule::{Claimed, ProfileStatus, Scheduled, StoredProfile};

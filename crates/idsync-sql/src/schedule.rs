@@ -7,7 +7,7 @@ use std::time::Duration;
 use idsync_core::{ProfileId, Result};
 use serde::Serialize;
 
-use crate::db::{Db, Dialect, on_db};
+use crate::client::{Db, Dialect, on_db};
 use crate::error::SqlError;
 use crate::history::{RUN_COLUMNS, RUNS, RunRow, RunTuple};
 use crate::state::{LEASES, Lease, SqlStateStore, ms};

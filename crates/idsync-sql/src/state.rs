@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use idsync_core::{ProfileId, ProfileState, Result, RunReport, StateStore};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Db, Dialect, on_db};
+use crate::client::{Db, Dialect, on_db};
 use crate::error::SqlError;
 use crate::history::RunRecord;
 
@@ -107,7 +107,7 @@ const UPSERT_STATE: &str =
 
 pub(crate) fn to_json(value: &impl Serialize) -> Result<String> {
     serde_json::to_string(value)
-        .map_err(|e| idsync_core::Error::new(idsync_core::ErrorKind::Internal, e.to_string()).backend(crate::NAME))
+        .map_err(|e| idsync_core::Error::new(idsync_core::ErrorKind::Internal, e.to_string()).with_backend(crate::NAME))
 }
 
 pub(crate) fn ms(ttl: Duration) -> i64 {
@@ -356,7 +356,7 @@ impl StateStore for SqlStateStore {
                     message: e.to_string(),
                 }
                 .into_core("load state")
-                .object(profile)
+                .with_object(profile)
             }),
         }
     }
@@ -402,8 +402,8 @@ impl FencedStateStore {
                 self.lease.profile, run.profile
             );
             return Err(idsync_core::Error::new(idsync_core::ErrorKind::Internal, message)
-                .backend(crate::NAME)
-                .op("record"));
+                .with_backend(crate::NAME)
+                .with_op("record"));
         }
         crate::history::write_run(&self.store.db, Some(&self.lease), run)
             .await
@@ -484,8 +484,8 @@ impl StateStore for FencedStateStore {
                 self.lease.profile
             );
             return Err(idsync_core::Error::new(idsync_core::ErrorKind::Internal, message)
-                .backend(crate::NAME)
-                .op("save state"));
+                .with_backend(crate::NAME)
+                .with_op("save state"));
         }
         let json = to_json(state)?;
         let now = now_ms(self.store.db.dialect());

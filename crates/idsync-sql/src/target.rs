@@ -12,8 +12,8 @@ use sqlx::postgres::PgDatabaseError;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use tracing::debug;
 
+use crate::client::{Db, Dialect, on_db, quote};
 use crate::config::{IdType, SqlTargetConfig, TableConfig};
-use crate::db::{Db, Dialect, on_db, quote};
 use crate::error::{SqlError, classify};
 
 mod apply;
@@ -510,9 +510,9 @@ impl SqlTarget {
             e => e,
         };
         let e = e.into_core("apply");
-        match e.object_ref() {
+        match e.object() {
             Some(_) => e,
-            None => e.object(subject(op)),
+            None => e.with_object(subject(op)),
         }
     }
 
@@ -715,9 +715,9 @@ impl Target for SqlTarget {
                         .iter()
                         .map(|op| {
                             Err(Error::new(e.kind(), e.message())
-                                .backend(crate::NAME)
-                                .op("apply")
-                                .object(subject(op))
+                                .with_backend(crate::NAME)
+                                .with_op("apply")
+                                .with_object(subject(op))
                                 .transient())
                         })
                         .collect();

@@ -34,7 +34,7 @@ async fn a_malformed_url_is_a_config_error_without_the_password() {
     let url = format!("postgres://idsync:{PASSWORD}@127.0.0.1:notaport/idsync");
     let e = SqlTarget::connect(&url, SqlTargetConfig::default()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
-    assert_eq!(e.field_name(), Some("url"), "{e}");
+    assert_eq!(e.field(), Some("url"), "{e}");
     assert_no_secret(PASSWORD, &connect_errors(&url).await);
 }
 

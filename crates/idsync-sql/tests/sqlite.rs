@@ -57,7 +57,7 @@ async fn fenced_writes_stop_at_a_take_over() {
 async fn a_bad_url_is_a_config_error() {
     let e = idsync_sql::SqlStateStore::connect("mysql://x").await.unwrap_err();
     assert_eq!(e.kind(), idsync_core::ErrorKind::Config);
-    assert_eq!(e.field_name(), Some("url"));
+    assert_eq!(e.field(), Some("url"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -445,7 +445,7 @@ impl Engine {
                 crate::ErrorKind::Config,
                 "the profile has no login_attributes: a sync at login takes an external id",
             )
-            .field("login_attributes"));
+            .with_field("login_attributes"));
         }
         for attribute in &self.profile.login_attributes {
             let found = self.source.find_users(scope, attribute, name).await?;
@@ -461,8 +461,8 @@ impl Engine {
                             several.len()
                         ),
                     )
-                    .object(name)
-                    .field(attribute.as_str()));
+                    .with_object(name)
+                    .with_field(attribute.as_str()));
                 }
             }
         }
@@ -473,7 +473,7 @@ impl Engine {
                 self.profile.login_attributes.join(" or ")
             ),
         )
-        .object(name))
+        .with_object(name))
     }
 
     /// Just-in-time sync of one object (at first login, seed 001): reads it

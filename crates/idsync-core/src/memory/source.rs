@@ -130,10 +130,10 @@ impl MemorySource {
     fn read(inner: &Inner, object: &SourceObject) -> Result<SourceObject> {
         if inner.unreadable.contains(&object.id) {
             return Err(Error::new(ErrorKind::InvalidData, "the entry cannot be decoded")
-                .backend(NAME)
-                .op("read")
-                .object(&object.id)
-                .field("attributes"));
+                .with_backend(NAME)
+                .with_op("read")
+                .with_object(&object.id)
+                .with_field("attributes"));
         }
         Ok(object.clone())
     }

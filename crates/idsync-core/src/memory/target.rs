@@ -167,11 +167,11 @@ impl MemoryTarget {
             fault.times -= 1;
         }
         let mut e = Error::new(fault.kind, "injected failure")
-            .backend(NAME)
-            .op("apply")
-            .object(&fault.on);
+            .with_backend(NAME)
+            .with_op("apply")
+            .with_object(&fault.on);
         if let Some(after) = fault.retry_after {
-            e = e.retry_after(after);
+            e = e.with_retry_after(after);
         }
         Some(e)
     }
@@ -179,9 +179,9 @@ impl MemoryTarget {
     fn account_mut<'a>(inner: &'a mut Inner, id: &TargetId) -> Result<&'a mut TargetAccount> {
         inner.accounts.get_mut(id).ok_or_else(|| {
             Error::new(ErrorKind::NotFound, "no such account")
-                .backend(NAME)
-                .op("apply")
-                .object(id)
+                .with_backend(NAME)
+                .with_op("apply")
+                .with_object(id)
         })
     }
 }
@@ -298,9 +298,9 @@ impl Target for MemoryTarget {
             TargetOp::AddMember { group, member } => {
                 if !inner.accounts.contains_key(member) {
                     return Err(Error::new(ErrorKind::NotFound, "no such member")
-                        .backend(NAME)
-                        .op("apply")
-                        .object(member));
+                        .with_backend(NAME)
+                        .with_op("apply")
+                        .with_object(member));
                 }
                 let g = Self::account_mut(&mut inner, group)?;
                 if !g.members.contains(member) {

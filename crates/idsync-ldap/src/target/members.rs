@@ -12,8 +12,8 @@ use idsync_core::{Applied, Result, TargetId};
 use ldap3::{Ldap, Mod, SearchEntry};
 
 use super::{ALREADY_MEMBER, LdapTarget, NOT_A_MEMBER};
-use crate::entry::{id_assertion, id_of};
 use crate::error::LdapError;
+use crate::map::{id_assertion, id_of};
 
 /// Ids looked up by one search: an OR of this many id assertions (about
 /// 60 bytes each), far below any server's request limit, and an answer

@@ -61,12 +61,11 @@ remove_member = { method = "DELETE", path = "/groups/{id}/members/{member}", als
 
 /// Fast retries, so fault tests do not wait.
 pub fn fast(mut c: RestConfig) -> RestConfig {
-    c.http.retry = RetryConfig {
-        max_retries: 4,
-        base_ms: 5,
-        max_backoff_ms: 20,
-        max_retry_after_ms: 5_000,
-    };
+    c.http.retry = RetryConfig::default();
+    c.http.retry.max_retries = 4;
+    c.http.retry.base_ms = 5;
+    c.http.retry.max_backoff_ms = 20;
+    c.http.retry.max_retry_after_ms = 5_000;
     c
 }
 

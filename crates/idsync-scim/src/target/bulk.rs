@@ -16,7 +16,7 @@ use idsync_http::{HttpError, Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{Done, Outcome, Request, ScimTarget, Write, Wrote, share, splittable};
-use crate::error::http_to_core;
+use crate::ScimError;
 
 /// Room left in `maxPayloadSize` for the request's envelope and versions.
 const ENVELOPE: usize = 1024;
@@ -104,7 +104,7 @@ impl ScimTarget {
             };
             let landed = may_have_landed(&e);
             let what = format!("a Bulk request of {} operations", part.len());
-            let error = http_to_core(e, "apply", &what, None);
+            let error = ScimError::http(e, &what, None).into_core("apply");
             if splittable(&error) {
                 tracing::debug!(operations = part.len(), %error, "SCIM Bulk request refused; splitting it");
                 let second = part.split_off(part.len() / 2);
@@ -221,11 +221,9 @@ impl ScimTarget {
         let Some(result) = found else {
             // the server said nothing of it: it may or may not have run
             let (op, what, object) = w.describe();
-            let error = crate::error::bad_response(
-                op,
-                &format!("{what}: the Bulk answer has no result for it"),
-                Some(&object),
-            );
+            let error =
+                ScimError::bad_response(&format!("{what}: the Bulk answer has no result for it"), Some(&object))
+                    .into_core(op);
             return Outcome::Lost { error, landed: true };
         };
         let status = status_of(result);

@@ -13,7 +13,7 @@ use idsync_core::{Applied, ObjectKind, Result, TargetId};
 use serde_json::{Map, Value, json};
 
 use super::{Done, ScimTarget, is_no_target, share, splittable};
-use crate::error::http_to_core;
+use crate::ScimError;
 use crate::map::quote;
 
 /// One membership change of a batch.
@@ -119,7 +119,7 @@ impl ScimTarget {
                 [one] if !one.add && is_no_target(&e) => Ok(()),
                 // adding someone who is a member already: done too
                 [one] if one.add && e.status().is_some_and(|s| s.as_u16() == 409) => Ok(()),
-                _ => Err(http_to_core(e, op, &what, Some(&group.0))),
+                _ => Err(ScimError::http(e, &what, Some(&group.0)).into_core(op)),
             },
         }
     }

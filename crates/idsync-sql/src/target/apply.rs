@@ -7,8 +7,8 @@ use idsync_core::{Applied, FieldChange, Fields, Link, ObjectKind, TargetId, Targ
 use tracing::warn;
 
 use super::{SqlTarget, Tbl, kind_name};
+use crate::client::{Dialect, TextRow, Tx};
 use crate::config::IdType;
-use crate::db::{Dialect, TextRow, Tx};
 use crate::error::SqlError;
 
 /// The most parameters one statement binds (SQLite takes up to 32,766,

@@ -101,7 +101,7 @@ pub async fn bad_config(url: &str) {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
-    assert_eq!(e.field_name(), Some("users.columns.phone"), "{e}");
+    assert_eq!(e.field(), Some("users.columns.phone"), "{e}");
     assert!(e.to_string().contains("users.columns.phone"), "{e}");
 
     let mut missing = config.clone();
@@ -112,7 +112,7 @@ pub async fn bad_config(url: &str) {
         .verify()
         .await
         .unwrap_err();
-    assert_eq!(e.field_name(), Some("users.table"), "{e}");
+    assert_eq!(e.field(), Some("users.table"), "{e}");
 
     for (field, mutate) in [
         (
@@ -129,7 +129,7 @@ pub async fn bad_config(url: &str) {
         mutate(&mut bad);
         let e = SqlTarget::connect(url, bad).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config, "{e}");
-        assert_eq!(e.field_name(), Some(field), "{e}");
+        assert_eq!(e.field(), Some(field), "{e}");
         assert!(e.to_string().contains(field), "{e}");
     }
     let e: Result<SqlTargetConfig, _> =
@@ -555,7 +555,7 @@ pub async fn one_bad_row_fails_alone(url: &str, lengths: bool) {
                 (137, Err(e)) => {
                     assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
                     assert!(!e.is_transient(), "{e}");
-                    assert_eq!(e.field_name(), Some(field), "{e}");
+                    assert_eq!(e.field(), Some(field), "{e}");
                     let text = e.to_string();
                     assert!(text.contains(&format!("{prefix}-137")), "names the link: {text}");
                     assert!(text.contains(&format!("column {column}")), "names the column: {text}");
@@ -601,7 +601,7 @@ pub async fn one_bad_row_fails_alone(url: &str, lengths: bool) {
         .collect();
     let results = Target::apply_batch(&t, &updates).await;
     let e = results[7].as_ref().expect_err("NULL user name");
-    assert_eq!(e.field_name(), Some("userName"), "{e}");
+    assert_eq!(e.field(), Some("userName"), "{e}");
     assert!(e.to_string().contains(&format!("[{}]", ids[7])), "names the id: {e}");
     let accounts = linked(&t, profile).await;
     for (i, r) in results.iter().enumerate().filter(|(i, _)| *i != 7) {

@@ -73,11 +73,11 @@ pub(crate) enum Db {
 macro_rules! on_db {
     ($db:expr, $p:ident, $begin:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($p) => {
+            $crate::client::Db::Sqlite($p) => {
                 let $begin = "BEGIN IMMEDIATE";
                 $body
             }
-            $crate::db::Db::Postgres($p) => {
+            $crate::client::Db::Postgres($p) => {
                 let $begin = "BEGIN";
                 $body
             }
@@ -85,8 +85,8 @@ macro_rules! on_db {
     };
     ($db:expr, $p:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($p) => $body,
-            $crate::db::Db::Postgres($p) => $body,
+            $crate::client::Db::Sqlite($p) => $body,
+            $crate::client::Db::Postgres($p) => $body,
         }
     };
 }

@@ -5,12 +5,10 @@ use std::io::Read;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use idsync_core::{
-    AttrValue, Cursor, DeltaItem, Error, ExternalId, ObjectKind, ReadItem, Result, Scope, Source, SourceCapabilities,
-    SourceObject,
-};
+use idsync_core::{Cursor, DeltaItem, ExternalId, ReadItem, Result, Scope, Source, SourceCapabilities, SourceObject};
 use tokio::sync::mpsc;
 
+use super::map::to_object;
 use crate::config::CsvConfig;
 use crate::error::FileError;
 use crate::stream::blocking_stream;
@@ -108,91 +106,6 @@ fn csv_error(e: &csv::Error, column: Option<String>) -> FileError {
     }
 }
 
-fn to_object(
-    config: &CsvConfig,
-    headers: &[String],
-    row: &csv::ByteRecord,
-) -> std::result::Result<SourceObject, FileError> {
-    let line = row.position().map(|p| p.line()).unwrap_or(0);
-    // The id first, so that every other error names the object.
-    let id = headers
-        .iter()
-        .position(|h| h == &config.id_column)
-        .and_then(|i| row.get(i))
-        .and_then(|cell| std::str::from_utf8(cell).ok())
-        .map(str::trim)
-        .filter(|id| !id.is_empty() && id.len() <= crate::MAX_VALUE_BYTES)
-        .map(str::to_owned);
-    let err = |column: &str, message: String| FileError::Csv {
-        line,
-        id: id.clone(),
-        column: Some(column.to_owned()),
-        message,
-    };
-    if row.len() != headers.len() {
-        return Err(FileError::Csv {
-            line,
-            id,
-            column: None,
-            message: format!("{} fields where the header has {}", row.len(), headers.len()),
-        });
-    }
-    let mut object = SourceObject::new(id.clone().unwrap_or_default(), ObjectKind::User);
-    for (header, cell) in headers.iter().zip(row.iter()) {
-        if cell.len() > crate::MAX_VALUE_BYTES {
-            return Err(err(
-                header,
-                format!(
-                    "the value ({} bytes) is over the limit of {} bytes per value",
-                    cell.len(),
-                    crate::MAX_VALUE_BYTES
-                ),
-            ));
-        }
-        let value = std::str::from_utf8(cell)
-            .map_err(|_| err(header, "not valid UTF-8".into()))?
-            .trim();
-        if header == &config.id_column && value.is_empty() {
-            return Err(err(header, "the id is empty".into()));
-        }
-        if config.enabled_column.as_ref() == Some(header) && !value.is_empty() {
-            object.enabled = active(config, value).ok_or_else(|| {
-                err(
-                    header,
-                    format!(
-                        "{value:?} is neither an active value ({}) nor an inactive one ({})",
-                        config.active_values.join(", "),
-                        config.inactive_values.join(", ")
-                    ),
-                )
-            })?;
-        }
-        if config.container_column.as_ref() == Some(header) {
-            object.container = value.to_owned();
-        }
-        if !value.is_empty() {
-            object
-                .attributes
-                .insert(header.clone(), vec![AttrValue::Text(value.to_owned())]);
-        }
-    }
-    Ok(object)
-}
-
-/// Whether a non-empty `enabled_column` value means active: `Some(false)`
-/// for an inactive value, `Some(true)` for an active one, `None` for any
-/// other (case-insensitive; a value in both lists is inactive).
-fn active(config: &CsvConfig, value: &str) -> Option<bool> {
-    let is = |list: &[String]| list.iter().any(|v| v.eq_ignore_ascii_case(value));
-    if is(&config.inactive_values) {
-        Some(false)
-    } else if is(&config.active_values) {
-        Some(true)
-    } else {
-        None
-    }
-}
-
 /// A reader that counts the `"` it passes: an odd count at the end means
 /// a quoted value never closed, and the csv crate then reads the rest of
 /// the file into that value.
@@ -258,7 +171,7 @@ pub(crate) fn read_rows<R: Read>(
                         column: Some(config.id_column.clone()),
                         message: format!("the id is already on line {first}; this row is skipped"),
                     }
-                    .into()),
+                    .into_core("read")),
                     None => {
                         seen.insert(o.id.clone(), line(&row));
                         if !scope.container_in_scope(&o.container) {
@@ -272,14 +185,14 @@ pub(crate) fn read_rows<R: Read>(
                     if let FileError::Csv { id: Some(i), .. } = &e {
                         id = Some(i.clone());
                     }
-                    Err(e.into())
+                    Err(e.into_core("read"))
                 }
             },
             Err(e) if e.is_io_error() => {
                 complete = false;
-                Err(csv_error(&e, None).into())
+                Err(csv_error(&e, None).into_core("read"))
             }
-            Err(e) => Err(csv_error(&e, None).into()),
+            Err(e) => Err(csv_error(&e, None).into_core("read")),
         };
         let multiline = row.iter().any(|cell| cell.contains(&b'\n'));
         if let Some(previous) = held.replace(Held {
@@ -310,7 +223,7 @@ pub(crate) fn read_rows<R: Read>(
             column: None,
             message: "a '\"' in this row is never closed: the rest of the file reads as one value, so this row and any after it are not read".into(),
         }
-        .into());
+        .into_core("read"));
     }
     if let Some(last) = held
         && !send(last.item)
@@ -334,7 +247,7 @@ impl Source for CsvSource {
     }
 
     async fn read_full(&self, scope: &Scope) -> Result<BoxStream<'_, Result<ReadItem>>> {
-        let (reader, headers) = self.open().map_err(Error::from)?;
+        let (reader, headers) = self.open().map_err(|e| e.into_core("read"))?;
         let config = self.config.clone();
         let scope = scope.clone();
         Ok(blocking_stream(move |tx: mpsc::Sender<Result<ReadItem>>| {

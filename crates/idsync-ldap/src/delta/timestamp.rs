@@ -17,8 +17,8 @@ use idsync_core::{Cursor, DeltaItem, Result};
 use ldap3::Ldap;
 use tokio::sync::mpsc;
 
-use crate::changes::{self, Changes, Outcome, ids};
 use crate::config::LdapConfig;
+use crate::delta::changes::{self, Changes, Outcome, ids};
 use crate::error::LdapError;
 use crate::source::Listed;
 

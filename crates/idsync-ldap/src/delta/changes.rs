@@ -12,8 +12,8 @@ use ldap3::{Ldap, SearchEntry};
 use tokio::sync::mpsc;
 
 use crate::config::LdapConfig;
-use crate::entry::id_of;
 use crate::error::LdapError;
+use crate::map::id_of;
 use crate::source::Listed;
 
 /// What a named-change delta read ends with.
@@ -91,7 +91,7 @@ pub(crate) async fn send(
         if !seen.insert(id) {
             continue;
         }
-        let (base, scope, by_id) = crate::entry::by_id(config, &id.0);
+        let (base, scope, by_id) = crate::map::by_id(config, &id.0);
         let found = crate::source::read_object(ldap, config, listed, (&base, scope, &by_id), attrs.to_vec()).await;
         let item = match found {
             Ok(Some(object)) => DeltaItem::Changed(object),
@@ -99,7 +99,7 @@ pub(crate) async fn send(
             Ok(None) => DeltaItem::Deleted(id.clone()),
             Err(e) => {
                 if tx
-                    .send(Err(e.into_core("read_delta").object(id.0.clone())))
+                    .send(Err(e.into_core("read_delta").with_object(id.0.clone())))
                     .await
                     .is_err()
                 {

@@ -15,8 +15,8 @@ use ldap3::{Ldap, SearchEntry};
 use tokio::sync::mpsc;
 
 use crate::config::LdapConfig;
-use crate::entry::to_object;
 use crate::error::LdapError;
+use crate::map::to_object;
 use crate::source::Listed;
 
 const PREFIX: &str = "syncrepl:";

@@ -23,10 +23,10 @@ use ldap3::controls::RawControl;
 use ldap3::{Ldap, SearchEntry};
 use tokio::sync::mpsc;
 
-use crate::changes::{self, Changes, Outcome, ids};
 use crate::config::{AdDelta, LdapConfig};
-use crate::entry::{id_of, raw, text};
+use crate::delta::changes::{self, Changes, Outcome, ids};
 use crate::error::LdapError;
+use crate::map::{id_of, raw, text};
 use crate::source::Listed;
 
 const PREFIX: &str = "ad:";
@@ -174,7 +174,7 @@ async fn dirsync(
     let mut all = Vec::new();
     loop {
         let (entries, result) = ldap
-            .with_controls(crate::dirsync::request(&cookie))
+            .with_controls(crate::delta::dirsync::request(&cookie))
             .with_timeout(timeout)
             .search(naming_context, ldap3::Scope::Subtree, filter, attrs.to_vec())
             .await?
@@ -183,9 +183,9 @@ async fn dirsync(
         let response = result
             .ctrls
             .iter()
-            .find(|c| c.1.ctype == crate::dirsync::OID)
+            .find(|c| c.1.ctype == crate::delta::dirsync::OID)
             .and_then(|c| c.1.val.as_deref())
-            .and_then(crate::dirsync::response);
+            .and_then(crate::delta::dirsync::response);
         let Some((more, next)) = response else {
             return Err(LdapError::Result {
                 rc: 2,
