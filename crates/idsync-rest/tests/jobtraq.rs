@@ -13,7 +13,8 @@ use idsync_core::{
 };
 use idsync_ldap::{Flavor, LdapConfig, LdapSource};
 use idsync_rest::{AuthConfig, Pagination, RestConfig, RestSource, RestTarget};
-use idsync_testkit::rest::{Collection, Fault, Paging, RestServer, RestShape, ServerAuth};
+use idsync_testkit::fault::Fault;
+use idsync_testkit::rest::{Collection, Paging, RestServer, RestShape, ServerAuth};
 use idsync_testkit::slapd::{SlapdOptions, slapd, user_uid};
 use serde_json::json;
 
@@ -398,7 +399,7 @@ async fn rate_limits_and_server_errors_are_retried() {
     let report = engine.run(&RunOptions::default()).await.unwrap();
     assert!(report.failures().next().is_none(), "{}", report.to_json());
     assert_eq!(server.items("/contacts").len(), 4);
-    assert!(server.faulted_requests() >= 3, "{}", server.faulted_requests());
+    assert!(server.faults().faulted() >= 3, "{}", server.faults().faulted());
 }
 
 #[tokio::test]

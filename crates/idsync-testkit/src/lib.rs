@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod behaviour;
+pub mod fault;
 mod gate;
 pub mod jumpcloud;
 pub mod ldif_cli;
