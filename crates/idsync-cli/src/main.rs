@@ -550,7 +550,7 @@ async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8,
         }
         // Back off after failures (x2, x4, … up to x8), with ±10 % jitter.
         let factor = 1u32 << failures.min(3);
-        let jitter = 0.9 + 0.2 * fastrand::f64();
+        let jitter = 0.9 + 0.2 * rand::random::<f64>();
         let wait = interval.saturating_mul(factor).mul_f64(jitter);
         tracing::info!(wait_s = wait.as_secs(), failures, "next run");
         tokio::time::sleep(wait.max(Duration::from_millis(10))).await;

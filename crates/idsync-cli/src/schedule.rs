@@ -109,7 +109,7 @@ impl Schedule {
         match self {
             Schedule::Every(every) => {
                 let factor = 1u32 << failures.min(3);
-                every.saturating_mul(factor).mul_f64(0.9 + 0.2 * fastrand::f64())
+                every.saturating_mul(factor).mul_f64(0.9 + 0.2 * rand::random::<f64>())
             }
             Schedule::Cron(crons, tz) => {
                 let zoned = now.to_zoned(tz.clone());
