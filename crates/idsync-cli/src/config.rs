@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use idsync_core::Profile;
+use idsync::Profile;
 use serde::Deserialize;
 
 /// A whole profile file.
@@ -38,17 +38,17 @@ pub struct Config {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
     /// An LDIF export.
-    Ldif(idsync_file::LdifConfig),
+    Ldif(idsync::file::LdifConfig),
     /// A CSV feed.
-    Csv(idsync_file::CsvConfig),
+    Csv(idsync::file::CsvConfig),
     /// A SCIM 2.0 service read as a directory.
-    Scim(Box<idsync_scim::ScimConfig>),
+    Scim(Box<idsync::scim::ScimConfig>),
     /// Active Directory or LDAP.
-    Ldap(Box<idsync_ldap::LdapConfig>),
+    Ldap(Box<idsync::ldap::LdapConfig>),
     /// JumpCloud (HR-driven, seed 003).
-    Jumpcloud(Box<idsync_jumpcloud::JumpCloudConfig>),
+    Jumpcloud(Box<idsync::jumpcloud::JumpCloudConfig>),
     /// Any REST/JSON API described by configuration.
-    Rest(Box<idsync_rest::RestConfig>),
+    Rest(Box<idsync::rest::RestConfig>),
 }
 
 /// The target, by type.
@@ -56,15 +56,15 @@ pub enum SourceConfig {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TargetConfig {
     /// A SCIM 2.0 service provider.
-    Scim(Box<idsync_scim::ScimConfig>),
+    Scim(Box<idsync::scim::ScimConfig>),
     /// Active Directory or LDAP (HR-driven provisioning, seed 003).
-    Ldap(Box<idsync_ldap::LdapConfig>),
+    Ldap(Box<idsync::ldap::LdapConfig>),
     /// Tables in SQLite or PostgreSQL: the application's own user store.
     Sql(Box<SqlTarget>),
     /// JumpCloud system users and user groups.
-    Jumpcloud(Box<idsync_jumpcloud::JumpCloudConfig>),
+    Jumpcloud(Box<idsync::jumpcloud::JumpCloudConfig>),
     /// Any REST/JSON API described by configuration.
-    Rest(Box<idsync_rest::RestConfig>),
+    Rest(Box<idsync::rest::RestConfig>),
 }
 
 /// A SQL target: where the database is and how its tables are laid out.
@@ -78,7 +78,7 @@ pub struct SqlTarget {
     /// `idsync_users`, `idsync_groups`, `idsync_members` schema, created if
     /// missing).
     #[serde(default)]
-    pub tables: idsync_sql::SqlTargetConfig,
+    pub tables: idsync::sql::SqlTargetConfig,
     /// The most operations applied in one transaction (default 500), as
     /// `tables.batch` but without restating the tables.
     pub batch: Option<usize>,
@@ -180,15 +180,15 @@ impl Default for EngineConfig {
 
 impl EngineConfig {
     /// The options for the engine.
-    pub fn options(&self) -> Result<idsync_core::EngineOptions, String> {
+    pub fn options(&self) -> Result<idsync::EngineOptions, String> {
         let full_every = match &self.full_every {
             None => None,
             Some(s) => Some(parse_duration("engine.full_every", s)?),
         };
-        Ok(idsync_core::EngineOptions {
+        Ok(idsync::EngineOptions {
             concurrency: self.concurrency.max(1),
             full_every,
-            ..idsync_core::EngineOptions::default()
+            ..idsync::EngineOptions::default()
         })
     }
 }

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use idsync_core::report::RunOutcome;
-use idsync_core::{Completeness, Engine, ExternalId, Plan, Prepared, RunOptions, RunReport, StateStore};
+use idsync::report::RunOutcome;
+use idsync::{Completeness, Engine, ExternalId, Plan, Prepared, RunOptions, RunReport, StateStore};
 
-use idsync_sql::RunRecord;
+use idsync::sql::RunRecord;
 
 use crate::config::Config;
 use crate::state::State;
@@ -173,10 +173,10 @@ impl Failure {
             quiet: false,
         }
     }
-    fn unavailable(e: idsync_core::Error) -> Self {
+    fn unavailable(e: idsync::Error) -> Self {
         let code = match e.kind() {
-            idsync_core::ErrorKind::Config => 2,
-            idsync_core::ErrorKind::Auth => 5,
+            idsync::ErrorKind::Config => 2,
+            idsync::ErrorKind::Auth => 5,
             _ => 3,
         };
         Failure {
@@ -354,7 +354,7 @@ async fn build_engine(config: &Config, store: Arc<dyn StateStore>) -> Result<Eng
 
 /// The failure of a run, as a stop (exit code 5) when `stop` was raised
 /// meanwhile (its lease was lost: its state save was refused).
-fn stopped(f: Failure, stop: &idsync_core::StopSignal) -> Failure {
+fn stopped(f: Failure, stop: &idsync::StopSignal) -> Failure {
     match stop.reason() {
         Some(reason) => Failure {
             code: 5,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use idsync_core::RunReport;
+use idsync::RunReport;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::Config;

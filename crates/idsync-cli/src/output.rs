@@ -6,8 +6,8 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use anstyle::{AnsiColor, Style};
-use idsync_core::plan::{Action, Operation, Plan};
-use idsync_core::{Event, ExternalId, Observer, RunReport};
+use idsync::plan::{Action, Operation, Plan};
+use idsync::{Event, ExternalId, Observer, RunReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Standard output, with colours only on a terminal.
@@ -39,8 +39,8 @@ impl Out {
     /// id) name the objects beside their ids.
     pub fn plan(&mut self, plan: &Plan, read_errors: &[String], names: &BTreeMap<ExternalId, String>) {
         let read = match &plan.completeness {
-            idsync_core::Completeness::Complete => format!("{:?} read, complete", plan.mode),
-            idsync_core::Completeness::Partial { reason } => {
+            idsync::Completeness::Complete => format!("{:?} read, complete", plan.mode),
+            idsync::Completeness::Partial { reason } => {
                 format!("{:?} read, {RED}PARTIAL{RED:#}: {reason}", plan.mode)
             }
         };
@@ -91,7 +91,7 @@ impl Out {
         // "Succeeded: " only for a complete read: schedulers grep for it.
         let partial = crate::partial_read(report);
         let outcome = match (&report.outcome, partial) {
-            (idsync_core::report::RunOutcome::Succeeded, Some(_)) => "Partial read".to_owned(),
+            (idsync::report::RunOutcome::Succeeded, Some(_)) => "Partial read".to_owned(),
             (outcome, _) => format!("{outcome:?}"),
         };
         let _ = writeln!(

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, UNIX_EPOCH};
 
-use idsync_core::{ExternalId, ProfileId};
-use idsync_sql::{ObjectEvent, ProfileStatus, RunRow, SqlStateStore};
+use idsync::sql::{ObjectEvent, ProfileStatus, RunRow, SqlStateStore};
+use idsync::{ExternalId, ProfileId};
 use serde_json::json;
 
 use crate::Failure;

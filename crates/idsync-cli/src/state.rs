@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use idsync_core::plan::{Action, Plan};
-use idsync_core::{Error, ErrorKind, ExternalId, JsonFileStateStore, ProfileId, RunReport, StateStore, StopSignal};
-use idsync_sql::{FencedStateStore, Lease, RunRecord, SqlStateStore};
+use idsync::plan::{Action, Plan};
+use idsync::sql::{FencedStateStore, Lease, RunRecord, SqlStateStore};
+use idsync::{Error, ErrorKind, ExternalId, JsonFileStateStore, ProfileId, RunReport, StateStore, StopSignal};
 
 use crate::Failure;
 use crate::config::{Config, StateConfig, parse_duration};
@@ -115,7 +115,7 @@ impl State {
 
     /// The names of the objects a plan acts on, for its table: the name
     /// fields of its creates and updates (userName, mail, a group's name:
-    /// see [`idsync_sql::NAME_FIELDS`]), and for the others the latest
+    /// see [`idsync::sql::NAME_FIELDS`]), and for the others the latest
     /// name the SQL history knows (none with JSON state).
     pub async fn names(&self, plan: &Plan) -> BTreeMap<ExternalId, String> {
         let mut names: BTreeMap<ExternalId, String> = BTreeMap::new();
@@ -133,7 +133,9 @@ impl State {
                 .into_iter()
                 .filter_map(|(f, v)| {
                     Some((
-                        idsync_sql::NAME_FIELDS.iter().position(|n| n.eq_ignore_ascii_case(f))?,
+                        idsync::sql::NAME_FIELDS
+                            .iter()
+                            .position(|n| n.eq_ignore_ascii_case(f))?,
                         v,
                     ))
                 })

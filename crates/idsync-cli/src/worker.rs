@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use idsync_core::{Event, Observer, ProfileId, RunOptions, RunReport, StopSignal};
-use idsync_sql::{Claimed, RunRecord, Scheduled, SqlStateStore, StoredProfile};
+use idsync::sql::{Claimed, RunRecord, Scheduled, SqlStateStore, StoredProfile};
+use idsync::{Event, Observer, ProfileId, RunOptions, RunReport, StopSignal};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 

@@ -149,7 +149,7 @@ async fn plan_then_sync_then_nothing_to_do_with_history() {
         .get_output()
         .stdout
         .clone();
-    let plan: idsync_core::Plan = serde_json::from_slice(&out).unwrap();
+    let plan: idsync::Plan = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         (plan.counts.create, plan.counts.add_member),
         (53, 61),

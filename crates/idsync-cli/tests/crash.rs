@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
-use idsync_core::{ObjectKind, ProfileId, Target as _};
-use idsync_sql::{SqlTarget, SqlTargetConfig};
+use idsync::sql::{SqlTarget, SqlTargetConfig};
+use idsync::{ObjectKind, ProfileId, Target as _};
 use idsync_testkit::slapd::{Slapd, SlapdOptions, slapd, user_dn, user_ldif, user_uid};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

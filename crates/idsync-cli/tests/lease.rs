@@ -10,8 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
-use idsync_core::{ProfileId, Target as _, TargetAccount};
-use idsync_sql::{SqlTarget, SqlTargetConfig};
+use idsync::sql::{SqlTarget, SqlTargetConfig};
+use idsync::{ProfileId, Target as _, TargetAccount};
 use idsync_testkit::postgres::postgres;
 use idsync_testkit::proxy::TcpProxy;
 use idsync_testkit::slapd::{SlapdOptions, slapd, user_dn, user_uid};

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use futures::TryStreamExt as _;
-use idsync_core::{ObjectKind, ProfileId, Target as _, TargetAccount};
-use idsync_sql::{SqlStateStore, SqlTarget, SqlTargetConfig};
+use idsync::sql::{SqlStateStore, SqlTarget, SqlTargetConfig};
+use idsync::{ObjectKind, ProfileId, Target as _, TargetAccount};
 use idsync_testkit::slapd::{SlapdOptions, group_cn, group_members, slapd, user_dn, user_uid};
 use predicates::prelude::*;
 
