@@ -10,6 +10,7 @@
 //! and convergence. Each prints a `figures:` line (faults injected, runs
 //! to converge, objects lost); run with `--nocapture` to see them.
 #![cfg(all(feature = "ldap", feature = "scim"))]
+#![expect(clippy::panic, clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

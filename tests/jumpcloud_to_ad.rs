@@ -10,6 +10,7 @@
 //! (`initial_password = "random"`): every account idsync creates is enabled
 //! with a password that must be changed at the next logon, never with
 //! PASSWD_NOTREQD, and an empty password does not bind.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 //! (examples/rest/halopsa.toml) and like JobTraQ's contacts API
 //! (examples/rest/jobtraq.toml). The same examples from the in-memory
 //! directory: `crates/idsync-rest/tests/{halopsa,jobtraq}.rs`.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

@@ -15,6 +15,7 @@
 //! PostgreSQL half; skips it otherwise.
 //!
 //! Run: `cargo bench -p idsync-cli --bench history`
+#![expect(clippy::expect_used, reason = "bench setup: a failure stops the bench")]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

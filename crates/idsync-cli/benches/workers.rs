@@ -17,6 +17,7 @@
 //!
 //! Single-shot. Needs PostgreSQL (`bash .ci/install`).
 //! Run: `cargo bench -p idsync-cli --bench workers`
+#![expect(clippy::expect_used, reason = "bench setup: a failure stops the bench")]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

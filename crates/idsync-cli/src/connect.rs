@@ -7,7 +7,7 @@ use idsync::{Result, Source, Target};
 use crate::config::{Config, SourceConfig, TargetConfig};
 
 /// The source, connected.
-pub async fn source(config: &Config) -> Result<Arc<dyn Source>> {
+pub(crate) async fn source(config: &Config) -> Result<Arc<dyn Source>> {
     Ok(match &config.source {
         SourceConfig::Ldif(c) => Arc::new(idsync::file::LdifSource::new(c.clone())),
         SourceConfig::Csv(c) => Arc::new(idsync::file::CsvSource::new(c.clone())),
@@ -19,7 +19,7 @@ pub async fn source(config: &Config) -> Result<Arc<dyn Source>> {
 }
 
 /// The target, connected.
-pub async fn target(config: &Config) -> Result<Arc<dyn Target>> {
+pub(crate) async fn target(config: &Config) -> Result<Arc<dyn Target>> {
     Ok(match &config.target {
         TargetConfig::Scim(c) => Arc::new(idsync::scim::ScimTarget::connect((**c).clone()).await?),
         TargetConfig::Ldap(c) => Arc::new(idsync::ldap::LdapTarget::connect((**c).clone()).await?),

@@ -1,6 +1,7 @@
 //! The `idsync` binary end to end: configuration mistakes, plan, sync,
 //! saved plans, the threshold, history, from the bundled LDIF export into a
 //! real scim2-server.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::path::{Path, PathBuf};
 

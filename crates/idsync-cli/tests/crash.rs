@@ -2,6 +2,11 @@
 //! over and over, while the directory keeps changing: the next clean run
 //! (a delta, not a full read) converges with exactly one account per
 //! (profile, external id) and no update lost.
+#![expect(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failure fails the test"
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

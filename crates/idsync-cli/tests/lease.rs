@@ -4,6 +4,7 @@
 //! over and runs; A, resumed (SIGCONT), must write nothing, neither to the
 //! target nor to the state or history, and end stopped. The profile's
 //! state is then B's.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

@@ -2,6 +2,7 @@
 //! a read cut short by a reset (through the fault proxy) exits 7, sends the
 //! notice naming the reason and shows in `status`; a source that is down
 //! and a wrong bind password send the notice too.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::path::{Path, PathBuf};
 

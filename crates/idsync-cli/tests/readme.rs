@@ -1,6 +1,7 @@
 //! The README's "Running many profiles", as written: the worker on the
 //! embedded SQLite default over `examples/profiles`, `status`, SIGTERM;
 //! then the same commands after the one line that switches to PostgreSQL.
+#![expect(clippy::panic, clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -11,6 +11,7 @@
 //! nothing under the leases it lost, no worker runs more than
 //! `--per-source` slow profiles at once, and SIGTERM ends the others with
 //! exit code 0. `status --state --json` then lists every profile.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

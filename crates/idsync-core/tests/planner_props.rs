@@ -29,6 +29,7 @@
 //! overlap; two profiles on one target. And two rules being added: a
 //! cut-short delta deprovisions nothing and removes no member; the
 //! threshold's percentage counts every linked account.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -398,7 +399,10 @@ fn world(g: Gen) -> BoxedStrategy<World> {
         .boxed()
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per generated part of the situation"
+)]
 fn build(
     users: Vec<UserSpec>,
     groups: Vec<GroupSpec>,
@@ -575,7 +579,6 @@ fn build(
         }
     };
     // Fields the target gains later (batch sizes) keep their defaults.
-    #[allow(clippy::needless_update)]
     let caps = TargetCapabilities::default()
         .with_groups(groups_cap)
         .with_disable(disable)

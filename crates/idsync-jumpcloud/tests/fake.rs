@@ -1,4 +1,10 @@
 //! The adapter against the fake JumpCloud: paging, state, faults, an engine run.
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unwrap_used,
+    reason = "test code: a failure fails the test"
+)]
 
 mod common;
 

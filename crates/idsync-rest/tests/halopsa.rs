@@ -3,6 +3,7 @@
 //! number paging, OAuth2 client credentials, users POSTed as arrays, a
 //! tickets lookup as the deprovision veto). From a real slapd: the
 //! facade's `tests/ldap_to_rest.rs`.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! the testkit server shaped like JobTraQ's contacts API; from a real slapd:
 //! the facade's `tests/ldap_to_rest.rs`), and every paging and auth style,
 //! faults and error texts.
+#![expect(clippy::panic, clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 mod common;
 

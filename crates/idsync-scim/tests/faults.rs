@@ -1,6 +1,7 @@
 //! 429 and 5xx between the SCIM target and a real scim2-server, injected by
 //! the testkit's fault proxy: what is retried, what is not, and what the
 //! engine is told.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The SCIM source against a real scim2-server: full read and deltas on
 //! `meta.lastModified`.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The fake JumpCloud API, driven over HTTP as a client would.
+#![expect(clippy::expect_used, reason = "test code: a failure fails the test")]
 
 use idsync_testkit::fault::Fault;
 use idsync_testkit::jumpcloud::FakeJumpCloud;
