@@ -15,6 +15,7 @@
 //!
 //! Run: `cargo bench --bench delta --features ldap,scim`
 //! (`IDSYNC_BENCH_SIZES=3000,30000`).
+#![expect(clippy::expect_used, reason = "bench setup: a failure stops the bench")]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

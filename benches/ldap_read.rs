@@ -5,6 +5,11 @@
 //!
 //! Run: `cargo bench --bench ldap_read --features ldap`
 //! (`IDSYNC_BENCH_USERS` changes the size).
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "bench setup: a failure stops the bench"
+)]
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -14,6 +14,7 @@
 //!
 //! Run: `cargo bench --bench load --features ldap,sql`
 //! (`IDSYNC_LOAD_USERS` changes the size).
+#![expect(clippy::expect_used, reason = "bench setup: a failure stops the bench")]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

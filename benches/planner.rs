@@ -5,6 +5,7 @@
 //!
 //! Run: `cargo bench --bench planner` (IDSYNC_BENCH_SIZES=10000,100000 to
 //! choose sizes).
+#![expect(clippy::unwrap_used, reason = "bench setup: a failure stops the bench")]
 
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;

@@ -3,6 +3,7 @@
 //! directory changes (a rename, a department move, a leaver, a rehire with
 //! a new id and the same employee id) and the second plan shows what idsync
 //! does about it. Run with `cargo run --example quickstart`.
+#![expect(clippy::expect_used, reason = "an example: a failure stops it with its message")]
 
 use std::sync::Arc;
 

@@ -6,9 +6,9 @@ pub use idsync_core::{
     AttrValue, Attributes, Completeness, Cursor, DeltaItem, Engine, EngineOptions, Error, ErrorKind, Event, ExternalId,
     FieldChange, Fields, JsonFileStateStore, Link, Lookup, MemoryStateStore, ObjectKind, Observer, Plan, PlanInput,
     Prepared, Profile, ProfileId, ProfileState, ReadItem, ReadMode, Result, RetryPolicy, RunOptions, RunReport, Scope,
-    Source, SourceCapabilities, SourceObject, StateStore, Status, Target, TargetAccount, TargetCapabilities, TargetId,
-    TargetOp, Veto, engine, error, mapping, memory, model, observe, plan, profile, report, scope, source, state,
-    target,
+    Source, SourceCapabilities, SourceObject, StateStore, Status, StopSignal, Target, TargetAccount,
+    TargetCapabilities, TargetId, TargetOp, Veto, engine, error, mapping, memory, model, observe, plan, profile,
+    report, scope, source, state, target,
 };
 
 #[cfg(feature = "file")]

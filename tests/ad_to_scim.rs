@@ -3,6 +3,7 @@
 //! and groups", all members of an assigned group included. Users become the
 //! app's users, groups its roles; a member leaving the assigned group is
 //! deprovisioned (active = false) and leaves the role.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -10,6 +10,7 @@
 //! and convergence. Each prints a `figures:` line (faults injected, runs
 //! to converge, objects lost); run with `--nocapture` to see them.
 #![cfg(all(feature = "ldap", feature = "scim"))]
+#![expect(clippy::panic, clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -826,13 +827,19 @@ async fn bursts_of_429_and_5xx_and_lost_answers_while_applying_create_no_duplica
     );
     let prepared = engine.prepare(&RunOptions::default()).await.unwrap();
     assert_eq!((prepared.plan.counts.create, prepared.plan.counts.add_member), (63, 60));
-    http.fail_next(6, 429, Some("1"), Some(reqwest::Method::POST));
-    http.fail_next(3, 503, None, Some(reqwest::Method::POST));
-    http.fail_next(4, 500, None, Some(reqwest::Method::PATCH));
-    http.fail_next(2, 429, Some("1"), Some(reqwest::Method::PATCH));
+    {
+        use idsync_testkit::fault::Fault;
+        use reqwest::Method;
+        let rate_limited = Fault::RateLimited { retry_after: Some(1) };
+        let faults = http.faults();
+        faults.fail_next_of(Method::POST, 6, rate_limited);
+        faults.fail_next_of(Method::POST, 3, Fault::Status(503));
+        faults.fail_next_of(Method::PATCH, 4, Fault::Status(500));
+        faults.fail_next_of(Method::PATCH, 2, rate_limited);
+    }
     engine.apply(prepared).await.unwrap();
     let mut iterations = 1 + converge(&engine).await;
-    assert_eq!(http.pending_faults(), 0, "every fault was met");
+    assert_eq!(http.faults().pending(), 0, "every fault was met");
     let name = |i: usize| format!("user{i:02}");
     let mut want_groups: BTreeMap<String, BTreeSet<String>> = (0..groups)
         .map(|g| {

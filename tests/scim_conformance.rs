@@ -3,6 +3,11 @@
 //! pass, over a `MemoryTarget` and over the SQL target on SQLite. Skipped
 //! when the checker is not installed, unless IDSYNC_REQUIRE_SERVERS=1
 //! (`bash .ci/install` puts it into target/testkit-venv).
+#![expect(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failure fails the test"
+)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

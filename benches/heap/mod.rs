@@ -5,7 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Counts live and peak heap bytes.
-pub struct Counting;
+pub(crate) struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
@@ -26,19 +26,19 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 /// Starts a measurement: the live bytes now, to give to [`peak_since`].
-pub fn start() -> usize {
+pub(crate) fn start() -> usize {
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
     before
 }
 
 /// The peak live bytes since [`start`] returned `before`, beyond `before`.
-pub fn peak_since(before: usize) -> usize {
+pub(crate) fn peak_since(before: usize) -> usize {
     PEAK.load(Ordering::Relaxed).saturating_sub(before)
 }
 
 /// The live heap bytes now.
 #[allow(dead_code, reason = "the load bench uses it, the planner bench does not")]
-pub fn live() -> usize {
+pub(crate) fn live() -> usize {
     LIVE.load(Ordering::Relaxed)
 }

@@ -15,13 +15,14 @@
 //! PostgreSQL half; skips it otherwise.
 //!
 //! Run: `cargo bench -p idsync-cli --bench history`
+#![expect(clippy::expect_used, reason = "bench setup: a failure stops the bench")]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use idsync_core::memory::{MemorySource, MemoryTarget};
-use idsync_core::{Engine, MemoryStateStore, ObjectKind, Profile, ProfileId, RunOptions, SourceObject};
-use idsync_sql::{RunRecord, SqlStateStore};
+use idsync::memory::{MemorySource, MemoryTarget};
+use idsync::sql::{RunRecord, SqlStateStore};
+use idsync::{Engine, MemoryStateStore, ObjectKind, Profile, ProfileId, RunOptions, SourceObject};
 
 const EVENTS: i64 = 1_000_000;
 const OBJECTS: i64 = 50_000;

@@ -17,6 +17,7 @@
 //!
 //! Single-shot. Needs PostgreSQL (`bash .ci/install`).
 //! Run: `cargo bench -p idsync-cli --bench workers`
+#![expect(clippy::expect_used, reason = "bench setup: a failure stops the bench")]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -122,7 +123,7 @@ async fn main() {
     let url = pg.url();
     let dir = tempfile::tempdir().expect("tempdir");
     write_profiles(dir.path());
-    idsync_sql::SqlStateStore::connect(&url).await.expect("schema");
+    idsync::sql::SqlStateStore::connect(&url).await.expect("schema");
     let db = sqlx::PgPool::connect(&url).await.expect("connect");
     let runs = async || -> i64 {
         sqlx::query_scalar("SELECT COUNT(*) FROM idsync_runs")

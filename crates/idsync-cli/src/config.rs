@@ -6,13 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use idsync_core::Profile;
+use idsync::Profile;
 use serde::Deserialize;
 
 /// A whole profile file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     /// Scope, mapping and rules.
     pub profile: Profile,
     /// The authoritative directory.
@@ -36,41 +36,41 @@ pub struct Config {
 /// The source, by type.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum SourceConfig {
+pub(crate) enum SourceConfig {
     /// An LDIF export.
-    Ldif(idsync_file::LdifConfig),
+    Ldif(idsync::file::LdifConfig),
     /// A CSV feed.
-    Csv(idsync_file::CsvConfig),
+    Csv(idsync::file::CsvConfig),
     /// A SCIM 2.0 service read as a directory.
-    Scim(Box<idsync_scim::ScimConfig>),
+    Scim(Box<idsync::scim::ScimConfig>),
     /// Active Directory or LDAP.
-    Ldap(Box<idsync_ldap::LdapConfig>),
+    Ldap(Box<idsync::ldap::LdapConfig>),
     /// JumpCloud (HR-driven, seed 003).
-    Jumpcloud(Box<idsync_jumpcloud::JumpCloudConfig>),
+    Jumpcloud(Box<idsync::jumpcloud::JumpCloudConfig>),
     /// Any REST/JSON API described by configuration.
-    Rest(Box<idsync_rest::RestConfig>),
+    Rest(Box<idsync::rest::RestConfig>),
 }
 
 /// The target, by type.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum TargetConfig {
+pub(crate) enum TargetConfig {
     /// A SCIM 2.0 service provider.
-    Scim(Box<idsync_scim::ScimConfig>),
+    Scim(Box<idsync::scim::ScimConfig>),
     /// Active Directory or LDAP (HR-driven provisioning, seed 003).
-    Ldap(Box<idsync_ldap::LdapConfig>),
+    Ldap(Box<idsync::ldap::LdapConfig>),
     /// Tables in SQLite or PostgreSQL: the application's own user store.
     Sql(Box<SqlTarget>),
     /// JumpCloud system users and user groups.
-    Jumpcloud(Box<idsync_jumpcloud::JumpCloudConfig>),
+    Jumpcloud(Box<idsync::jumpcloud::JumpCloudConfig>),
     /// Any REST/JSON API described by configuration.
-    Rest(Box<idsync_rest::RestConfig>),
+    Rest(Box<idsync::rest::RestConfig>),
 }
 
 /// A SQL target: where the database is and how its tables are laid out.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SqlTarget {
+pub(crate) struct SqlTarget {
     /// `sqlite://app.db` (a relative path is relative to the profile file;
     /// the file is created if missing) or `postgres://user:${PASSWORD}@host/db`.
     pub url: SqlUrl,
@@ -78,7 +78,7 @@ pub struct SqlTarget {
     /// `idsync_users`, `idsync_groups`, `idsync_members` schema, created if
     /// missing).
     #[serde(default)]
-    pub tables: idsync_sql::SqlTargetConfig,
+    pub tables: idsync::sql::SqlTargetConfig,
     /// The most operations applied in one transaction (default 500), as
     /// `tables.batch` but without restating the tables.
     pub batch: Option<usize>,
@@ -87,7 +87,7 @@ pub struct SqlTarget {
 /// A database URL; it may hold a password, so it is never printed.
 #[derive(Deserialize)]
 #[serde(transparent)]
-pub struct SqlUrl(pub secrecy::SecretString);
+pub(crate) struct SqlUrl(pub secrecy::SecretString);
 
 impl std::fmt::Debug for SqlUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,7 +97,7 @@ impl std::fmt::Debug for SqlUrl {
 
 impl SqlUrl {
     /// The URL, to connect with.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         use secrecy::ExposeSecret as _;
         self.0.expose_secret()
     }
@@ -118,7 +118,7 @@ impl SqlUrl {
 /// Where state is kept.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum StateConfig {
+pub(crate) enum StateConfig {
     /// JSON files in a folder (and the history as JSON lines).
     Json {
         /// The folder.
@@ -152,7 +152,7 @@ impl Default for StateConfig {
 /// Notification of admins when a run fails (seed 000).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NotifyConfig {
+pub(crate) struct NotifyConfig {
     /// POSTed the run's summary as JSON.
     pub webhook: Option<url::Url>,
     /// Run with the summary as JSON on standard input: program and arguments.
@@ -162,7 +162,7 @@ pub struct NotifyConfig {
 /// Engine options.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct EngineConfig {
+pub(crate) struct EngineConfig {
     /// Operations applied at once.
     pub concurrency: usize,
     /// A full read at least this often ("24h"), even when deltas work.
@@ -180,27 +180,27 @@ impl Default for EngineConfig {
 
 impl EngineConfig {
     /// The options for the engine.
-    pub fn options(&self) -> Result<idsync_core::EngineOptions, String> {
+    pub(crate) fn options(&self) -> Result<idsync::EngineOptions, String> {
         let full_every = match &self.full_every {
             None => None,
             Some(s) => Some(parse_duration("engine.full_every", s)?),
         };
-        Ok(idsync_core::EngineOptions {
+        Ok(idsync::EngineOptions {
             concurrency: self.concurrency.max(1),
             full_every,
-            ..idsync_core::EngineOptions::default()
+            ..idsync::EngineOptions::default()
         })
     }
 }
 
 /// Parses "30m", "1h 30m", "45s".
-pub fn parse_duration(what: &str, s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(what: &str, s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{what}: {s:?} is not a duration like \"30m\" or \"1h\": {e}"))
 }
 
 /// Loads and checks a profile file. Errors name the file, the place and
 /// what was expected.
-pub fn load(path: &Path) -> Result<Config, String> {
+pub(crate) fn load(path: &Path) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     parse(
         &text,
@@ -211,7 +211,7 @@ pub fn load(path: &Path) -> Result<Config, String> {
 
 /// Checks the text of a profile file; `name` says where it came from (in
 /// errors), relative paths are relative to `base`.
-pub fn parse(text: &str, name: &str, base: &Path) -> Result<Config, String> {
+pub(crate) fn parse(text: &str, name: &str, base: &Path) -> Result<Config, String> {
     let text = substitute_env(text).map_err(|e| format!("{name}: {e}"))?;
     let mut config: Config = toml::from_str(&text).map_err(|e| format!("{name}: {e}"))?;
     config.schedule.check().map_err(|e| format!("{name}: {e}"))?;
@@ -221,7 +221,7 @@ pub fn parse(text: &str, name: &str, base: &Path) -> Result<Config, String> {
 
 /// A database URL given on the command line: a relative SQLite path is
 /// relative to the current folder, and the file is created if missing.
-pub fn state_url(url: &str) -> SqlUrl {
+pub(crate) fn state_url(url: &str) -> SqlUrl {
     let mut url = SqlUrl(url.to_owned().into());
     url.resolve(Path::new("."));
     url
@@ -230,7 +230,7 @@ pub fn state_url(url: &str) -> SqlUrl {
 impl Config {
     /// What the source is, for the worker's per-source cap: the host and
     /// port of a server, or the path of a file.
-    pub fn source_key(&self) -> String {
+    pub(crate) fn source_key(&self) -> String {
         let host = |u: &url::Url| match (u.host_str(), u.port_or_known_default()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use idsync_core::report::RunOutcome;
-use idsync_core::{Completeness, Engine, ExternalId, Plan, Prepared, RunOptions, RunReport, StateStore};
+use idsync::report::RunOutcome;
+use idsync::{Completeness, Engine, ExternalId, Plan, Prepared, RunOptions, RunReport, StateStore};
 
-use idsync_sql::RunRecord;
+use idsync::sql::RunRecord;
 
 use crate::config::Config;
 use crate::state::State;
@@ -180,10 +180,10 @@ impl Failure {
             quiet: false,
         }
     }
-    fn unavailable(e: idsync_core::Error) -> Self {
+    fn unavailable(e: idsync::Error) -> Self {
         let code = match e.kind() {
-            idsync_core::ErrorKind::Config => 2,
-            idsync_core::ErrorKind::Auth => 5,
+            idsync::ErrorKind::Config => 2,
+            idsync::ErrorKind::Auth => 5,
             _ => 3,
         };
         Failure {
@@ -364,7 +364,7 @@ async fn build_engine(config: &Config, store: Arc<dyn StateStore>) -> Result<Eng
 
 /// The failure of a run, as a stop (exit code 5) when `stop` was raised
 /// meanwhile (its lease was lost: its state save was refused).
-fn stopped(f: Failure, stop: &idsync_core::StopSignal) -> Failure {
+fn stopped(f: Failure, stop: &idsync::StopSignal) -> Failure {
     match stop.reason() {
         Some(reason) => Failure {
             code: 5,
@@ -560,7 +560,7 @@ async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8,
         }
         // Back off after failures (x2, x4, … up to x8), with ±10 % jitter.
         let factor = 1u32 << failures.min(3);
-        let jitter = 0.9 + 0.2 * fastrand::f64();
+        let jitter = 0.9 + 0.2 * rand::random::<f64>();
         let wait = interval.saturating_mul(factor).mul_f64(jitter);
         tracing::info!(wait_s = wait.as_secs(), failures, "next run");
         tokio::time::sleep(wait.max(Duration::from_millis(10))).await;

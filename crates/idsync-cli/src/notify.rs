@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use idsync_core::RunReport;
+use idsync::RunReport;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::Config;
@@ -14,7 +14,7 @@ use crate::config::Config;
 /// Sends the failure notice to every configured channel: what happened,
 /// the exit code and, when the run got that far, its report's figures, why
 /// its read was partial and the first read and operation errors.
-pub async fn failure(config: &Config, what: &str, exit_code: u8, report: Option<&RunReport>) {
+pub(crate) async fn failure(config: &Config, what: &str, exit_code: u8, report: Option<&RunReport>) {
     let summary = serde_json::json!({
         "profile": config.profile.id,
         "name": config.profile.name,

@@ -6,12 +6,12 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use anstyle::{AnsiColor, Style};
-use idsync_core::plan::{Action, Operation, Plan};
-use idsync_core::{Event, ExternalId, Observer, RunReport};
+use idsync::plan::{Action, Operation, Plan};
+use idsync::{Event, ExternalId, Observer, RunReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Standard output, with colours only on a terminal.
-pub struct Out(anstream::AutoStream<std::io::Stdout>);
+pub(crate) struct Out(anstream::AutoStream<std::io::Stdout>);
 
 const BOLD: Style = Style::new().bold();
 const GREEN: Style = AnsiColor::Green.on_default();
@@ -21,26 +21,26 @@ const CYAN: Style = AnsiColor::Cyan.on_default();
 
 impl Out {
     /// Standard output.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Out(anstream::stdout())
     }
 
     /// A plain line.
-    pub fn line(&mut self, text: &str) {
+    pub(crate) fn line(&mut self, text: &str) {
         let _ = writeln!(self.0, "{text}");
     }
 
     /// A check that passed.
-    pub fn ok(&mut self, text: &str) {
+    pub(crate) fn ok(&mut self, text: &str) {
         let _ = writeln!(self.0, "{GREEN}ok{GREEN:#} {text}");
     }
 
     /// A plan as a table, its findings and totals; `names` (by external
     /// id) name the objects beside their ids.
-    pub fn plan(&mut self, plan: &Plan, read_errors: &[String], names: &BTreeMap<ExternalId, String>) {
+    pub(crate) fn plan(&mut self, plan: &Plan, read_errors: &[String], names: &BTreeMap<ExternalId, String>) {
         let read = match &plan.completeness {
-            idsync_core::Completeness::Complete => format!("{:?} read, complete", plan.mode),
-            idsync_core::Completeness::Partial { reason } => {
+            idsync::Completeness::Complete => format!("{:?} read, complete", plan.mode),
+            idsync::Completeness::Partial { reason } => {
                 format!("{:?} read, {RED}PARTIAL{RED:#}: {reason}", plan.mode)
             }
         };
@@ -69,7 +69,7 @@ impl Out {
     }
 
     /// A run's report: its plan, the failures and the outcome.
-    pub fn report(&mut self, report: &RunReport, names: &BTreeMap<ExternalId, String>) {
+    pub(crate) fn report(&mut self, report: &RunReport, names: &BTreeMap<ExternalId, String>) {
         self.plan(&report.plan, &report.read_errors, names);
         for o in report.failures() {
             let _ = writeln!(
@@ -91,7 +91,7 @@ impl Out {
         // "Succeeded: " only for a complete read: schedulers grep for it.
         let partial = crate::partial_read(report);
         let outcome = match (&report.outcome, partial) {
-            (idsync_core::report::RunOutcome::Succeeded, Some(_)) => "Partial read".to_owned(),
+            (idsync::report::RunOutcome::Succeeded, Some(_)) => "Partial read".to_owned(),
             (outcome, _) => format!("{outcome:?}"),
         };
         let _ = writeln!(
@@ -156,11 +156,11 @@ fn row(op: &Operation, names: &BTreeMap<ExternalId, String>) -> String {
 }
 
 /// Progress bars on standard error (hidden when it is not a terminal).
-pub struct Progress(Mutex<Option<ProgressBar>>);
+pub(crate) struct Progress(Mutex<Option<ProgressBar>>);
 
 impl Progress {
     /// No bar yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Progress(Mutex::new(None))
     }
 

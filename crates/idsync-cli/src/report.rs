@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, UNIX_EPOCH};
 
-use idsync_core::{ExternalId, ProfileId};
-use idsync_sql::{ObjectEvent, ProfileStatus, RunRow, SqlStateStore};
+use idsync::sql::{ObjectEvent, ProfileStatus, RunRow, SqlStateStore};
+use idsync::{ExternalId, ProfileId};
 use serde_json::json;
 
 use crate::Failure;
@@ -14,13 +14,13 @@ use crate::config;
 use crate::output::Out;
 
 /// Opens a state database named on the command line.
-pub async fn open(url: &str) -> Result<SqlStateStore, Failure> {
+pub(crate) async fn open(url: &str) -> Result<SqlStateStore, Failure> {
     let url = config::state_url(url);
     SqlStateStore::connect(url.expose()).await.map_err(Failure::unavailable)
 }
 
 /// Unix milliseconds as RFC 3339 (to the nearest second, UTC).
-pub fn time(unix_ms: i64) -> String {
+pub(crate) fn time(unix_ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(unix_ms.saturating_add(500) / 1000).unwrap_or(0));
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -64,7 +64,7 @@ fn profile_json(p: &ProfileStatus) -> serde_json::Value {
 /// `status --state`: every profile of the store, one line each (with the
 /// error, the held deprovisions and the partial read below when there
 /// are), or `--json`.
-pub async fn status(url: &str, as_json: bool) -> Result<u8, Failure> {
+pub(crate) async fn status(url: &str, as_json: bool) -> Result<u8, Failure> {
     let store = open(url).await?;
     let profiles = store.profiles().await.map_err(Failure::unavailable)?;
     if as_json {
@@ -122,13 +122,18 @@ pub async fn status(url: &str, as_json: bool) -> Result<u8, Failure> {
 }
 
 /// `history [--object X]` on a state database: with `profile`, only its.
-pub async fn history(url: &str, profile: Option<ProfileId>, object: Option<&str>, limit: usize) -> Result<u8, Failure> {
+pub(crate) async fn history(
+    url: &str,
+    profile: Option<ProfileId>,
+    object: Option<&str>,
+    limit: usize,
+) -> Result<u8, Failure> {
     let store = open(url).await?;
     show(&store, profile, object, limit).await
 }
 
 /// Past runs, or one object's history, from `store`.
-pub async fn show(
+pub(crate) async fn show(
     store: &SqlStateStore,
     profile: Option<ProfileId>,
     object: Option<&str>,

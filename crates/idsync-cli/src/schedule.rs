@@ -18,7 +18,7 @@ use serde::Deserialize;
 /// ```
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ScheduleConfig {
+pub(crate) struct ScheduleConfig {
     /// Time between the end of a run and the next ("30m", "1h").
     pub every: Option<String>,
     /// Times of day ("HH:MM").
@@ -32,7 +32,7 @@ pub struct ScheduleConfig {
 
 /// A profile's schedule, checked.
 #[derive(Clone, Debug)]
-pub enum Schedule {
+pub(crate) enum Schedule {
     /// Every so long after the last run.
     Every(Duration),
     /// At the times the crons name, in a time zone.
@@ -44,12 +44,12 @@ const DEFAULT_EVERY: Duration = Duration::from_secs(30 * 60);
 
 impl ScheduleConfig {
     /// Checks it (errors name the setting).
-    pub fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         self.schedule().map(drop)
     }
 
     /// The schedule.
-    pub fn schedule(&self) -> Result<Schedule, String> {
+    pub(crate) fn schedule(&self) -> Result<Schedule, String> {
         let set = [self.every.is_some(), !self.at.is_empty(), self.cron.is_some()];
         if set.iter().filter(|s| **s).count() > 1 {
             return Err("schedule: give one of `every`, `at` and `cron`".into());
@@ -94,7 +94,7 @@ fn parse_cron(what: &str, text: &str) -> Result<croner::Cron, String> {
 
 impl Schedule {
     /// How long from `now` until the first run of a profile never run.
-    pub fn first_in(&self, now: jiff::Timestamp) -> Duration {
+    pub(crate) fn first_in(&self, now: jiff::Timestamp) -> Duration {
         match self {
             Schedule::Every(_) => Duration::ZERO,
             Schedule::Cron(..) => self.next_in(now, 0),
@@ -105,11 +105,11 @@ impl Schedule {
     /// `failures` failed runs in a row: `every` doubles per failure (up to
     /// x8) with ±10 % jitter, so that many profiles spread out; a cron's
     /// next time stays its next time.
-    pub fn next_in(&self, now: jiff::Timestamp, failures: u32) -> Duration {
+    pub(crate) fn next_in(&self, now: jiff::Timestamp, failures: u32) -> Duration {
         match self {
             Schedule::Every(every) => {
                 let factor = 1u32 << failures.min(3);
-                every.saturating_mul(factor).mul_f64(0.9 + 0.2 * fastrand::f64())
+                every.saturating_mul(factor).mul_f64(0.9 + 0.2 * rand::random::<f64>())
             }
             Schedule::Cron(crons, tz) => {
                 let zoned = now.to_zoned(tz.clone());

@@ -7,15 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use idsync_core::plan::{Action, Plan};
-use idsync_core::{Error, ErrorKind, ExternalId, JsonFileStateStore, ProfileId, RunReport, StateStore, StopSignal};
-use idsync_sql::{FencedStateStore, Lease, RunRecord, SqlStateStore};
+use idsync::plan::{Action, Plan};
+use idsync::sql::{FencedStateStore, Lease, RunRecord, SqlStateStore};
+use idsync::{Error, ErrorKind, ExternalId, JsonFileStateStore, ProfileId, RunReport, StateStore, StopSignal};
 
 use crate::Failure;
 use crate::config::{Config, StateConfig, parse_duration};
 
 /// A profile's state, opened.
-pub enum State {
+pub(crate) enum State {
     /// JSON files: the state, `<profile>.history.jsonl` and `<profile>.lock`.
     Json {
         /// The folder.
@@ -37,7 +37,7 @@ pub enum State {
 /// alive while held. The run saves its state and records its report
 /// through the lock ([`RunLock::store`], [`RunLock::record_run`]) and stops
 /// applying when [`RunLock::stop`] is raised.
-pub struct RunLock {
+pub(crate) struct RunLock {
     held: Held,
     /// Raised by the renewer when the lease is lost.
     stop: StopSignal,
@@ -45,7 +45,7 @@ pub struct RunLock {
 
 enum Held {
     /// An exclusive lock on a file (released when the file is closed).
-    File(#[allow(dead_code)] std::fs::File),
+    File(#[expect(dead_code, reason = "held, never read: closing it releases the lock")] std::fs::File),
     /// A lease, renewed in the background.
     Lease {
         /// The store that granted it.
@@ -60,7 +60,7 @@ enum Held {
 
 impl State {
     /// Opens the state the profile file names.
-    pub async fn open(config: &Config) -> Result<State, Failure> {
+    pub(crate) async fn open(config: &Config) -> Result<State, Failure> {
         Ok(match &config.state {
             StateConfig::Json { path } => State::Json {
                 dir: path.clone(),
@@ -78,7 +78,7 @@ impl State {
     }
 
     /// The store the engine uses.
-    pub fn store(&self) -> Arc<dyn StateStore> {
+    pub(crate) fn store(&self) -> Arc<dyn StateStore> {
         match self {
             State::Json { store, .. } => store.clone(),
             State::Sql { store, .. } => store.clone(),
@@ -86,7 +86,7 @@ impl State {
     }
 
     /// Where it is, for people.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             State::Json { dir, .. } => format!("in {}", dir.display()),
             State::Sql { store, .. } => format!("in a {:?} database", store.dialect()),
@@ -94,7 +94,7 @@ impl State {
     }
 
     /// Appends a report to the history.
-    pub async fn record(&self, report: &RunReport) -> Result<(), String> {
+    pub(crate) async fn record(&self, report: &RunReport) -> Result<(), String> {
         match self {
             State::Json { dir, .. } => record_json(dir, report),
             State::Sql { store, .. } => store.record(report).await.map_err(|e| e.to_string()),
@@ -102,7 +102,7 @@ impl State {
     }
 
     /// The last `limit` reports, oldest first.
-    pub async fn history(&self, profile: ProfileId, limit: usize) -> Result<Vec<RunReport>, String> {
+    pub(crate) async fn history(&self, profile: ProfileId, limit: usize) -> Result<Vec<RunReport>, String> {
         match self {
             State::Json { dir, .. } => {
                 let mut all = read_json(dir, profile)?;
@@ -115,9 +115,9 @@ impl State {
 
     /// The names of the objects a plan acts on, for its table: the name
     /// fields of its creates and updates (userName, mail, a group's name:
-    /// see [`idsync_sql::NAME_FIELDS`]), and for the others the latest
+    /// see [`idsync::sql::NAME_FIELDS`]), and for the others the latest
     /// name the SQL history knows (none with JSON state).
-    pub async fn names(&self, plan: &Plan) -> BTreeMap<ExternalId, String> {
+    pub(crate) async fn names(&self, plan: &Plan) -> BTreeMap<ExternalId, String> {
         let mut names: BTreeMap<ExternalId, String> = BTreeMap::new();
         for op in &plan.operations {
             let fields: Vec<(&String, &String)> = match &op.action {
@@ -133,7 +133,9 @@ impl State {
                 .into_iter()
                 .filter_map(|(f, v)| {
                     Some((
-                        idsync_sql::NAME_FIELDS.iter().position(|n| n.eq_ignore_ascii_case(f))?,
+                        idsync::sql::NAME_FIELDS
+                            .iter()
+                            .position(|n| n.eq_ignore_ascii_case(f))?,
                         v,
                     ))
                 })
@@ -163,7 +165,7 @@ impl State {
 
     /// Takes the profile's run lock; exit code 3 when another run holds it
     /// (without a notice) or it cannot be taken.
-    pub async fn lock(&self, profile: ProfileId) -> Result<RunLock, Failure> {
+    pub(crate) async fn lock(&self, profile: ProfileId) -> Result<RunLock, Failure> {
         let unavailable = |message: String| Failure::unavailable(Error::new(ErrorKind::Unavailable, message));
         match self {
             State::Json { dir, .. } => {
@@ -201,7 +203,7 @@ impl State {
 impl RunLock {
     /// The lock of a lease taken at `asked` (by [`State::lock`], or by a
     /// worker's claim), renewed in the background every third of `ttl`.
-    pub fn leased(store: Arc<SqlStateStore>, lease: Lease, ttl: Duration, asked: Instant) -> RunLock {
+    pub(crate) fn leased(store: Arc<SqlStateStore>, lease: Lease, ttl: Duration, asked: Instant) -> RunLock {
         let stop = StopSignal::new();
         let renewer = tokio::spawn(renew(store.clone(), lease.clone(), ttl, asked, stop.clone()));
         RunLock {
@@ -216,7 +218,7 @@ impl RunLock {
 
     /// The store the run loads and saves its state through: for a lease,
     /// fenced by it.
-    pub fn store(&self, state: &State) -> Arc<dyn StateStore> {
+    pub(crate) fn store(&self, state: &State) -> Arc<dyn StateStore> {
         match &self.held {
             Held::File(_) => state.store(),
             Held::Lease { fenced, .. } => fenced.clone(),
@@ -224,13 +226,13 @@ impl RunLock {
     }
 
     /// Raised when the lease is lost: the engine stops applying.
-    pub fn stop(&self) -> StopSignal {
+    pub(crate) fn stop(&self) -> StopSignal {
         self.stop.clone()
     }
 
     /// Records a run, with or without a report, and its exit code: for a
     /// lease, only while it holds (the JSON history keeps reports only).
-    pub async fn record_run(&self, state: &State, run: &RunRecord<'_>) -> Result<(), String> {
+    pub(crate) async fn record_run(&self, state: &State, run: &RunRecord<'_>) -> Result<(), String> {
         match &self.held {
             Held::File(_) => match run.report {
                 Some(report) => state.record(report).await,
@@ -243,7 +245,7 @@ impl RunLock {
     /// Ends a worker's run: gives the lease up and sets when the profile
     /// runs next (`None`: parked until a worker schedules it again) and
     /// its failures in a row.
-    pub async fn finish(self, next_run_in: Option<Duration>, failures: u32) {
+    pub(crate) async fn finish(self, next_run_in: Option<Duration>, failures: u32) {
         if let Held::Lease { store, fenced, renewer } = self.held {
             renewer.abort();
             match store.finish(fenced.lease(), next_run_in, failures).await {
@@ -257,7 +259,7 @@ impl RunLock {
     }
 
     /// Gives the lock up at once (a lease would otherwise expire).
-    pub async fn release(self) {
+    pub(crate) async fn release(self) {
         if let Held::Lease { store, fenced, renewer } = self.held {
             renewer.abort();
             if let Err(e) = store.release(fenced.lease()).await {
@@ -307,7 +309,7 @@ async fn renew(store: Arc<SqlStateStore>, mut lease: Lease, ttl: Duration, asked
 }
 
 /// This process, as named in leases: host and process id.
-pub fn worker_name() -> String {
+pub(crate) fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "unknown-host".into());

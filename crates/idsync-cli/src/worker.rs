@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use idsync_core::{Event, Observer, ProfileId, RunOptions, RunReport, StopSignal};
-use idsync_sql::{Claimed, RunRecord, Scheduled, SqlStateStore, StoredProfile};
+use idsync::sql::{Claimed, RunRecord, Scheduled, SqlStateStore, StoredProfile};
+use idsync::{Event, Observer, ProfileId, RunOptions, RunReport, StopSignal};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 
@@ -39,7 +39,7 @@ const PURGE: Duration = Duration::from_secs(3600);
 
 /// The worker's settings.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub(crate) struct Options {
     /// A folder of profile files (`*.toml`).
     pub profiles: Option<PathBuf>,
     /// Runs at once.
@@ -221,7 +221,7 @@ enum End {
 }
 
 /// Runs the worker until SIGTERM or SIGINT; exit code 0 then.
-pub async fn run(options: Options, state_url: &str) -> Result<u8, Failure> {
+pub(crate) async fn run(options: Options, state_url: &str) -> Result<u8, Failure> {
     let url = config::state_url(state_url);
     let store = Arc::new(
         SqlStateStore::connect(url.expose())

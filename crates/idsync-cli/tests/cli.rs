@@ -1,6 +1,7 @@
 //! The `idsync` binary end to end: configuration mistakes, plan, sync,
 //! saved plans, the threshold, history, from the bundled LDIF export into a
 //! real scim2-server.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::path::{Path, PathBuf};
 
@@ -149,7 +150,7 @@ async fn plan_then_sync_then_nothing_to_do_with_history() {
         .get_output()
         .stdout
         .clone();
-    let plan: idsync_core::Plan = serde_json::from_slice(&out).unwrap();
+    let plan: idsync::Plan = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         (plan.counts.create, plan.counts.add_member),
         (53, 61),

@@ -2,15 +2,22 @@
 //! over and over, while the directory keeps changing: the next clean run
 //! (a delta, not a full read) converges with exactly one account per
 //! (profile, external id) and no update lost.
+#![expect(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failure fails the test"
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
-use idsync_core::{ObjectKind, ProfileId, Target as _};
-use idsync_sql::{SqlTarget, SqlTargetConfig};
+use idsync::sql::{SqlTarget, SqlTargetConfig};
+use idsync::{ObjectKind, ProfileId, Target as _};
 use idsync_testkit::slapd::{Slapd, SlapdOptions, slapd, user_dn, user_ldif, user_uid};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 const PROFILE_ID: &str = "5a0f3c2e-9b1d-4e7a-8c6f-2d4b6a8e0c13";
 const USERS: usize = 300;
@@ -136,7 +143,7 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
 
     let url = format!("sqlite://{}", dir.path().join("app.db").display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let mut rng = fastrand::Rng::with_seed(9);
+    let mut rng = StdRng::seed_from_u64(9);
     let (mut killed, mut finished, mut mid_apply) = (0, 0, 0);
     let mut round = 0;
     while killed < KILLS {
@@ -146,10 +153,10 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
         let mut child = idsync(&config, &server).arg("sync").spawn().unwrap();
         if round % 2 == 0 {
             // Anywhere: start-up, the read, the plan or the apply.
-            tokio::time::sleep(delta_run.mul_f64(rng.f64())).await;
+            tokio::time::sleep(delta_run.mul_f64(rng.random::<f64>())).await;
         } else {
             // In the apply: once k of this round's changes are written.
-            let k = rng.usize(1..CHANGED);
+            let k = rng.random_range(1..CHANGED);
             let deadline = Instant::now() + delta_run * 3;
             while Instant::now() < deadline && child.try_wait().unwrap().is_none() && applied(&pool, round).await < k {
                 tokio::time::sleep(Duration::from_millis(1)).await;

@@ -4,14 +4,15 @@
 //! over and runs; A, resumed (SIGCONT), must write nothing, neither to the
 //! target nor to the state or history, and end stopped. The profile's
 //! state is then B's.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
-use idsync_core::{ProfileId, Target as _, TargetAccount};
-use idsync_sql::{SqlTarget, SqlTargetConfig};
+use idsync::sql::{SqlTarget, SqlTargetConfig};
+use idsync::{ProfileId, Target as _, TargetAccount};
 use idsync_testkit::postgres::postgres;
 use idsync_testkit::proxy::TcpProxy;
 use idsync_testkit::slapd::{SlapdOptions, slapd, user_dn, user_uid};

@@ -2,13 +2,14 @@
 //! a read cut short by a reset (through the fault proxy) exits 7, sends the
 //! notice naming the reason and shows in `status`; a source that is down
 //! and a wrong bind password send the notice too.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use futures::TryStreamExt as _;
-use idsync_core::{ObjectKind, ProfileId, Target as _, TargetAccount};
-use idsync_sql::{SqlTarget, SqlTargetConfig};
+use idsync::sql::{SqlTarget, SqlTargetConfig};
+use idsync::{ObjectKind, ProfileId, Target as _, TargetAccount};
 use idsync_testkit::proxy::TcpProxy;
 use idsync_testkit::slapd::{Slapd, SlapdOptions, slapd, user_dn};
 use predicates::prelude::*;

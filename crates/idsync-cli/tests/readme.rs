@@ -1,14 +1,15 @@
 //! The README's "Running many profiles", as written: the worker on the
 //! embedded SQLite default over `examples/profiles`, `status`, SIGTERM;
 //! then the same commands after the one line that switches to PostgreSQL.
+#![expect(clippy::panic, clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
-use idsync_core::{ObjectKind, ProfileId, Target as _, TargetAccount};
-use idsync_sql::{SqlTarget, SqlTargetConfig};
+use idsync::sql::{SqlTarget, SqlTargetConfig};
+use idsync::{ObjectKind, ProfileId, Target as _, TargetAccount};
 use idsync_testkit::postgres::postgres;
 
 /// A worker process, killed (by its id) if the test ends first.

@@ -1,6 +1,7 @@
 //! The `idsync` binary with SQL: the README's quickstart (the bundled LDIF
 //! into SQLite, then the one-line edit to a real slapd), slapd into SQLite
 //! with a leaver, and a profile whose lease another worker holds.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use futures::TryStreamExt as _;
-use idsync_core::{ObjectKind, ProfileId, Target as _, TargetAccount};
-use idsync_sql::{SqlStateStore, SqlTarget, SqlTargetConfig};
+use idsync::sql::{SqlStateStore, SqlTarget, SqlTargetConfig};
+use idsync::{ObjectKind, ProfileId, Target as _, TargetAccount};
 use idsync_testkit::slapd::{SlapdOptions, group_cn, group_members, slapd, user_dn, user_uid};
 use predicates::prelude::*;
 

@@ -11,6 +11,7 @@
 //! nothing under the leases it lost, no worker runs more than
 //! `--per-source` slow profiles at once, and SIGTERM ends the others with
 //! exit code 0. `status --state --json` then lists every profile.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -18,8 +19,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
-use idsync_core::{ObjectKind, ProfileId, Target as _, TargetAccount};
-use idsync_sql::{SqlTarget, SqlTargetConfig};
+use idsync::sql::{SqlTarget, SqlTargetConfig};
+use idsync::{ObjectKind, ProfileId, Target as _, TargetAccount};
 use idsync_testkit::postgres::postgres;
 use idsync_testkit::proxy::TcpProxy;
 use idsync_testkit::slapd::{SlapdOptions, slapd, user_uid};
@@ -373,7 +374,7 @@ async fn three_workers_share_300_profiles_through_postgres() {
         }
     }
     // The tables exist before the workers start (they would create them).
-    idsync_sql::SqlStateStore::connect(&pg.url()).await.unwrap();
+    idsync::sql::SqlStateStore::connect(&pg.url()).await.unwrap();
     let db = sqlx::PgPool::connect(&pg.url()).await.unwrap();
     let mut workers: Vec<Worker> = (0..3)
         .map(|n| Worker::start(&setup, server.admin_password(), n))

@@ -62,7 +62,7 @@ impl RetryPolicy {
         let capped = exp.min(self.max_delay);
         // Full jitter in [capped/2, capped].
         let half = capped / 2;
-        half + half.mul_f64(fastrand::f64())
+        half + half.mul_f64(rand::random::<f64>())
     }
 }
 

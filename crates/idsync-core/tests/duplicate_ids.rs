@@ -1,6 +1,7 @@
 //! A source that reads one external id more than once: identical copies
 //! count once, differing copies are held and reported, the other objects
 //! still sync, and never two accounts for one id.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::{Arc, Mutex};
 

@@ -2,6 +2,7 @@
 //! full and delta runs, failures isolated and retried, the cursor kept when
 //! something is lost, runs stopped on authentication errors, dry runs,
 //! threshold, veto, just-in-time sync and observers.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

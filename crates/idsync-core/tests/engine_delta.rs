@@ -3,6 +3,11 @@
 //! delta cut short deprovisions nothing, just-in-time sync admits what a
 //! full run admits, batches keep their order and isolate one bad object,
 //! and a raised stop signal stops the apply.
+#![expect(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failure fails the test"
+)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,4 +1,5 @@
 //! One test per situation and rule of the planner (DESIGN.md's table).
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use idsync_core::plan::{Action, FindingKind, Plan, PlanInput, ReadMode, Situation, plan};
 use idsync_core::profile::{Correlation, Deprovision, DuplicatePolicy, OutOfScope, Threshold};

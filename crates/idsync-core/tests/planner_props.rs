@@ -29,6 +29,7 @@
 //! overlap; two profiles on one target. And two rules being added: a
 //! cut-short delta deprovisions nothing and removes no member; the
 //! threshold's percentage counts every linked account.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -43,6 +44,9 @@ use idsync_core::{
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 
 /// Cases per property: 3000, or `PROPTEST_CASES` when set (for long runs).
 fn cases() -> u32 {
@@ -395,7 +399,10 @@ fn world(g: Gen) -> BoxedStrategy<World> {
         .boxed()
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per generated part of the situation"
+)]
 fn build(
     users: Vec<UserSpec>,
     groups: Vec<GroupSpec>,
@@ -496,7 +503,7 @@ fn build(
     }
 
     let directory: Vec<SourceObject> = directory.into_values().collect();
-    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     let with_copies = |mut objects: Vec<SourceObject>| {
         for (at, how) in &copies {
             if objects.is_empty() {
@@ -521,7 +528,7 @@ fn build(
     let stream = match kind {
         ReadKind::Full => {
             let mut objects = with_copies(directory.clone());
-            rng.shuffle(&mut objects);
+            objects.shuffle(&mut rng);
             let mut items: Vec<ReadItem> = objects.into_iter().map(ReadItem::Object).collect();
             if complete {
                 items.push(ReadItem::End {
@@ -534,7 +541,8 @@ fn build(
             Stream::Full(items)
         }
         ReadKind::Delta | ReadKind::PresentDelta => {
-            let changed: Vec<SourceObject> = with_copies(directory.iter().filter(|_| rng.bool()).cloned().collect());
+            let changed: Vec<SourceObject> =
+                with_copies(directory.iter().filter(|_| rng.random::<bool>()).cloned().collect());
             let changed_ids: HashSet<&ExternalId> = changed.iter().map(|o| &o.id).collect();
             let gone: BTreeSet<&ExternalId> = list
                 .iter()
@@ -543,7 +551,7 @@ fn build(
                 .collect();
             let mut items: Vec<DeltaItem> = gone
                 .into_iter()
-                .filter(|_| rng.u8(0..4) < if kind == ReadKind::Delta { 2 } else { 1 })
+                .filter(|_| rng.random_range(0..4u8) < if kind == ReadKind::Delta { 2 } else { 1 })
                 .map(|e| DeltaItem::Deleted(e.clone()))
                 .collect();
             if kind == ReadKind::PresentDelta {
@@ -555,7 +563,7 @@ fn build(
                 );
             }
             items.extend(changed.iter().cloned().map(DeltaItem::Changed));
-            rng.shuffle(&mut items);
+            items.shuffle(&mut rng);
             if complete {
                 items.push(DeltaItem::End {
                     cursor: Cursor("next".into()),
@@ -567,7 +575,6 @@ fn build(
         }
     };
     // Fields the target gains later (batch sizes) keep their defaults.
-    #[allow(clippy::needless_update)]
     let caps = TargetCapabilities::default()
         .with_groups(groups_cap)
         .with_disable(disable)
@@ -966,8 +973,8 @@ fn apply(plan: &Plan, accounts: &[TargetAccount], tag: &str) -> Vec<TargetAccoun
 
 fn shuffled<T: Clone>(v: &[T], seed: u64) -> Vec<T> {
     let mut out = v.to_vec();
-    let mut rng = fastrand::Rng::with_seed(seed);
-    rng.shuffle(&mut out);
+    let mut rng = StdRng::seed_from_u64(seed);
+    out.shuffle(&mut rng);
     out
 }
 

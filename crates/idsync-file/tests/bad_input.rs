@@ -3,6 +3,7 @@
 //! other records still read. Invalid UTF-8, oversized values, malformed
 //! records, duplicate ids, a status in neither list. A record that could
 //! not be read is never "gone" to a just-in-time sync.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

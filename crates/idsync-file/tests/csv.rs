@@ -1,5 +1,6 @@
 //! The CSV source on an HR feed with quoted fields, non-ASCII, inactive
 //! rows and bad rows.
+#![expect(clippy::panic, clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The LDIF source on an AD export (ldifde style, binary GUIDs and SIDs)
 //! and on slapcat output from a real slapd.
+#![expect(clippy::panic, clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::io::Write;
 use std::sync::Arc;

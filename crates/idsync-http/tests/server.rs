@@ -1,5 +1,6 @@
 //! idsync-http against a small axum server on 127.0.0.1: retries,
 //! Retry-After, idempotency, rate limit, auth and paging.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

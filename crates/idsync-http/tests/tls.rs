@@ -3,6 +3,7 @@
 //! `tls.ca_file`, accepted with `tls.verify = false` after a warning, and
 //! refused for a certificate that names another host; an OAuth2 token
 //! endpoint behind an unknown CA gets no request, so never the secret.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

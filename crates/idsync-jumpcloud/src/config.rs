@@ -68,7 +68,7 @@ pub struct JumpCloudConfig {
 }
 
 fn default_base_url() -> Url {
-    #[allow(clippy::expect_used)]
+    #[expect(clippy::expect_used, reason = "a constant URL that parses")]
     Url::parse("https://console.jumpcloud.com").expect("constant URL")
 }
 

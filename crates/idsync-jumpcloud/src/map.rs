@@ -1,6 +1,6 @@
 //! System user and user group JSON ↔ the core's model.
 
-use idsync_core::model::{AttrValue, ExternalId, Fields, Link, ObjectKind, ProfileId, SourceObject, TargetAccount};
+use idsync_core::model::{ExternalId, Fields, Link, ObjectKind, ProfileId, SourceObject, TargetAccount};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -273,10 +273,4 @@ pub(crate) fn user_body(fields: &Fields, existing: &[(String, String)], link: Op
         body.insert("attributes".into(), Value::Array(list));
     }
     Value::Object(body)
-}
-
-/// Reads a text attribute value from a source-side attribute list (tests and lookups).
-#[allow(dead_code)]
-pub(crate) fn first(values: &[AttrValue]) -> Option<&str> {
-    values.iter().find_map(AttrValue::as_text)
 }

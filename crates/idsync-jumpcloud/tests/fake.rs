@@ -1,4 +1,10 @@
 //! The adapter against the fake JumpCloud: paging, state, faults, an engine run.
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unwrap_used,
+    reason = "test code: a failure fails the test"
+)]
 
 mod common;
 
@@ -12,7 +18,7 @@ use idsync_core::{
     ReadItem, RunOptions, Scope, Source, SourceObject,
 };
 use idsync_jumpcloud::{JumpCloudSource, JumpCloudTarget};
-use idsync_testkit::jumpcloud::Fault;
+use idsync_testkit::fault::Fault;
 use serde_json::json;
 
 async fn read(s: &JumpCloudSource) -> (Vec<SourceObject>, Completeness) {
@@ -116,7 +122,7 @@ async fn rate_limits_and_server_errors_are_retried_without_duplicates() {
         started.elapsed() >= std::time::Duration::from_secs(2),
         "Retry-After was honoured"
     );
-    assert_eq!(jc.faulted_requests(), 2);
+    assert_eq!(jc.faults().faulted(), 2);
     assert_eq!(jc.requests_to("/api/systemusers"), 3);
     assert_eq!(jc.users().len(), 1, "no duplicate user");
     let id = applied.target.unwrap();
@@ -129,7 +135,7 @@ async fn rate_limits_and_server_errors_are_retried_without_duplicates() {
     })
     .await
     .unwrap();
-    assert_eq!(jc.faulted_requests(), 5);
+    assert_eq!(jc.faults().faulted(), 5);
     assert_eq!(jc.user(&id.0).unwrap()["suspended"], true);
 
     jc.faults().fail_next(10, Fault::Status(500));

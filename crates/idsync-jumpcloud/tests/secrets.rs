@@ -2,6 +2,7 @@
 //! a read and a push, not in the run reports (JSON and Debug), the plans,
 //! the Debug of the configuration, source and target, nor in the errors of
 //! a refused key (Display and Debug).
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

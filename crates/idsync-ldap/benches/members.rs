@@ -17,6 +17,11 @@
 //!
 //! Run: `cargo bench -p idsync-ldap --bench members`
 //! (`IDSYNC_BENCH_MEMBERS`, 30,000 by default; `IDSYNC_BENCH_ADDS`, 5,000).
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "bench setup: a failure stops the bench"
+)]
 
 use std::time::{Duration, Instant};
 

@@ -97,7 +97,10 @@ pub(crate) fn classify_client(e: &ldap3::LdapError) -> (ErrorKind, bool) {
         L::AdapterInit(_) => (Internal, false),
         // Variants of ldap3 features idsync does not enable (GSSAPI, NTLM,
         // rustls), should another crate turn them on.
-        #[allow(unreachable_patterns)]
+        #[allow(
+            unreachable_patterns,
+            reason = "reachable only when another crate enables those ldap3 features: expect would fail either way"
+        )]
         _ => (Protocol, false),
     }
 }

@@ -32,7 +32,7 @@ mod members;
 const OPS_AT_ONCE: usize = 8;
 
 /// The mapped field that chooses (and moves) an entry's container.
-pub const CONTAINER_FIELD: &str = "container";
+pub(crate) const CONTAINER_FIELD: &str = "container";
 
 /// LDAP result codes that mean "already a member" / "not a member".
 const ALREADY_MEMBER: [u32; 2] = [20, 68];

@@ -3,6 +3,11 @@
 //! with exactly its literal values, lookups by those values (correlation,
 //! links) match nothing they should not, a second run finds nothing to do,
 //! and the directory's other entries are not touched.
+#![expect(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failure fails the test"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

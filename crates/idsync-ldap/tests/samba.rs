@@ -1,5 +1,11 @@
 //! The LDAP adapter (AD flavour) against a real Samba AD DC: ids, aliases,
 //! disabled accounts, a group of more than 1500 members, the target.
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unwrap_used,
+    reason = "test code: a failure fails the test"
+)]
 
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 //! StartTLS, not in the run report (JSON and Debug), the plan, the Debug of
 //! the configuration, source and target, nor in the errors of a failed bind
 //! (Display and Debug).
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
 //! The LDAP adapter (generic flavour) against a real OpenLDAP slapd.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

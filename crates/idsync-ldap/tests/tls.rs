@@ -2,6 +2,7 @@
 //! against a slapd that serves a certificate from a throwaway CA: refused
 //! without that CA, read in full with it, a bad `ca_file` is a
 //! configuration error, and a certificate for another name is refused.
+#![expect(clippy::expect_used, reason = "test code: a failure fails the test")]
 
 use futures::StreamExt;
 use idsync_core::{Error, ErrorKind, ObjectKind, ReadItem, Scope, Source};

@@ -385,7 +385,7 @@ mod method {
     use idsync_http::Method;
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
         let s = String::deserialize(d)?;
         Method::from_bytes(s.to_ascii_uppercase().as_bytes())
             .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an HTTP method")))

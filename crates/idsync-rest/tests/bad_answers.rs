@@ -3,6 +3,7 @@
 //! the enabled pointer, for a flag that is not a boolean), and the read is
 //! partial (nothing is deprovisioned); a page that is not JSON makes the
 //! read partial too.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

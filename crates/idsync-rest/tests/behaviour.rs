@@ -1,4 +1,5 @@
 //! The shared behaviour suites against the testkit REST server.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 mod common;
 

@@ -1,7 +1,9 @@
-//! examples/rest/halopsa.toml end to end: from the in-memory directory and
-//! from a real slapd into the testkit server shaped like HaloPSA (page
+//! examples/rest/halopsa.toml end to end: from the in-memory directory into
+//! the testkit server shaped like HaloPSA (page
 //! number paging, OAuth2 client credentials, users POSTed as arrays, a
-//! tickets lookup as the deprovision veto).
+//! tickets lookup as the deprovision veto). From a real slapd: the
+//! facade's `tests/ldap_to_rest.rs`.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 mod common;
 
@@ -10,10 +12,8 @@ use std::sync::Arc;
 use idsync_core::memory::MemorySource;
 use idsync_core::plan::FindingKind;
 use idsync_core::{Engine, MemoryStateStore, ObjectKind, Profile, RunOptions, SourceObject};
-use idsync_ldap::{Flavor, LdapConfig, LdapSource};
 use idsync_rest::{AuthConfig, RestConfig, RestTarget};
 use idsync_testkit::rest::{Collection, Paging, RestServer, RestShape, ServerAuth};
-use idsync_testkit::slapd::{SlapdOptions, slapd, user_uid};
 use serde_json::json;
 
 const EXAMPLE: &str = include_str!("../../../examples/rest/halopsa.toml");
@@ -162,60 +162,6 @@ async fn the_memory_directory_syncs_into_halopsa_and_the_ticket_veto_holds() {
     // Converged: a third run changes nothing.
     let third = engine.run(&RunOptions::default()).await.unwrap();
     assert_eq!(third.applied(), 0, "{}", third.plan);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn slapd_users_sync_into_halopsa() {
-    let Some(s) = slapd(SlapdOptions::with_users(7, 0)).await else {
-        return;
-    };
-    let server = RestServer::start(shape(oauth2())).await.unwrap();
-    let ldap = LdapConfig::new(
-        &s.url(),
-        &s.admin_dn(),
-        s.admin_password(),
-        s.base_dn(),
-        Flavor::Generic,
-    );
-    let p = profile(json!([
-        {"field": "name", "attribute": "cn"},
-        {"field": "emailaddress", "attribute": "mail"},
-        {"field": "login", "attribute": "uid"},
-        {"field": "site_name", "container": [{"under": s.people_dn(), "value": "Head office"}]},
-        {"field": "client_name", "constant": "Acme"}
-    ]));
-    let engine = Engine::new(
-        p,
-        Arc::new(LdapSource::new(ldap)),
-        Arc::new(RestTarget::new(config(&server)).unwrap()),
-        Arc::new(MemoryStateStore::new()),
-    );
-    let report = engine.run(&RunOptions::default()).await.unwrap();
-    assert!(report.failures().next().is_none(), "{}", report.to_json());
-    assert_eq!(server.items("/Users").len(), 7);
-    let u = server.find("/Users", "login", &user_uid(3)).unwrap();
-    assert_eq!(u["site_name"], "Head office");
-    assert_eq!(u["client_name"], "Acme");
-    // A leaver with a ticket is kept, the report says why.
-    let id = u["id"].to_string();
-    server.insert("/Tickets", json!({"user_id": id, "summary": "laptop"}));
-    s.ldapdelete(&format!("uid={},{}", user_uid(3), s.people_dn()))
-        .await
-        .unwrap();
-    s.ldapdelete(&format!("uid={},{}", user_uid(4), s.people_dn()))
-        .await
-        .unwrap();
-    let report = engine.run(&RunOptions::default()).await.unwrap();
-    assert!(report.failures().next().is_none(), "{}", report.to_json());
-    assert_ne!(server.find("/Users", "login", &user_uid(3)).unwrap()["inactive"], true);
-    assert_eq!(server.find("/Users", "login", &user_uid(4)).unwrap()["inactive"], true);
-    assert!(
-        report
-            .plan
-            .findings
-            .iter()
-            .any(|f| f.kind == FindingKind::Vetoed && f.message.contains("open tickets"))
-    );
 }
 
 #[tokio::test]

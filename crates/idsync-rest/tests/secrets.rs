@@ -4,6 +4,7 @@
 //! credential is refused; the secret must be absent from logs at TRACE,
 //! run reports (JSON and Debug), plans, errors (Display and Debug) and the
 //! Debug of the configuration, source and target.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! (a `MemorySource`) and once by an identity provider sending the same
 //! change as SCIM requests. Both must leave the application in the same
 //! state, with the same findings, and those must be the ones expected.
+#![expect(clippy::panic, clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

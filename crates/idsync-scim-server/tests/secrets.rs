@@ -1,6 +1,7 @@
 //! The SCIM bearer token never shows: not in logs at TRACE, not in the run
 //! report (JSON and Debug), the plan, the errors of a refused token
 //! (Display and Debug), nor the Debug of the configuration and the target.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 //! `ScimTarget`) plays the identity provider and pushes a `MemorySource`
 //! into the server, which writes into a `MemoryTarget`; and raw requests
 //! for filters, paging, PATCH, ETags and authentication.
+#![expect(clippy::panic, clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The SCIM target end to end over HTTPS: a directory is pushed into idsync's
 //! own SCIM service provider served with a certificate from a throwaway CA;
 //! without that CA the target refuses the server and writes nothing.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

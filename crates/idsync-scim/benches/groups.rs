@@ -10,6 +10,7 @@
 //!
 //! Run: `cargo bench -p idsync-scim --bench groups`
 //! (`IDSYNC_BENCH_SIZES=3000,10000`, `IDSYNC_BENCH_CONCURRENCY=8`).
+#![expect(clippy::expect_used, reason = "bench setup: a failure stops the bench")]
 
 use std::collections::BTreeMap;
 

@@ -10,6 +10,11 @@
 //! `IDSYNC_BENCH_CONCURRENCY` (default 8, the engine's default) change the
 //! load. Prints one line per mode and the ratios; the figures depend on the
 //! machine, so only the ratios of one run mean anything.
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "bench setup: a failure stops the bench"
+)]
 
 use std::time::{Duration, Instant};
 

@@ -87,7 +87,7 @@ impl std::fmt::Debug for ScimClient {
 }
 
 impl ScimClient {
-    pub fn new(config: &ScimConfig) -> idsync_core::Result<Self> {
+    pub(crate) fn new(config: &ScimConfig) -> idsync_core::Result<Self> {
         let http = HttpClient::new(&config.http_config())
             .map_err(|e| e.into_core(crate::NAME, "building the HTTP client").with_op("connect"))?;
         let mut base = config.base_url.clone();
@@ -118,17 +118,17 @@ impl ScimClient {
     }
 
     /// PATCH or PUT.
-    pub fn use_patch(&self) -> bool {
+    pub(crate) fn use_patch(&self) -> bool {
         self.dialect.patch.unwrap_or(self.sp.patch)
     }
 
     /// If-Match on updates.
-    pub fn use_etag(&self) -> bool {
+    pub(crate) fn use_etag(&self) -> bool {
         self.dialect.etag.unwrap_or(self.sp.etag)
     }
 
     /// Operations per Bulk request, or `None` when writes go one by one.
-    pub fn bulk_limit(&self) -> Option<usize> {
+    pub(crate) fn bulk_limit(&self) -> Option<usize> {
         let on = match self.bulk_mode {
             BulkMode::Off => false,
             BulkMode::On => true,
@@ -146,7 +146,7 @@ impl ScimClient {
     }
 
     /// The URL of `segments` under the base (each segment escaped).
-    pub fn url(&self, segments: &[&str]) -> Url {
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
         let mut u = self.base.clone();
         if let Ok(mut path) = u.path_segments_mut() {
             path.pop_if_empty();
@@ -161,7 +161,7 @@ impl ScimClient {
 
     /// The path of `segments` relative to the base, as a Bulk operation
     /// names it (`/Users/2819c223`, each segment escaped).
-    pub fn bulk_path(&self, segments: &[&str]) -> String {
+    pub(crate) fn bulk_path(&self, segments: &[&str]) -> String {
         let url = self.url(segments);
         let base = self.base.path().trim_end_matches('/');
         url.path().strip_prefix(base).unwrap_or(url.path()).to_owned()
@@ -183,7 +183,7 @@ impl ScimClient {
 
     /// Reads the service's self-description. A service without these
     /// endpoints keeps the defaults.
-    pub async fn discover(&mut self) -> idsync_core::Result<()> {
+    pub(crate) async fn discover(&mut self) -> idsync_core::Result<()> {
         let spc = match self
             .http
             .send(self.request(Method::GET, self.url(&["ServiceProviderConfig"])))
@@ -254,7 +254,7 @@ impl ScimClient {
     }
 
     /// Every resource of `endpoint` matching `filter`, page by page.
-    pub fn list(&self, endpoint: &str, filter: Option<&str>) -> BoxStream<'_, Result<Value, HttpError>> {
+    pub(crate) fn list(&self, endpoint: &str, filter: Option<&str>) -> BoxStream<'_, Result<Value, HttpError>> {
         let mut url = self.url(&[endpoint]);
         {
             let mut q = url.query_pairs_mut();
@@ -286,22 +286,31 @@ impl ScimClient {
     }
 
     /// [`ScimClient::list`] with owned arguments.
-    pub fn list_owned(&self, endpoint: String, filter: Option<String>) -> BoxStream<'_, Result<Value, HttpError>> {
+    pub(crate) fn list_owned(
+        &self,
+        endpoint: String,
+        filter: Option<String>,
+    ) -> BoxStream<'_, Result<Value, HttpError>> {
         self.list(&endpoint, filter.as_deref())
     }
 
-    pub async fn get(&self, segments: &[&str]) -> Result<Response, HttpError> {
+    pub(crate) async fn get(&self, segments: &[&str]) -> Result<Response, HttpError> {
         self.http.send(self.request(Method::GET, self.url(segments))).await
     }
 
-    pub async fn post(&self, endpoint: &str, body: &Value) -> Result<Response, HttpError> {
+    pub(crate) async fn post(&self, endpoint: &str, body: &Value) -> Result<Response, HttpError> {
         let req = self
             .request(Method::POST, self.url(&[endpoint]))
             .json(body, &self.content_type)?;
         self.http.send(req).await
     }
 
-    pub async fn patch(&self, segments: &[&str], ops: Vec<Value>, etag: Option<&str>) -> Result<Response, HttpError> {
+    pub(crate) async fn patch(
+        &self,
+        segments: &[&str],
+        ops: Vec<Value>,
+        etag: Option<&str>,
+    ) -> Result<Response, HttpError> {
         let body = json!({"schemas": [crate::map::PATCH_OP], "Operations": ops});
         let req = self
             .request(Method::PATCH, self.url(segments))
@@ -309,19 +318,19 @@ impl ScimClient {
         self.http.send(Self::with_if_match(req, etag)).await
     }
 
-    pub async fn put(&self, segments: &[&str], body: &Value, etag: Option<&str>) -> Result<Response, HttpError> {
+    pub(crate) async fn put(&self, segments: &[&str], body: &Value, etag: Option<&str>) -> Result<Response, HttpError> {
         let req = self
             .request(Method::PUT, self.url(segments))
             .json(body, &self.content_type)?;
         self.http.send(Self::with_if_match(req, etag)).await
     }
 
-    pub async fn delete(&self, segments: &[&str]) -> Result<Response, HttpError> {
+    pub(crate) async fn delete(&self, segments: &[&str]) -> Result<Response, HttpError> {
         self.http.send(self.request(Method::DELETE, self.url(segments))).await
     }
 
     /// One `/Bulk` request (not idempotent: POSTs inside).
-    pub async fn bulk(&self, operations: Vec<Value>) -> Result<Response, HttpError> {
+    pub(crate) async fn bulk(&self, operations: Vec<Value>) -> Result<Response, HttpError> {
         let body = json!({"schemas": [BULK_REQUEST], "Operations": operations});
         let req = self
             .request(Method::POST, self.url(&["Bulk"]))

@@ -5,6 +5,7 @@
 //! one is an error naming it (an `active` that is not a boolean included:
 //! the read is then partial, nothing is disabled or deprovisioned). The
 //! testkit's scripted HTTP server on loopback, no scim2-server needed.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The shared behaviour suites on the SCIM target and source, and an engine
 //! run from an in-memory directory into a real scim2-server.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 mod common;
 

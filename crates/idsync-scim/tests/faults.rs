@@ -1,6 +1,7 @@
 //! 429 and 5xx between the SCIM target and a real scim2-server, injected by
 //! the testkit's fault proxy: what is retried, what is not, and what the
 //! engine is told.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 mod common;
 
@@ -11,6 +12,7 @@ use futures::TryStreamExt;
 use idsync_core::{ErrorKind, FieldChange, ObjectKind, ProfileId, Status, Target, TargetAccount, TargetId, TargetOp};
 use idsync_http::Method;
 use idsync_scim::ScimTarget;
+use idsync_testkit::fault::Fault;
 use idsync_testkit::scim2::scim2_server;
 
 fn methods(seen: &[idsync_testkit::scim2::Seen]) -> Vec<(String, u16)> {
@@ -26,7 +28,9 @@ async fn a_429_on_create_waits_for_retry_after_and_creates_once() {
         .unwrap();
     let profile = ProfileId::new_random();
     proxy.clear_seen();
-    proxy.fail_next(1, 429, Some("1"), Some(Method::POST));
+    proxy
+        .faults()
+        .fail_next_of(Method::POST, 1, Fault::RateLimited { retry_after: Some(1) });
     let started = Instant::now();
     let id = create(
         &t,
@@ -60,7 +64,7 @@ async fn server_errors_on_patch_and_get_are_retried() {
     )
     .await;
     proxy.clear_seen();
-    proxy.fail_next(2, 503, None, Some(Method::PATCH));
+    proxy.faults().fail_next_of(Method::PATCH, 2, Fault::Status(503));
     t.apply(&TargetOp::Update {
         target: TargetId(id.clone()),
         kind: ObjectKind::User,
@@ -79,7 +83,7 @@ async fn server_errors_on_patch_and_get_are_retried() {
     assert_eq!(raw.get(&format!("Users/{id}")).await["title"], "Retried");
 
     proxy.clear_seen();
-    proxy.fail_next(1, 502, None, Some(Method::GET));
+    proxy.faults().fail_next_of(Method::GET, 1, Fault::Status(502));
     let linked: Vec<TargetAccount> = t.linked(profile).await.unwrap().try_collect().await.unwrap();
     assert_eq!(linked.len(), 1);
     assert_eq!(proxy.seen()[0].status, 502);
@@ -94,7 +98,7 @@ async fn a_5xx_on_create_is_not_sent_again_blindly() {
         .unwrap();
     let profile = ProfileId::new_random();
     proxy.clear_seen();
-    proxy.fail_next(1, 500, None, Some(Method::POST));
+    proxy.faults().fail_next_of(Method::POST, 1, Fault::Status(500));
     let op = TargetOp::Create {
         kind: ObjectKind::User,
         link: link(profile, "x500"),
@@ -133,7 +137,7 @@ async fn retries_that_run_out_are_exhausted_and_long_retry_after_is_passed_on() 
     )
     .await;
 
-    proxy.fail_next(3, 503, None, Some(Method::GET));
+    proxy.faults().fail_next_of(Method::GET, 3, Fault::Status(503));
     let err = t
         .linked(profile)
         .await
@@ -146,7 +150,9 @@ async fn retries_that_run_out_are_exhausted_and_long_retry_after_is_passed_on() 
     assert!(err.to_string().contains("(after 2 retries)"), "{err}");
 
     proxy.clear_seen();
-    proxy.fail_next(1, 429, Some("120"), Some(Method::PATCH));
+    proxy
+        .faults()
+        .fail_next_of(Method::PATCH, 1, Fault::RateLimited { retry_after: Some(120) });
     let started = Instant::now();
     let err = t
         .apply(&TargetOp::SetEnabled {
@@ -220,7 +226,7 @@ async fn a_bulk_request_failing_with_a_5xx_is_looked_up_once_and_not_sent_again(
         })
         .collect();
     proxy.clear_seen();
-    proxy.fail_next(1, 503, None, Some(Method::POST));
+    proxy.faults().fail_next_of(Method::POST, 1, Fault::Status(503));
     let results = t.apply_batch(&ops).await;
     for r in &results {
         let e = r.as_ref().unwrap_err();

@@ -1,5 +1,6 @@
 //! The SCIM source against a real scim2-server: full read and deltas on
 //! `meta.lastModified`.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 mod common;
 
@@ -7,6 +8,7 @@ use common::*;
 use futures::TryStreamExt;
 use idsync_core::{Completeness, Cursor, DeltaItem, ObjectKind, ProfileId, ReadItem, Scope, Source, Target, TargetOp};
 use idsync_scim::ScimSource;
+use idsync_testkit::fault::Fault;
 use idsync_testkit::scim2::scim2_server;
 use serde_json::json;
 
@@ -222,7 +224,7 @@ async fn a_failing_listing_makes_the_read_partial() {
     let mut c = config(&proxy.base_url(), server.token());
     c.http.retry.max_retries = 1;
     let source = ScimSource::connect(c).await.unwrap();
-    proxy.fail_next(2, 503, None, None);
+    proxy.faults().fail_next(2, Fault::Status(503));
     let items: Vec<ReadItem> = source
         .read_full(&Scope::default())
         .await
@@ -246,7 +248,9 @@ async fn a_server_refusing_the_lastmodified_filter_asks_for_full_reads() {
     let source = ScimSource::connect(config(&proxy.base_url(), server.token()))
         .await
         .unwrap();
-    proxy.fail_next(1, 400, None, Some(idsync_http::Method::GET));
+    proxy
+        .faults()
+        .fail_next_of(idsync_http::Method::GET, 1, Fault::Status(400));
     let delta: Vec<DeltaItem> = source
         .read_delta(&Scope::default(), &Cursor("2026-01-01T00:00:00Z".into()))
         .await
@@ -262,7 +266,9 @@ async fn a_server_refusing_the_lastmodified_filter_asks_for_full_reads() {
     let mut c = config(&proxy.base_url(), server.token());
     c.http.retry.max_retries = 0;
     let source = ScimSource::connect(c).await.unwrap();
-    proxy.fail_next(1, 503, None, Some(idsync_http::Method::GET));
+    proxy
+        .faults()
+        .fail_next_of(idsync_http::Method::GET, 1, Fault::Status(503));
     let err = source
         .read_delta(&Scope::default(), &Cursor("2026-01-01T00:00:00Z".into()))
         .await

@@ -1,5 +1,6 @@
 //! The SCIM target against a real scim2-server (skipped when it is not
 //! installed, unless IDSYNC_REQUIRE_SERVERS=1).
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 mod common;
 

@@ -1,4 +1,10 @@
 //! SqlTarget, SqlStateStore and leases on a real, throwaway PostgreSQL.
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unwrap_used,
+    reason = "test code: a failure fails the test"
+)]
 
 use idsync_testkit::postgres::postgres;
 

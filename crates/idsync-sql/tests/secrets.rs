@@ -2,6 +2,7 @@
 //! malformed URL, a closed port or a server that hangs up (Display and
 //! Debug), not in logs at TRACE, and not in the Debug of a connected
 //! target and state store nor in the report of a run into it.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

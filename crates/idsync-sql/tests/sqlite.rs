@@ -1,4 +1,10 @@
 //! SqlTarget and SqlStateStore on SQLite files.
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unwrap_used,
+    reason = "test code: a failure fails the test"
+)]
 
 mod common;
 

@@ -5,8 +5,14 @@
 //! A server that is not installed makes its test skip, except when
 //! `IDSYNC_REQUIRE_SERVERS=1` (set by `.ci/run`): then it is a failure.
 #![deny(missing_docs)]
+#![expect(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "test code: a fixture that cannot be set up fails the test that asked for it"
+)]
 
 pub mod behaviour;
+pub mod fault;
 mod gate;
 pub mod jumpcloud;
 pub mod ldif_cli;

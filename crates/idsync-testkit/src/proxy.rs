@@ -9,9 +9,10 @@
 //! ([`LdapRequests`]: how many searches or modifies a call cost). The proxy
 //! and every connection through it stop when it is dropped.
 //!
-//! For HTTP status faults (429 with `Retry-After`, 5xx) use
-//! [`crate::scim2::FaultProxy`], which can sit in front of this one
-//! (`FaultProxy::start(tcp_proxy.port())`).
+//! For HTTP status faults (429 with `Retry-After`, 5xx) use the knobs of
+//! [`crate::fault::Faults`] on [`crate::scim2::FaultProxy`], which can sit
+//! in front of this one (`FaultProxy::start(tcp_proxy.port())`), or on the
+//! fake REST and JumpCloud servers.
 //!
 //! ```no_run
 //! # async fn example() -> std::io::Result<()> {

@@ -37,6 +37,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use tokio::sync::OnceCell;
 
 use crate::gate::{StartError, gate};
@@ -469,7 +471,7 @@ impl SambaDc {
         let mut ldif = String::new();
         push_attr(&mut ldif, "dn", dn);
         ldif.push_str("changetype: modify\nreplace: unicodePwd\n");
-        let _ = writeln!(ldif, "unicodePwd:: {}", ldif_cli::base64_encode(&utf16));
+        let _ = writeln!(ldif, "unicodePwd:: {}", BASE64.encode(&utf16));
         self.ldapmodify(&ldif).await
     }
 

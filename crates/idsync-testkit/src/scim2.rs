@@ -5,7 +5,6 @@
 //! (which `.ci/install` creates). Each [`Scim2Server`] runs on its own free
 //! port of 127.0.0.1 with its own bearer token, in memory, and is killed on drop.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -19,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+use crate::fault::{Fault, Faults};
 use crate::gate::{StartError, gate};
 
 /// A running scim2-server, killed on drop.
@@ -165,17 +165,6 @@ async fn probe(port: u16, token: &str) -> std::io::Result<u16> {
         .ok_or_else(|| std::io::Error::other("no status line"))
 }
 
-/// One fault the proxy answers instead of forwarding.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fault {
-    /// The status to answer (429, 500, 503, …).
-    pub status: u16,
-    /// A `Retry-After` header value, if any.
-    pub retry_after: Option<String>,
-    /// Only requests with this method take the fault (others pass); `None` = any.
-    pub method: Option<Method>,
-}
-
 /// A request the proxy saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {
@@ -191,7 +180,6 @@ pub struct Seen {
 
 #[derive(Debug, Default)]
 struct ProxyState {
-    faults: VecDeque<Fault>,
     /// (needle, status, scimType): requests whose body holds the needle are refused.
     refusals: Vec<(String, u16, String)>,
     seen: Vec<Seen>,
@@ -200,11 +188,12 @@ struct ProxyState {
 struct Proxy {
     upstream: u16,
     state: Mutex<ProxyState>,
+    faults: Faults,
 }
 
 /// An axum HTTP proxy on 127.0.0.1 in front of a scim2-server that answers
-/// injected faults (429 with Retry-After, 5xx) for the next requests and
-/// forwards the rest. Stopped on drop.
+/// the injected faults of [`FaultProxy::faults`] (429 with Retry-After, 5xx)
+/// with SCIM errors and forwards the rest. Stopped on drop.
 pub struct FaultProxy {
     addr: SocketAddr,
     proxy: Arc<Proxy>,
@@ -229,6 +218,7 @@ impl FaultProxy {
         let proxy = Arc::new(Proxy {
             upstream,
             state: Mutex::new(ProxyState::default()),
+            faults: Faults::default(),
         });
         let app = axum::Router::new().fallback(handle).with_state(proxy.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -250,17 +240,9 @@ impl FaultProxy {
         self.proxy.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The next `n` requests (of `method`, when given) get `status`, with
-    /// `Retry-After: retry_after` when given.
-    pub fn fail_next(&self, n: usize, status: u16, retry_after: Option<&str>, method: Option<Method>) {
-        let mut s = self.state();
-        for _ in 0..n {
-            s.faults.push_back(Fault {
-                status,
-                retry_after: retry_after.map(str::to_owned),
-                method: method.clone(),
-            });
-        }
+    /// The fault knobs, settable while the proxy runs.
+    pub fn faults(&self) -> &Faults {
+        &self.proxy.faults
     }
 
     /// From now on, every request whose body contains `needle` is answered
@@ -270,11 +252,6 @@ impl FaultProxy {
         self.state()
             .refusals
             .push((needle.to_owned(), status, scim_type.to_owned()));
-    }
-
-    /// Faults not yet used.
-    pub fn pending_faults(&self) -> usize {
-        self.state().faults.len()
     }
 
     /// Every request seen so far.
@@ -297,21 +274,20 @@ async fn handle(State(proxy): State<Arc<Proxy>>, request: Request<Body>) -> Resp
         .unwrap_or_else(|| "/".into());
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
-    let fault = {
-        let mut s = proxy.state.lock().unwrap_or_else(|p| p.into_inner());
-        let refusal = s
-            .refusals
-            .iter()
-            .find(|(needle, _, _)| body.windows(needle.len()).any(|w| w == needle.as_bytes()))
-            .cloned();
-        match (refusal, s.faults.front()) {
-            (Some(refusal), _) => Some(Err(refusal)),
-            (None, Some(f)) if f.method.as_ref().is_none_or(|m| *m == method) => s.faults.pop_front().map(Ok),
-            _ => None,
-        }
+    let refusal = proxy
+        .state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .refusals
+        .iter()
+        .find(|(needle, _, _)| body.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .cloned();
+    let fault = match refusal {
+        Some(refusal) => Some(Err(refusal)),
+        None => proxy.faults.intercept(&method).await.map(Ok),
     };
     let response = match fault {
-        Some(Ok(f)) => fault_response(&f),
+        Some(Ok(f)) => fault_response(f),
         Some(Err((needle, status, scim_type))) => refusal_response(&needle, status, &scim_type),
         None => match forward(proxy.upstream, parts, body, &path).await {
             Ok(r) => r,
@@ -347,20 +323,16 @@ fn refusal_response(needle: &str, status: u16, scim_type: &str) -> Response<Body
     r
 }
 
-fn fault_response(f: &Fault) -> Response<Body> {
+fn fault_response(f: Fault) -> Response<Body> {
     let body = serde_json::json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-        "status": f.status.to_string(),
+        "status": f.status().as_u16().to_string(),
         "detail": "injected fault",
     });
-    let mut r = Response::new(Body::from(body.to_string()));
-    *r.status_mut() = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = f.respond(body.to_string());
     let h = r.headers_mut();
     h.insert("content-type", HeaderValue::from_static("application/scim+json"));
     h.insert("x-injected-fault", HeaderValue::from_static("1"));
-    if let Some(ra) = f.retry_after.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
-        h.insert("retry-after", ra);
-    }
     r
 }
 

@@ -1,6 +1,8 @@
 //! The fake JumpCloud API, driven over HTTP as a client would.
+#![expect(clippy::expect_used, reason = "test code: a failure fails the test")]
 
-use idsync_testkit::jumpcloud::{FakeJumpCloud, Fault};
+use idsync_testkit::fault::Fault;
+use idsync_testkit::jumpcloud::FakeJumpCloud;
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
@@ -365,7 +367,7 @@ async fn rate_limit_knob_answers_429_with_retry_after_and_is_counted() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(api.jc.requests(), 3);
     assert_eq!(api.jc.requests_to("/api/systemusers"), 3);
-    assert_eq!(api.jc.faulted_requests(), 2);
+    assert_eq!(api.jc.faults().faulted(), 2);
 
     api.jc.faults().fail_every(2, Fault::Status(503));
     let mut statuses = Vec::new();
@@ -382,7 +384,7 @@ async fn rate_limit_knob_answers_429_with_retry_after_and_is_counted() {
         ]
     );
     assert_eq!(api.jc.requests_to("/api/v2/usergroups"), 4);
-    assert_eq!(api.jc.faulted_requests(), 4);
+    assert_eq!(api.jc.faults().faulted(), 4);
 
     api.jc.faults().clear();
     api.jc.faults().fail_share(0.5, 7, Fault::Status(502));

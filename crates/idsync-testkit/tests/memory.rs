@@ -1,4 +1,5 @@
 //! The behaviour suites against the in-memory backends (no server).
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::sync::Arc;
 

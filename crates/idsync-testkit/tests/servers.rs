@@ -1,4 +1,5 @@
 //! The real test servers start, answer, restart, and hold what tests put in them.
+#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use idsync_testkit::slapd::{self, Slapd, SlapdOptions};
 

@@ -33,14 +33,14 @@ pub(super) struct SourceRead {
 
 impl SourceRead {
     /// True for a full read that saw everything.
-    pub fn complete_full(&self) -> bool {
+    pub(super) fn complete_full(&self) -> bool {
         self.mode == ReadMode::Full && self.completeness.is_complete() && self.errors.is_empty()
     }
 
     /// What the state keeps of this read, which it consumes (a large read's
     /// member lists move, they are not copied): the groups' members, and
     /// which objects of `linked` accounts are gone.
-    pub fn into_seen(self, profile: &Profile, linked: &[TargetAccount]) -> Seen {
+    pub(super) fn into_seen(self, profile: &Profile, linked: &[TargetAccount]) -> Seen {
         let whole = self.complete_full();
         let mut seen = Seen {
             whole,
@@ -91,7 +91,7 @@ pub(super) struct Seen {
 
 impl Seen {
     /// Writes what was seen into the state.
-    pub fn remember(self, state: &mut ProfileState) {
+    pub(super) fn remember(self, state: &mut ProfileState) {
         if self.whole {
             state.members.clear();
             state.gone.clear();

@@ -1,6 +1,9 @@
 //! Shared helpers of the REST adapter's tests: a generic JSON API shape for
 //! the testkit server and the matching adapter configuration.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses part of it: expect would fail in the ones that use all"
+)]
 
 use idsync_http::RetryConfig;
 use idsync_rest::{AuthConfig, RestConfig};
@@ -8,7 +11,7 @@ use idsync_testkit::rest::{Collection, Paging, RestServer, RestShape, ServerAuth
 
 /// A generic API: `/users` and `/groups` (with `members`), numeric ids,
 /// unique emails and group names, `{data, total}` envelope, offset/limit.
-pub fn generic_shape() -> RestShape {
+pub(crate) fn generic_shape() -> RestShape {
     RestShape {
         collections: vec![
             Collection::new("/users").unique(&["email"]),
@@ -25,7 +28,7 @@ pub fn generic_shape() -> RestShape {
     }
 }
 
-pub const GENERIC: &str = r#"
+pub(crate) const GENERIC: &str = r#"
 base_url = "http://127.0.0.1:1"
 
 [http.auth]
@@ -60,7 +63,7 @@ remove_member = { method = "DELETE", path = "/groups/{id}/members/{member}", als
 "#;
 
 /// Fast retries, so fault tests do not wait.
-pub fn fast(mut c: RestConfig) -> RestConfig {
+pub(crate) fn fast(mut c: RestConfig) -> RestConfig {
     c.http.retry = RetryConfig::default();
     c.http.retry.max_retries = 4;
     c.http.retry.base_ms = 5;
@@ -70,19 +73,19 @@ pub fn fast(mut c: RestConfig) -> RestConfig {
 }
 
 /// `text` (TOML) pointed at `server`.
-pub fn config_for(text: &str, server: &RestServer) -> RestConfig {
+pub(crate) fn config_for(text: &str, server: &RestServer) -> RestConfig {
     let mut c = RestConfig::from_toml(text).unwrap();
     c.base_url = server.base_url().parse().unwrap();
     fast(c)
 }
 
 /// The generic configuration pointed at `server`.
-pub fn generic(server: &RestServer) -> RestConfig {
+pub(crate) fn generic(server: &RestServer) -> RestConfig {
     config_for(GENERIC, server)
 }
 
 /// The bearer auth of the generic shape.
-pub fn bearer() -> AuthConfig {
+pub(crate) fn bearer() -> AuthConfig {
     AuthConfig::Bearer {
         token: "t0ken".to_owned().into(),
     }

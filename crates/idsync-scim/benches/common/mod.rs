@@ -13,12 +13,12 @@ use idsync_testkit::scim2::Scim2Server;
 use serde_json::{Value, json};
 
 /// A number from the environment, or `default`.
-pub fn env(name: &str, default: usize) -> usize {
+pub(crate) fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// The same resource the target sends, built by hand.
-pub fn body(profile: ProfileId, i: usize) -> Value {
+pub(crate) fn body(profile: ProfileId, i: usize) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "externalId": format!("{profile}:guid-{i}"),
@@ -31,7 +31,7 @@ pub fn body(profile: ProfileId, i: usize) -> Value {
 }
 
 /// The users on the server.
-pub async fn count(server: &Scim2Server) -> u64 {
+pub(crate) async fn count(server: &Scim2Server) -> u64 {
     let client = reqwest::Client::new();
     let v: Value = client
         .get(format!("{}/Users?count=0", server.base_url()))
@@ -46,7 +46,7 @@ pub async fn count(server: &Scim2Server) -> u64 {
 }
 
 /// `n` POSTs of [`body`] at concurrency `c`: the least any sync must do.
-pub async fn raw_loop(server: &Scim2Server, n: usize, c: usize) -> Duration {
+pub(crate) async fn raw_loop(server: &Scim2Server, n: usize, c: usize) -> Duration {
     let client = reqwest::Client::builder().no_proxy().build().expect("client");
     let profile = ProfileId::new_random();
     let url = format!("{}/Users", server.base_url());
@@ -76,7 +76,14 @@ pub async fn raw_loop(server: &Scim2Server, n: usize, c: usize) -> Duration {
 /// A whole engine run (read, plan, apply) from an in-memory directory of
 /// `n` users (and, with `group`, one group of all of them) into an empty
 /// server, at concurrency `c`.
-pub async fn engine_run(base_url: &str, token: &str, n: usize, c: usize, bulk: BulkMode, group: bool) -> Duration {
+pub(crate) async fn engine_run(
+    base_url: &str,
+    token: &str,
+    n: usize,
+    c: usize,
+    bulk: BulkMode,
+    group: bool,
+) -> Duration {
     use std::sync::Arc;
 
     use idsync_core::memory::MemorySource;
@@ -128,7 +135,7 @@ pub async fn engine_run(base_url: &str, token: &str, n: usize, c: usize, bulk: B
 }
 
 /// The members of the one group on the server.
-pub async fn group_members(server: &Scim2Server) -> usize {
+pub(crate) async fn group_members(server: &Scim2Server) -> usize {
     let v: Value = reqwest::Client::new()
         .get(format!("{}/Groups", server.base_url()))
         .bearer_auth(server.token())

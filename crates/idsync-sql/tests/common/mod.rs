@@ -1,5 +1,8 @@
 //! Checks shared by the SQLite and PostgreSQL tests, each given a URL.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses part of it: expect would fail in the ones that use all"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use idsync_core::{
 use idsync_sql::{Dialect, SqlStateStore, SqlTarget, SqlTargetConfig};
 use idsync_testkit::behaviour::target;
 
-pub fn user_fields(prefix: &str, n: u32) -> Fields {
+pub(crate) fn user_fields(prefix: &str, n: u32) -> Fields {
     [
         ("userName", format!("{prefix}-user{n}")),
         ("email", format!("{prefix}-user{n}@acme.test")),
@@ -26,13 +29,13 @@ pub fn user_fields(prefix: &str, n: u32) -> Fields {
     .collect()
 }
 
-pub fn group_fields(prefix: &str, n: u32) -> Fields {
+pub(crate) fn group_fields(prefix: &str, n: u32) -> Fields {
     [("name".to_owned(), format!("{prefix} group{n}"))]
         .into_iter()
         .collect()
 }
 
-pub fn target_profile() -> Profile {
+pub(crate) fn target_profile() -> Profile {
     serde_json::from_value(serde_json::json!({
         "id": "a1a1a1a1-0000-4000-8000-000000000003", "name": "to sql",
         "mapping": {"users": [{"field": "userName", "attribute": "uid"},
@@ -45,7 +48,7 @@ pub fn target_profile() -> Profile {
     .expect("profile")
 }
 
-pub fn fixture(prefix: &str) -> target::Fixture {
+pub(crate) fn fixture(prefix: &str) -> target::Fixture {
     target::Fixture {
         prefix: prefix.into(),
         user_fields,
@@ -57,7 +60,7 @@ pub fn fixture(prefix: &str) -> target::Fixture {
 }
 
 /// The behaviour suite with the default configuration.
-pub async fn behaviour(url: &str) {
+pub(crate) async fn behaviour(url: &str) {
     let t = SqlTarget::connect(url, SqlTargetConfig::default())
         .await
         .expect("connect");
@@ -65,7 +68,7 @@ pub async fn behaviour(url: &str) {
 }
 
 /// The behaviour suite on custom tables: text ids, other names, no groups.
-pub async fn behaviour_custom(url: &str) {
+pub(crate) async fn behaviour_custom(url: &str) {
     let config: SqlTargetConfig = serde_json::from_value(serde_json::json!({
         "users": {"table": "app_accounts", "id_column": "account_id", "id_type": "text",
                   "columns": {"userName": "login", "email": "mail", "givenName": "first", "familyName": "last",
@@ -84,7 +87,7 @@ pub async fn behaviour_custom(url: &str) {
 }
 
 /// Unknown columns and bad identifiers are clear errors naming the field.
-pub async fn bad_config(url: &str) {
+pub(crate) async fn bad_config(url: &str) {
     // A table made by hand without the email column.
     let mut config = SqlTargetConfig::default();
     config.users.table = "handmade_users".into();
@@ -168,7 +171,7 @@ pub async fn bad_config(url: &str) {
     t.verify().await.expect("the table is still there");
 }
 
-pub async fn state_round_trip(url: &str) {
+pub(crate) async fn state_round_trip(url: &str) {
     let store = SqlStateStore::connect(url).await.expect("connect");
     let profile = ProfileId::new_random();
     assert_eq!(store.load(profile).await.expect("load"), ProfileState::default());
@@ -193,7 +196,7 @@ pub async fn state_round_trip(url: &str) {
     );
 }
 
-pub async fn history(url: &str) {
+pub(crate) async fn history(url: &str) {
     let store = SqlStateStore::connect(url).await.expect("connect");
     let profile: Profile = {
         let mut p = target_profile();
@@ -237,7 +240,7 @@ pub async fn history(url: &str) {
 /// Two stores (separate pools) loop taking the leases of a few profiles;
 /// the intervals in which each held a profile never overlap, and both got
 /// work. Then an expired lease is taken over and cannot be renewed.
-pub async fn two_workers_never_overlap(url: &str, rounds: usize) {
+pub(crate) async fn two_workers_never_overlap(url: &str, rounds: usize) {
     let a = SqlStateStore::connect(url).await.expect("connect a");
     let b = SqlStateStore::connect(url).await.expect("connect b");
     let profiles: Vec<ProfileId> = (0..3).map(|_| ProfileId::new_random()).collect();
@@ -318,7 +321,7 @@ pub async fn two_workers_never_overlap(url: &str, rounds: usize) {
 
 /// Two targets (separate pools) create the same links at once: each link
 /// ends with one account, and both creators are told its id.
-pub async fn concurrent_creates_link_once(url: &str) {
+pub(crate) async fn concurrent_creates_link_once(url: &str) {
     let a = Arc::new(
         SqlTarget::connect(url, SqlTargetConfig::default())
             .await
@@ -358,7 +361,7 @@ pub async fn concurrent_creates_link_once(url: &str) {
 /// Users and groups whose row ids overlap (both tables count from 1 in a
 /// fresh database): the members read back are the users, so a second run
 /// has nothing to do.
-pub async fn overlapping_row_ids_converge(url: &str) {
+pub(crate) async fn overlapping_row_ids_converge(url: &str) {
     let person = |id: &str, uid: &str| {
         SourceObject::new(id, ObjectKind::User)
             .with("uid", uid)
@@ -404,7 +407,7 @@ pub async fn overlapping_row_ids_converge(url: &str) {
 }
 
 /// Creates of `n` users of `profile`, each with [`user_fields`].
-pub fn creates(prefix: &str, profile: ProfileId, n: u32) -> Vec<TargetOp> {
+pub(crate) fn creates(prefix: &str, profile: ProfileId, n: u32) -> Vec<TargetOp> {
     (0..n)
         .map(|i| TargetOp::Create {
             kind: ObjectKind::User,
@@ -418,7 +421,7 @@ pub fn creates(prefix: &str, profile: ProfileId, n: u32) -> Vec<TargetOp> {
 }
 
 /// The linked accounts of `profile`, by external id.
-pub async fn linked(t: &SqlTarget, profile: ProfileId) -> BTreeMap<String, TargetAccount> {
+pub(crate) async fn linked(t: &SqlTarget, profile: ProfileId) -> BTreeMap<String, TargetAccount> {
     let all: Vec<TargetAccount> = Target::linked(t, profile)
         .await
         .expect("linked")
@@ -432,7 +435,7 @@ pub async fn linked(t: &SqlTarget, profile: ProfileId) -> BTreeMap<String, Targe
 
 /// 500 creates in one batch: each gets its own row, with its fields and
 /// its link. Returns the ids, in the order of the creates.
-pub async fn a_batch_of_creates(t: &SqlTarget, profile: ProfileId) -> Vec<TargetId> {
+pub(crate) async fn a_batch_of_creates(t: &SqlTarget, profile: ProfileId) -> Vec<TargetId> {
     assert_eq!(Target::capabilities(t).batch, 500);
     let ops = creates("b", profile, 500);
     let results = Target::apply_batch(t, &ops).await;
@@ -460,7 +463,7 @@ pub async fn a_batch_of_creates(t: &SqlTarget, profile: ProfileId) -> Vec<Target
 /// Creates stay idempotent through the link in a batch: creates of links
 /// that exist answer with their accounts, a link created twice in one batch
 /// gets one account, and only the new link makes a row.
-pub async fn creates_in_a_batch_are_idempotent(url: &str) {
+pub(crate) async fn creates_in_a_batch_are_idempotent(url: &str) {
     let t = SqlTarget::connect(url, SqlTargetConfig::default())
         .await
         .expect("connect");
@@ -494,7 +497,7 @@ pub async fn creates_in_a_batch_are_idempotent(url: &str) {
 
 /// The users table of [`one_bad_row_fails_alone`]: a NOT NULL user name,
 /// an email that must hold an `@`, a family name of at most 20 characters.
-pub fn strict_users_ddl(dialect: Dialect) -> String {
+pub(crate) fn strict_users_ddl(dialect: Dialect) -> String {
     let key = match dialect {
         Dialect::Sqlite => "INTEGER PRIMARY KEY",
         Dialect::Postgres => "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
@@ -510,7 +513,7 @@ pub fn strict_users_ddl(dialect: Dialect) -> String {
 /// naming its object and the field and column, and the other 499 commit.
 /// The table of [`strict_users_ddl`] must exist; `lengths` says whether
 /// the database enforces `VARCHAR(20)` (PostgreSQL does, SQLite does not).
-pub async fn one_bad_row_fails_alone(url: &str, lengths: bool) {
+pub(crate) async fn one_bad_row_fails_alone(url: &str, lengths: bool) {
     let config: SqlTargetConfig = serde_json::from_value(serde_json::json!({
         "users": {"table": "strict_users",
                   "columns": {"userName": "user_name", "email": "email", "familyName": "family_name"},
@@ -618,7 +621,7 @@ pub async fn one_bad_row_fails_alone(url: &str, lengths: bool) {
 /// users and groups fail alone (naming them), adding a member twice and
 /// removing a non-member succeed, and the last change of a membership in a
 /// batch wins.
-pub async fn members_in_a_batch(url: &str) {
+pub(crate) async fn members_in_a_batch(url: &str) {
     let t = SqlTarget::connect(url, SqlTargetConfig::default())
         .await
         .expect("connect");
@@ -701,7 +704,7 @@ pub async fn members_in_a_batch(url: &str) {
 
 /// 1,000 users and 10 groups from a MemorySource into the target in one
 /// engine run; a second run plans nothing.
-pub async fn an_engine_run_of_1000_users_converges(url: &str) {
+pub(crate) async fn an_engine_run_of_1000_users_converges(url: &str) {
     let mut objects: Vec<SourceObject> = (0..1000)
         .map(|n| {
             SourceObject::new(format!("e{n}"), ObjectKind::User)
@@ -745,7 +748,7 @@ pub async fn an_engine_run_of_1000_users_converges(url: &str) {
 /// Lookups in bulk (more than one query's worth): by external id and by
 /// field (trimmed, case-insensitive), each account listed once, unknown
 /// values finding nothing.
-pub async fn lookups_in_bulk(url: &str) {
+pub(crate) async fn lookups_in_bulk(url: &str) {
     let t = SqlTarget::connect(url, SqlTargetConfig::default())
         .await
         .expect("connect");
@@ -787,7 +790,7 @@ pub async fn lookups_in_bulk(url: &str) {
 
 /// Two targets (separate pools) apply the same batch of creates at once:
 /// each link ends with one account, and both are told its id.
-pub async fn concurrent_batches_link_once(url: &str) {
+pub(crate) async fn concurrent_batches_link_once(url: &str) {
     let a = Arc::new(
         SqlTarget::connect(url, SqlTargetConfig::default())
             .await
@@ -820,7 +823,7 @@ pub async fn concurrent_batches_link_once(url: &str) {
 /// the profile and both generations) while the new holder's go through.
 /// A lease taken again by the same worker name is a new generation: the old
 /// view stays refused.
-pub async fn fenced_writes_stop_at_a_take_over(url: &str) {
+pub(crate) async fn fenced_writes_stop_at_a_take_over(url: &str) {
     let a = SqlStateStore::connect(url).await.expect("connect a");
     let b = SqlStateStore::connect(url).await.expect("connect b");
     let profile: Profile = {
@@ -921,7 +924,7 @@ pub async fn fenced_writes_stop_at_a_take_over(url: &str) {
 /// generation; `finish` sets the next run and the failures, and refuses a
 /// stale lease; scheduling again keeps a profile's next run; `profiles`
 /// shows who runs what.
-pub async fn scheduling(url: &str) {
+pub(crate) async fn scheduling(url: &str) {
     use idsync_sql::Scheduled;
     let store = SqlStateStore::connect(url).await.expect("connect");
     let (a, b, c) = (
@@ -1008,7 +1011,7 @@ pub async fn scheduling(url: &str) {
 /// The lasting history: a run's operations, memberships and names are
 /// found by external id or by any name the plan gave, without case, also
 /// by an old name; names name objects for plan tables; a purge empties it.
-pub async fn object_history(url: &str) {
+pub(crate) async fn object_history(url: &str) {
     use idsync_sql::RunRecord;
     let store = SqlStateStore::connect(url).await.expect("connect");
     let mut profile = target_profile();

@@ -4,7 +4,8 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), idsync_testkit::StartError> {
-//! use idsync_testkit::jumpcloud::{FakeJumpCloud, Fault};
+//! use idsync_testkit::fault::Fault;
+//! use idsync_testkit::jumpcloud::FakeJumpCloud;
 //! let jc = FakeJumpCloud::start("k".repeat(40).as_str()).await?;
 //! let ann = jc.insert_user(serde_json::json!({ "username": "ann", "email": "ann@example.org" }));
 //! let finance = jc.insert_group("Finance");
@@ -26,11 +27,11 @@
 //!   removing a non-member 404; unknown ids 404.
 
 mod error;
-mod faults;
 mod query;
 mod routes;
 mod state;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -40,12 +41,18 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::StartError;
-use faults::Counters;
-pub use faults::{Fault, Faults};
+use crate::fault::Faults;
 use state::Store;
 
 /// The organization id of the fake's one organization.
 pub const ORG_ID: &str = state::ORG_ID;
+
+/// How many requests arrived, per path.
+#[derive(Debug, Default)]
+struct Counters {
+    total: u64,
+    per_path: BTreeMap<String, u64>,
+}
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -148,11 +155,6 @@ impl FakeJumpCloud {
     /// e.g. `/api/systemusers`.
     pub fn requests_to(&self, path: &str) -> u64 {
         self.shared.counters().per_path.get(path).copied().unwrap_or(0)
-    }
-
-    /// How many requests got a fault instead of their answer.
-    pub fn faulted_requests(&self) -> u64 {
-        self.shared.counters().faulted
     }
 
     /// Creates a user as `POST /api/systemusers` would and returns its

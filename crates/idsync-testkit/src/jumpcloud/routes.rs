@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::error::ApiError;
-use super::faults::intercept;
 use super::query::{Api, ListQuery, lookup};
 
 type Ctx = State<Arc<Shared>>;
@@ -46,8 +45,15 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 
 /// Counts, injects faults, then checks `x-api-key` and `x-org-id`.
 async fn guard(State(shared): Ctx, req: Request, next: Next) -> Response {
-    if let Some(faulted) = intercept(&shared.faults, &shared.counters, req.uri().path()).await {
-        return faulted;
+    {
+        let mut c = shared.counters();
+        c.total += 1;
+        *c.per_path.entry(req.uri().path().to_owned()).or_default() += 1;
+    }
+    if let Some(fault) = shared.faults.intercept(req.method()).await {
+        let status = fault.status();
+        let reason = status.canonical_reason().unwrap_or("Server Error");
+        return fault.respond(ApiError::new(status, reason));
     }
     match authorize(&shared, req.headers()) {
         Ok(()) => next.run(req).await,
