@@ -120,14 +120,7 @@ impl State {
     pub(crate) async fn names(&self, plan: &Plan) -> BTreeMap<ExternalId, String> {
         let mut names: BTreeMap<ExternalId, String> = BTreeMap::new();
         for op in &plan.operations {
-            let fields: Vec<(&String, &String)> = match &op.action {
-                Action::Create { fields } => fields.iter().collect(),
-                Action::Update { changes } => changes
-                    .iter()
-                    .filter_map(|c| Some((&c.field, c.new.as_ref()?)))
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let fields = op.action.written_fields();
             // The first name field in NAME_FIELDS' order wins.
             let best = fields
                 .into_iter()

@@ -34,4 +34,6 @@ pub use scope::Scope;
 pub use source::{Completeness, Cursor, DeltaItem, ReadItem, Source, SourceCapabilities};
 pub use state::{JsonFileStateStore, MemoryStateStore, ProfileState, StateStore};
 pub use stop::StopSignal;
-pub use target::{Applied, FieldChange, Lookup, Target, TargetCapabilities, TargetOp, Veto, unsupported};
+pub use target::{
+    Applied, BatchJob, FieldChange, Lookup, Target, TargetCapabilities, TargetOp, Veto, gather_batch, unsupported,
+};

@@ -84,6 +84,41 @@ impl TargetCapabilities {
     }
 }
 
+/// A part of a batch's work: its results, by the operations' indexes.
+pub type BatchJob<'a> = futures::future::BoxFuture<'a, Vec<(usize, Result<Applied>)>>;
+
+/// The results of one [`Target::apply_batch`] call whose work was split
+/// into `jobs`, each answering some of the batch's `len` operations by
+/// index (a group's member changes, a bulk request, one operation alone):
+/// runs up to `at_once` jobs at a time and gives the results in the
+/// operations' order. An operation no job answered is an
+/// [`Internal`](crate::ErrorKind::Internal) error of `backend`.
+pub async fn gather_batch(
+    len: usize,
+    jobs: Vec<BatchJob<'_>>,
+    at_once: usize,
+    backend: &'static str,
+) -> Vec<Result<Applied>> {
+    use futures::StreamExt;
+    let mut results: Vec<Option<Result<Applied>>> = std::iter::repeat_with(|| None).take(len).collect();
+    let mut finished = futures::stream::iter(jobs).buffer_unordered(at_once.max(1));
+    while let Some(done) = finished.next().await {
+        for (index, result) in done {
+            if let Some(slot) = results.get_mut(index) {
+                *slot = Some(result);
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(crate::Error::new(crate::ErrorKind::Internal, "no result for the operation").with_backend(backend))
+            })
+        })
+        .collect()
+}
+
 /// The error for an operation or a look-up a target does not support (a
 /// kind newer than the target, a capability it lacks).
 pub fn unsupported(backend: &'static str, what: &str) -> crate::Error {

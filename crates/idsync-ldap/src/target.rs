@@ -678,23 +678,7 @@ impl Target for LdapTarget {
         for (index, op) in others {
             jobs.push(async move { vec![(index, self.apply_one(op).await)] }.boxed());
         }
-        let mut results: Vec<Option<Result<Applied>>> = std::iter::repeat_with(|| None).take(ops.len()).collect();
-        let mut finished = futures::stream::iter(jobs).buffer_unordered(OPS_AT_ONCE);
-        while let Some(done) = finished.next().await {
-            for (index, result) in done {
-                if let Some(slot) = results.get_mut(index) {
-                    *slot = Some(result);
-                }
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(Error::new(ErrorKind::Internal, "no result for the operation").with_backend(crate::NAME))
-                })
-            })
-            .collect()
+        idsync_core::gather_batch(ops.len(), jobs, OPS_AT_ONCE, crate::NAME).await
     }
 }
 

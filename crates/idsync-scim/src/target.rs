@@ -864,7 +864,7 @@ impl Target for ScimTarget {
     /// request each); the rest one request each; at most four requests at
     /// once.
     async fn apply_batch(&self, ops: &[TargetOp]) -> Vec<Result<Applied>> {
-        let mut results: Vec<Option<Result<Applied>>> = std::iter::repeat_with(|| None).take(ops.len()).collect();
+        let mut refused = Vec::new();
         let mut groups: BTreeMap<&TargetId, Vec<members::Change<'_>>> = BTreeMap::new();
         let mut writes = Vec::new();
         let mut others = Vec::new();
@@ -876,7 +876,7 @@ impl Target for ScimTarget {
                     match self.write_for(index, op) {
                         Ok(Some(w)) => writes.push(w),
                         Ok(None) => others.push((index, op)),
-                        Err(e) => results[index] = Some(Err(e)),
+                        Err(e) => refused.push((index, Err(e))),
                     }
                     continue;
                 }
@@ -887,7 +887,7 @@ impl Target for ScimTarget {
                 member: &member.0,
             });
         }
-        let mut jobs: Vec<BoxFuture<'_, Vec<Done>>> = Vec::new();
+        let mut jobs: Vec<BoxFuture<'_, Vec<Done>>> = vec![async move { refused }.boxed()];
         for (group, changes) in groups {
             jobs.push(self.change_members(group, changes).boxed());
         }
@@ -912,21 +912,6 @@ impl Target for ScimTarget {
         for (index, op) in others {
             jobs.push(async move { vec![(index, self.apply_other(op).await)] }.boxed());
         }
-        let mut finished = stream::iter(jobs).buffer_unordered(REQUESTS_AT_ONCE);
-        while let Some(done) = finished.next().await {
-            for (index, result) in done {
-                if let Some(slot) = results.get_mut(index) {
-                    *slot = Some(result);
-                }
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(Error::new(ErrorKind::Internal, "no result for the operation").with_backend(NAME))
-                })
-            })
-            .collect()
+        idsync_core::gather_batch(ops.len(), jobs, REQUESTS_AT_ONCE, NAME).await
     }
 }

@@ -188,6 +188,17 @@ pub(crate) enum Tx {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
+/// Runs `$body` with `$tx` bound to the concrete transaction (compiled
+/// once per database, as [`on_db`] does for pools).
+macro_rules! on_tx {
+    ($tx:expr, $t:ident => $body:expr) => {
+        match $tx {
+            Tx::Sqlite($t) => $body,
+            Tx::Postgres($t) => $body,
+        }
+    };
+}
+
 /// A row read as text, one entry per column.
 pub(crate) type TextRow = Vec<Option<String>>;
 
@@ -201,47 +212,28 @@ impl Tx {
         {
             (0..row.len()).map(|i| row.try_get(i)).collect()
         }
-        Ok(match self {
-            Tx::Sqlite(tx) => {
-                let q = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
-                q.fetch_all(&mut **tx)
-                    .await?
-                    .iter()
-                    .map(text)
-                    .collect::<Result<_, _>>()?
-            }
-            Tx::Postgres(tx) => {
-                let q = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
-                q.fetch_all(&mut **tx)
-                    .await?
-                    .iter()
-                    .map(text)
-                    .collect::<Result<_, _>>()?
-            }
-        })
+        Ok(on_tx!(self, tx => {
+            let q = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
+            q.fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(text)
+                .collect::<Result<_, _>>()?
+        }))
     }
 
     /// Runs `sql` with `binds` as `$1`, `$2`, … and returns the number of
     /// rows it changed.
     pub(crate) async fn execute(&mut self, sql: &str, binds: &[Option<&str>]) -> Result<u64, SqlError> {
-        Ok(match self {
-            Tx::Sqlite(tx) => {
-                let q = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
-                q.execute(&mut **tx).await?.rows_affected()
-            }
-            Tx::Postgres(tx) => {
-                let q = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
-                q.execute(&mut **tx).await?.rows_affected()
-            }
-        })
+        Ok(on_tx!(self, tx => {
+            let q = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
+            q.execute(&mut **tx).await?.rows_affected()
+        }))
     }
 
     /// Commits.
     pub(crate) async fn commit(self) -> Result<(), SqlError> {
-        match self {
-            Tx::Sqlite(tx) => tx.commit().await?,
-            Tx::Postgres(tx) => tx.commit().await?,
-        }
+        on_tx!(self, tx => tx.commit().await?);
         Ok(())
     }
 }

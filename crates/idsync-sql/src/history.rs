@@ -150,59 +150,34 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
-/// The columns of [`RunRow`], as selected by [`RUN_COLUMNS`].
-pub(crate) type RunTuple = (
-    i64,
-    String,
-    String,
-    i64,
-    i64,
-    i64,
-    String,
-    Option<i32>,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    Option<String>,
-);
-
 /// The columns of [`RunRow`], in order.
 pub(crate) const RUN_COLUMNS: &str = "id, profile, worker, generation, started_unix_ms, finished_unix_ms, outcome, \
      exit_code, applied, failed, held, partial, error";
 
-impl From<RunTuple> for RunRow {
-    fn from(t: RunTuple) -> Self {
-        let (
-            id,
-            profile,
-            worker,
-            generation,
-            started_unix_ms,
-            finished_unix_ms,
-            outcome,
-            exit_code,
-            applied,
-            failed,
-            held,
-            partial,
-            error,
-        ) = t;
-        RunRow {
-            id,
-            profile,
-            worker,
-            generation,
-            started_unix_ms,
-            finished_unix_ms,
-            outcome,
-            exit_code,
-            applied,
-            failed,
-            held,
-            partial,
-            error,
-        }
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for RunRow
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i32>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> std::result::Result<Self, sqlx::Error> {
+        Ok(RunRow {
+            id: row.try_get("id")?,
+            profile: row.try_get("profile")?,
+            worker: row.try_get("worker")?,
+            generation: row.try_get("generation")?,
+            started_unix_ms: row.try_get("started_unix_ms")?,
+            finished_unix_ms: row.try_get("finished_unix_ms")?,
+            outcome: row.try_get("outcome")?,
+            exit_code: row.try_get("exit_code")?,
+            applied: row.try_get("applied")?,
+            failed: row.try_get("failed")?,
+            held: row.try_get("held")?,
+            partial: row.try_get("partial")?,
+            error: row.try_get("error")?,
+        })
     }
 }
 
@@ -273,23 +248,7 @@ fn status_name(report: &RunReport, op: &Operation) -> (String, String) {
 /// The details of an operation, for people.
 fn detail(op: &Operation) -> String {
     match &op.action {
-        Action::Create { fields } => fields
-            .iter()
-            .map(|(k, v)| format!("{k}={v:?}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        Action::Update { changes } => changes
-            .iter()
-            .map(|c| {
-                format!(
-                    "{}: {:?} -> {:?}",
-                    c.field,
-                    c.old.as_deref().unwrap_or(""),
-                    c.new.as_deref().unwrap_or("")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
+        Action::Create { .. } | Action::Update { .. } => op.action.field_detail().unwrap_or_default(),
         Action::Link { previous: Some(p) } => format!("adopted from {p}"),
         Action::Link { previous: None } => {
             format!("adopts account {}", op.target.as_ref().map_or("?", |t| t.0.as_str()))
@@ -342,14 +301,7 @@ fn rows(report: &RunReport) -> (Vec<EventRow>, Vec<NameRow>) {
                 ));
             }
             action => {
-                let fields: Vec<(&String, &String)> = match action {
-                    Action::Create { fields } => fields.iter().collect(),
-                    Action::Update { changes } => changes
-                        .iter()
-                        .filter_map(|c| Some((&c.field, c.new.as_ref()?)))
-                        .collect(),
-                    _ => Vec::new(),
-                };
+                let fields = action.written_fields();
                 for (field, value) in fields {
                     if is_name_field(field) && !value.is_empty() && value.len() <= 512 {
                         names.push(NameRow {
@@ -705,7 +657,7 @@ impl SqlStateStore {
     /// oldest first.
     pub async fn runs(&self, profile: Option<ProfileId>, limit: usize) -> Result<Vec<RunRow>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows: Vec<RunTuple> = match profile {
+        let mut rows: Vec<RunRow> = match profile {
             Some(profile) => {
                 let sql = format!("SELECT {RUN_COLUMNS} FROM {RUNS} WHERE profile = $1 ORDER BY id DESC LIMIT $2");
                 on_db!(&self.db, p => sqlx::query_as(&sql).bind(profile.to_string()).bind(limit).fetch_all(p).await)
@@ -716,7 +668,6 @@ impl SqlStateStore {
             }
         }
         .map_err(|e| SqlError::from(e).into_core("runs"))?;
-        let mut rows: Vec<RunRow> = rows.into_iter().map(RunRow::from).collect();
         rows.reverse();
         Ok(rows)
     }

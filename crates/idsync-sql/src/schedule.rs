@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::client::{Db, Dialect, on_db};
 use crate::error::SqlError;
-use crate::history::{RUN_COLUMNS, RUNS, RunRow, RunTuple};
+use crate::history::{RUN_COLUMNS, RUNS, RunRow};
 use crate::state::{LEASES, Lease, SqlStateStore, ms};
 
 /// Profiles kept in the database, for workers to run: `profile` (the
@@ -300,13 +300,10 @@ impl SqlStateStore {
         );
         let rows: Vec<LeaseRow> = on_db!(&self.db, p => sqlx::query_as(&leases).fetch_all(p).await)
             .map_err(|e| SqlError::from(e).into_core("status"))?;
-        let runs: Vec<RunTuple> = on_db!(&self.db, p => sqlx::query_as(&last).fetch_all(p).await)
+        let runs: Vec<RunRow> = on_db!(&self.db, p => sqlx::query_as(&last).fetch_all(p).await)
             .map_err(|e| SqlError::from(e).into_core("status"))?;
-        let mut last: std::collections::HashMap<String, RunRow> = runs
-            .into_iter()
-            .map(RunRow::from)
-            .map(|r| (r.profile.clone(), r))
-            .collect();
+        let mut last: std::collections::HashMap<String, RunRow> =
+            runs.into_iter().map(|r| (r.profile.clone(), r)).collect();
         Ok(rows
             .into_iter()
             .map(

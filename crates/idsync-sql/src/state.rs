@@ -224,80 +224,44 @@ impl SqlStateStore {
             expires_unix_ms,
             taken_unix_ms: expires_unix_ms - ttl,
         };
-        match &self.db {
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                let row: Option<(String, i64, i64)> = sqlx::query_as(&format!(
-                    "SELECT worker, expires_unix_ms, {now} FROM {LEASES} WHERE profile = $1 FOR UPDATE SKIP LOCKED"
-                ))
-                .bind(key.clone())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let got = match row {
-                    Some((holder, expires, now)) if expires > now && holder != worker => None,
-                    Some(_) => Some(
-                        sqlx::query_as(&take)
-                            .bind(key)
-                            .bind(worker.to_owned())
-                            .bind(ttl)
-                            .fetch_one(&mut *tx)
-                            .await?,
-                    ),
-                    // Missing, or locked by another taker: insert, and the
-                    // conflict (row exists, maybe locked) means held.
-                    None => {
-                        sqlx::query_as(&format!(
-                            "INSERT INTO {LEASES} (profile, worker, generation, expires_unix_ms) \
-                             VALUES ($1, $2, 1, {now} + $3) ON CONFLICT (profile) DO NOTHING \
-                             RETURNING generation, expires_unix_ms"
-                        ))
+        // PostgreSQL locks the row (and skips one another taker holds);
+        // SQLite's BEGIN IMMEDIATE takes the write lock before the read, so
+        // no other taker can slip in between. A dropped future rolls back.
+        let lock = match self.db.dialect() {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let read = format!("SELECT worker, expires_unix_ms, {now} FROM {LEASES} WHERE profile = $1{lock}");
+        // Missing, or locked by another taker: insert, and the conflict (the
+        // row exists, maybe locked) means held.
+        let insert = format!(
+            "INSERT INTO {LEASES} (profile, worker, generation, expires_unix_ms) \
+             VALUES ($1, $2, 1, {now} + $3) ON CONFLICT (profile) DO NOTHING \
+             RETURNING generation, expires_unix_ms"
+        );
+        on_db!(&self.db, p, begin => {
+            let mut tx = p.begin_with(begin).await?;
+            let row: Option<(String, i64, i64)> =
+                sqlx::query_as(&read).bind(key.clone()).fetch_optional(&mut *tx).await?;
+            let sql = match row {
+                Some((holder, expires, now)) if expires > now && holder != worker => None,
+                Some(_) => Some(&take),
+                None => Some(&insert),
+            };
+            let got: Option<(i64, i64)> = match sql {
+                Some(sql) => {
+                    sqlx::query_as(sql)
                         .bind(key)
                         .bind(worker.to_owned())
                         .bind(ttl)
                         .fetch_optional(&mut *tx)
                         .await?
-                    }
-                };
-                tx.commit().await?;
-                Ok(got.map(lease))
-            }
-            Db::Sqlite(p) => {
-                // BEGIN IMMEDIATE takes SQLite's write lock before the read,
-                // so no other taker can slip in between; a dropped future
-                // rolls the transaction back.
-                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                let row: Option<(String, i64, i64)> = sqlx::query_as(&format!(
-                    "SELECT worker, expires_unix_ms, {now} FROM {LEASES} WHERE profile = $1"
-                ))
-                .bind(key.clone())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let got: Option<(i64, i64)> = match row {
-                    Some((holder, expires, now)) if expires > now && holder != worker => None,
-                    Some(_) => Some(
-                        sqlx::query_as(&take)
-                            .bind(key)
-                            .bind(worker.to_owned())
-                            .bind(ttl)
-                            .fetch_one(&mut *tx)
-                            .await?,
-                    ),
-                    None => Some(
-                        sqlx::query_as(&format!(
-                            "INSERT INTO {LEASES} (profile, worker, generation, expires_unix_ms) \
-                             VALUES ($1, $2, 1, {now} + $3) RETURNING generation, expires_unix_ms"
-                        ))
-                        .bind(key)
-                        .bind(worker.to_owned())
-                        .bind(ttl)
-                        .fetch_one(&mut *tx)
-                        .await?,
-                    ),
-                };
-                tx.commit().await?;
-                Ok(got.map(lease))
-            }
-        }
+                }
+                None => None,
+            };
+            tx.commit().await?;
+            Ok(got.map(lease))
+        })
     }
 
     /// Extends `lease` to `ttl` from now, or `None` when it was lost

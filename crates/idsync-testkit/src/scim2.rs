@@ -360,7 +360,10 @@ async fn forward(
     s.write_all(head.as_bytes()).await?;
     s.write_all(&body).await?;
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut buf))
+    // As long as the clients' own timeouts allow (the benches wait 600 s):
+    // scim2-server takes minutes over a PATCH of many members of a group of
+    // 30,000; the proxy must not cut it shorter than its client would.
+    tokio::time::timeout(Duration::from_secs(600), s.read_to_end(&mut buf))
         .await
         .map_err(|_| std::io::Error::other("upstream timed out"))??;
     let split = buf

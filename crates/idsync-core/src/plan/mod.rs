@@ -116,6 +116,50 @@ impl Action {
         }
     }
 
+    /// The fields the action writes, with their new values: every field
+    /// of a create, the changed fields of an update (a field an update
+    /// clears has no new value and is left out); none for other actions.
+    pub fn written_fields(&self) -> Vec<(&String, &String)> {
+        match self {
+            Action::Create { fields } => fields.iter().collect(),
+            Action::Update { changes } => changes
+                .iter()
+                .filter_map(|c| Some((&c.field, c.new.as_ref()?)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// For people: the fields of a create (`field="value" …`) or the
+    /// changes of an update (`field: "old" -> "new"; …`); `None` for other
+    /// actions.
+    pub fn field_detail(&self) -> Option<String> {
+        match self {
+            Action::Create { fields } => Some(
+                fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            Action::Update { changes } => Some(
+                changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}: {:?} -> {:?}",
+                            c.field,
+                            c.old.as_deref().unwrap_or(""),
+                            c.new.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            _ => None,
+        }
+    }
+
     /// True for disable and delete.
     pub fn is_deprovision(&self) -> bool {
         matches!(self, Action::Disable | Action::Delete)
@@ -332,23 +376,7 @@ impl Operation {
     pub fn row(&self) -> String {
         let target = self.target.as_ref().map_or("?", |t| t.0.as_str());
         let detail = match &self.action {
-            Action::Create { fields } => fields
-                .iter()
-                .map(|(k, v)| format!("{k}={v:?}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-            Action::Update { changes } => changes
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{}: {:?} -> {:?}",
-                        c.field,
-                        c.old.as_deref().unwrap_or(""),
-                        c.new.as_deref().unwrap_or("")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
+            Action::Create { .. } | Action::Update { .. } => self.action.field_detail().unwrap_or_default(),
             Action::Link { previous: Some(p) } => format!("account {target} moves from {p}"),
             Action::Link { previous: None } => format!("adopts account {target}"),
             Action::AddMember { member, .. } | Action::RemoveMember { member, .. } => {
