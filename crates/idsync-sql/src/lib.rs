@@ -41,3 +41,8 @@ pub use target::SqlTarget;
 
 /// The backend's name in errors and logs.
 pub const NAME: &str = "sql";
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
