@@ -4,10 +4,11 @@
 //! secrets stay out of the file; relative paths are relative to the file.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use idsync::Profile;
 use serde::Deserialize;
+
+use crate::duration::parse_duration;
 
 /// A whole profile file.
 #[derive(Debug, Deserialize)]
@@ -191,11 +192,6 @@ impl EngineConfig {
             ..idsync::EngineOptions::default()
         })
     }
-}
-
-/// Parses "30m", "1h 30m", "45s".
-pub(crate) fn parse_duration(what: &str, s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{what}: {s:?} is not a duration like \"30m\" or \"1h\": {e}"))
 }
 
 /// Loads and checks a profile file. Errors name the file, the place and

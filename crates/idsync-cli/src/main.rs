@@ -5,6 +5,7 @@
 
 mod config;
 mod connect;
+mod duration;
 mod notify;
 mod output;
 mod report;
@@ -281,7 +282,7 @@ async fn dispatch(cli: &Cli) -> Result<u8, Failure> {
                 profiles: profiles.clone(),
                 concurrency: (*concurrency).max(1),
                 per_source: (*per_source).max(1),
-                lease: config::parse_duration("--lease", lease).map_err(Failure::config)?,
+                lease: duration::parse_duration("--lease", lease).map_err(Failure::config)?,
                 history_days: *history_days,
             };
             return worker::run(options, state.unwrap_or(DEFAULT_STATE)).await;
@@ -537,7 +538,7 @@ fn exit_code(report: &RunReport) -> u8 {
 }
 
 async fn schedule(config: &Config, every: &str, runs: Option<u32>) -> Result<u8, Failure> {
-    let interval = config::parse_duration("--every", every).map_err(Failure::config)?;
+    let interval = duration::parse_duration("--every", every).map_err(Failure::config)?;
     let state = notified(config, State::open(config).await).await?;
     let mut failures = 0u32;
     let mut done = 0u32;

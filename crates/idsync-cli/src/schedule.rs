@@ -58,7 +58,7 @@ impl ScheduleConfig {
             if self.timezone.is_some() {
                 return Err("schedule.timezone: only for `at` and `cron`".into());
             }
-            let d = crate::config::parse_duration("schedule.every", every)?;
+            let d = crate::duration::parse_duration("schedule.every", every)?;
             if d.is_zero() {
                 return Err("schedule.every: must be more than 0s".into());
             }

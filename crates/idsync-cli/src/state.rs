@@ -12,7 +12,8 @@ use idsync::sql::{FencedStateStore, Lease, RunRecord, SqlStateStore};
 use idsync::{Error, ErrorKind, ExternalId, JsonFileStateStore, ProfileId, RunReport, StateStore, StopSignal};
 
 use crate::Failure;
-use crate::config::{Config, StateConfig, parse_duration};
+use crate::config::{Config, StateConfig};
+use crate::duration::parse_duration;
 
 /// A profile's state, opened.
 pub(crate) enum State {

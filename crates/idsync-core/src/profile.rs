@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::mapping::Mapping;
-use crate::model::ProfileId;
+use crate::model::{ProfileId, SourceObject};
 use crate::scope::Scope;
+use crate::target::Lookup;
 
 /// One sync profile: which source objects (scope), how they become target
 /// fields (mapping) and the rules. Its id is part of every link.
@@ -174,6 +175,21 @@ impl Correlation {
             attribute: attribute.into(),
             field: field.into(),
         }
+    }
+}
+
+impl Lookup {
+    /// The soft-match look-up of `object` by `profile`'s correlation key
+    /// (accounts whose correlation field holds the object's value); `None`
+    /// when the profile has no key or the object no value.
+    pub fn correlation(profile: &Profile, object: &SourceObject) -> Option<Lookup> {
+        let corr = profile.rules.correlation.as_ref()?;
+        let value = object.first_text(&corr.attribute).filter(|v| !v.trim().is_empty())?;
+        Some(Lookup::Field {
+            kind: object.kind,
+            field: corr.field.clone(),
+            value: value.to_owned(),
+        })
     }
 }
 

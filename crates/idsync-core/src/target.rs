@@ -7,8 +7,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{ExternalId, Fields, Link, ObjectKind, ProfileId, SourceObject, TargetAccount, TargetId};
-use crate::profile::Profile;
+use crate::model::{ExternalId, Fields, Link, ObjectKind, ProfileId, TargetAccount, TargetId};
 
 /// What a target can do. `Default` means "nothing"; the `with_*` builders
 /// say what it can:
@@ -163,21 +162,6 @@ pub enum Lookup {
         /// The source object's id.
         external: ExternalId,
     },
-}
-
-impl Lookup {
-    /// The soft-match look-up of `object` by `profile`'s correlation key
-    /// (accounts whose correlation field holds the object's value); `None`
-    /// when the profile has no key or the object no value.
-    pub fn correlation(profile: &Profile, object: &SourceObject) -> Option<Lookup> {
-        let corr = profile.rules.correlation.as_ref()?;
-        let value = object.first_text(&corr.attribute).filter(|v| !v.trim().is_empty())?;
-        Some(Lookup::Field {
-            kind: object.kind,
-            field: corr.field.clone(),
-            value: value.to_owned(),
-        })
-    }
 }
 
 /// One change for the target to make, with every reference resolved.

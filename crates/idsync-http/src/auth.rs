@@ -10,9 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::client::certificate_refused;
 use crate::config::{AuthConfig, ClientAuthMethod};
-use crate::error::HttpError;
+use crate::error::{HttpError, certificate_refused};
 use crate::redact::redact_url;
 
 /// A token is fetched again this long before it expires.

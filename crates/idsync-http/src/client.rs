@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::auth::Authenticator;
 use crate::config::{HttpConfig, RetryConfig};
-use crate::error::{HttpError, classify};
+use crate::error::{HttpError, certificate_refused, classify};
 use crate::paginate::{Page, Pager, Pagination};
 use crate::ratelimit::RateLimiter;
 use crate::redact::redact_url;
@@ -399,24 +399,6 @@ impl HttpClient {
         .try_flatten()
         .boxed()
     }
-}
-
-/// OpenSSL's reason when the server's certificate did not verify (unknown
-/// CA, another host name, expired), found in the error's sources (reqwest
-/// and native-tls expose no kinds for it). Only the TLS library's message is
-/// kept, never reqwest's own text, which holds the URL with its query.
-pub(crate) fn certificate_refused(e: &reqwest::Error) -> Option<String> {
-    // The outermost match is native-tls's, which adds the verify result
-    // ("self-signed certificate", "IP address mismatch") to OpenSSL's text.
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if text.contains("certificate verify failed") {
-            return Some(text);
-        }
-        source = s.source();
-    }
-    None
 }
 
 /// What [`HttpClient::paginate`]'s `extract` finds in one page.

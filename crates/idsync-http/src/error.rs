@@ -199,6 +199,24 @@ impl HttpError {
     }
 }
 
+/// OpenSSL's reason when the server's certificate did not verify (unknown
+/// CA, another host name, expired), found in the error's sources (reqwest
+/// and native-tls expose no kinds for it). Only the TLS library's message is
+/// kept, never reqwest's own text, which holds the URL with its query.
+pub(crate) fn certificate_refused(e: &reqwest::Error) -> Option<String> {
+    // The outermost match is native-tls's, which adds the verify result
+    // ("self-signed certificate", "IP address mismatch") to OpenSSL's text.
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if text.contains("certificate verify failed") {
+            return Some(text);
+        }
+        source = s.source();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

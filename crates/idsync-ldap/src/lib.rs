@@ -10,6 +10,7 @@ mod error;
 pub mod fuzzing;
 mod map;
 mod password;
+mod read;
 mod source;
 mod target;
 

@@ -23,7 +23,7 @@ use crate::client::connect;
 use crate::config::{Flavor, InitialPassword, LdapConfig};
 use crate::error::{LdapError, check};
 use crate::map::{dn_key, id_of, is_group, parent, text};
-use crate::source::{Listed, all_members, member_ids};
+use crate::read::{Listed, all_members, member_ids};
 
 mod members;
 
@@ -176,7 +176,7 @@ impl LdapTarget {
     /// Accounts from entries. A group's members are the accounts of
     /// `known` (by DN key) its `member` names, or with no `known`, every
     /// entry it names, looked up in batches (see
-    /// [`crate::source::member_ids`]): the planner sees the memberships of
+    /// [`crate::read::member_ids`]): the planner sees the memberships of
     /// the accounts it knows, which a delta finds by other look-ups.
     async fn accounts(
         &self,

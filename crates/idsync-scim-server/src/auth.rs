@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
-use crate::router::{RequestInfo, ServerState};
+use crate::state::{RequestInfo, ServerState};
 
 /// Lets a request through when it carries the bearer token.
 pub(crate) async fn auth(State(state): State<Arc<ServerState>>, req: Request, next: Next) -> Response {

@@ -10,6 +10,7 @@ mod provision;
 mod query;
 mod router;
 mod schemas;
+mod state;
 mod store;
 mod write;
 

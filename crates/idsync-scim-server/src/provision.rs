@@ -23,7 +23,7 @@ use idsync_scim::to_object;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::router::{PendingRecord, ServerState};
+use crate::state::{PendingRecord, ServerState};
 use crate::store::{Documents, member_values};
 
 impl ServerState {

@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, scim_json};
 use crate::filter::{AttrRef, Filter, sort_key_cmp};
-use crate::router::{RequestInfo, ServerState};
 use crate::schemas::{self, LIST_RESPONSE, SEARCH_REQUEST};
+use crate::state::{RequestInfo, ServerState};
 use crate::store::{etag_listed, render};
 
 type Shared = State<Arc<ServerState>>;

@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::patch::PatchRequest;
-use crate::router::{PendingRecord, RequestInfo, ServerState};
 use crate::schemas;
+use crate::state::{PendingRecord, RequestInfo, ServerState};
 use crate::store::{Document, GENERATED_PREFIX, core_schema, etag_listed, external_id, member_values, now};
 
 /// Which write a route is.

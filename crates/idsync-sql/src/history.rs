@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::client::{Db, Dialect, on_db};
 use crate::error::SqlError;
-use crate::state::{HISTORY, LEASES, Lease, SqlStateStore, ms, to_json};
+use crate::store::{HISTORY, LEASES, Lease, SqlStateStore, ms, to_json};
 
 pub(crate) const RUNS: &str = "idsync_runs";
 pub(crate) const OBJECTS: &str = "idsync_objects";

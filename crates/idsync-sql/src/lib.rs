@@ -29,6 +29,7 @@ mod error;
 mod history;
 mod schedule;
 mod state;
+mod store;
 mod target;
 
 pub use client::{Dialect, check_identifier};
@@ -36,7 +37,8 @@ pub use config::{IdType, MembershipConfig, SqlTargetConfig, TableConfig};
 pub use error::{SqlError, classify, classify_code};
 pub use history::{NAME_FIELDS, ObjectEvent, RunRecord, RunRow, is_name_field};
 pub use schedule::{Claimed, ProfileStatus, Scheduled, StoredProfile};
-pub use state::{FencedStateStore, Lease, SqlStateStore};
+pub use state::FencedStateStore;
+pub use store::{Lease, SqlStateStore};
 pub use target::SqlTarget;
 
 /// The backend's name in errors and logs.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::client::{Db, Dialect, on_db};
 use crate::error::SqlError;
 use crate::history::{RUN_COLUMNS, RUNS, RunRow};
-use crate::state::{LEASES, Lease, SqlStateStore, ms};
+use crate::store::{LEASES, Lease, SqlStateStore, ms};
 
 /// Profiles kept in the database, for workers to run: `profile` (the
 /// profile's id), `config` (the text of a profile file, TOML) and

@@ -27,7 +27,7 @@ use crate::config::{AdDelta, LdapConfig};
 use crate::delta::changes::{self, Changes, Outcome, ids};
 use crate::error::LdapError;
 use crate::map::{id_of, raw, text};
-use crate::source::Listed;
+use crate::read::Listed;
 
 const PREFIX: &str = "ad:";
 /// LDAP_SERVER_SHOW_DELETED_OID: tombstones are returned.

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::config::LdapConfig;
 use crate::error::LdapError;
 use crate::map::id_of;
-use crate::source::Listed;
+use crate::read::Listed;
 
 /// What a named-change delta read ends with.
 pub(crate) enum Outcome {
@@ -92,7 +92,7 @@ pub(crate) async fn send(
             continue;
         }
         let (base, scope, by_id) = crate::map::by_id(config, &id.0);
-        let found = crate::source::read_object(ldap, config, listed, (&base, scope, &by_id), attrs.to_vec()).await;
+        let found = crate::read::read_object(ldap, config, listed, (&base, scope, &by_id), attrs.to_vec()).await;
         let item = match found {
             Ok(Some(object)) => DeltaItem::Changed(object),
             // Out of the profile's filter now.

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::config::LdapConfig;
 use crate::error::LdapError;
 use crate::map::to_object;
-use crate::source::Listed;
+use crate::read::Listed;
 
 const PREFIX: &str = "syncrepl:";
 const SYNC_STATE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.2";
@@ -164,7 +164,7 @@ pub(crate) async fn refresh(
     // Changed groups name members by DN: look each up for its id.
     let mut ids: HashMap<String, ExternalId> = HashMap::new();
     for (mut group, member_dns) in groups {
-        group.members = crate::source::member_ids(ldap, config, listed, member_dns, &mut ids).await?;
+        group.members = crate::read::member_ids(ldap, config, listed, member_dns, &mut ids).await?;
         send(DeltaItem::Changed(group)).await;
     }
     Ok(Some(last_cookie.unwrap_or_default()))

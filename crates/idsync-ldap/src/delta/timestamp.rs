@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::config::LdapConfig;
 use crate::delta::changes::{self, Changes, Outcome, ids};
 use crate::error::LdapError;
-use crate::source::Listed;
+use crate::read::Listed;
 
 const PREFIX: &str = "ldap:modifytimestamp:";
 /// How far before a read its cursor points.

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 
-use super::routes::{error, form_pairs};
+use super::wire::{error, form_pairs};
 use super::{ServerAuth, Shared};
 
 /// Whether the request carries the credentials [`ServerAuth`] asks for.

@@ -43,6 +43,7 @@ mod auth;
 mod routes;
 mod shape;
 mod store;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

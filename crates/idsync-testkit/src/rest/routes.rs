@@ -12,13 +12,9 @@ use url::form_urlencoded;
 
 use super::auth::{authorized, token};
 use super::store::{Store, id_text, merge, scalar, store_create};
+use super::wire::{error, form_pairs};
 use super::{Collection, Paging, Shared};
 use crate::fault::Fault;
-
-/// An error answer: `{"error": message}`.
-pub(super) fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
-}
 
 /// A 409 when `object` would share a unique value with another object.
 fn unique_clash(store: &Store, c: &Collection, object: &Value, except: Option<&str>) -> Option<Response> {
@@ -35,11 +31,6 @@ fn unique_clash(store: &Store, c: &Collection, object: &Value, except: Option<&s
         }
     }
     None
-}
-
-/// `application/x-www-form-urlencoded` pairs (query strings, token request bodies).
-pub(super) fn form_pairs(text: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(text).into_owned().collect()
 }
 
 /// Routes every request (the router's fallback).
