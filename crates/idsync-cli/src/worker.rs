@@ -362,17 +362,11 @@ fn shut_down(ctx: &Ctx, signal: &str) {
     }
 }
 
-/// Runs [`run_claimed`] on a thread of its own: the engine's run is not a
-/// `Send` future for rustc (its executor streams batches that borrow the
-/// plan, and the compiler cannot prove the borrows `Send` for every
-/// lifetime), so it cannot be `tokio::spawn`ed; each run is driven by
-/// `block_on` on a blocking thread, with the runtime's I/O and timers.
+/// Runs [`run_claimed`] as a task of its own, so that a panic in one run
+/// is logged and the worker goes on.
 async fn spawn_run(ctx: Arc<Ctx>, claimed: Claimed, claim_ms: f64, asked: Instant) {
-    let handle = tokio::runtime::Handle::current();
     let profile = claimed.lease.profile;
-    if let Err(e) =
-        tokio::task::spawn_blocking(move || handle.block_on(run_claimed(ctx, claimed, claim_ms, asked))).await
-    {
+    if let Err(e) = tokio::spawn(run_claimed(ctx, claimed, claim_ms, asked)).await {
         tracing::error!(%profile, error = %e, "a run panicked");
     }
 }

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tracing::{debug, warn};
 
 use crate::error::{Error, ErrorKind};
@@ -112,9 +112,14 @@ pub(crate) async fn execute(
                 break;
             }
             let batches = pack(chunks, batch);
-            let mut results = futures::stream::iter(batches)
-                .map(|ops| apply_batch(ops, target, settings, &progress))
-                .buffer_unordered(settings.concurrency.max(1));
+            // The futures are made before the stream: a closure mapping
+            // the stream would stay in its type, and the run's future
+            // would not be `Send` (rust-lang/rust#102211).
+            let batches: Vec<_> = batches
+                .into_iter()
+                .map(|ops| apply_batch(ops, target, settings, &progress).boxed())
+                .collect();
+            let mut results = futures::stream::iter(batches).buffer_unordered(settings.concurrency.max(1));
             while let Some(outcomes) = results.next().await {
                 for (op, outcome) in outcomes {
                     record(op, outcome);

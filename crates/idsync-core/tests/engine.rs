@@ -561,3 +561,40 @@ async fn a_changed_scope_or_mapping_reads_in_full_not_a_delta() {
         report.plan
     );
 }
+
+/// The engine's futures are `Send`, so an application (or the worker) can
+/// `tokio::spawn` them on a multi-threaded runtime: a run, a prepared plan
+/// and its apply, and a sync of one object, each on a task of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_are_spawned_as_tasks_of_their_own() {
+    let Setup {
+        source, target, engine, ..
+    } = setup();
+    let engine = Arc::new(engine);
+    let e = engine.clone();
+    let report = tokio::spawn(async move { e.run(&RunOptions::default()).await })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((report.plan.counts.create, report.plan.counts.add_member), (4, 2));
+    source.upsert(user("u4", "Dee", "IT"));
+    source.upsert(user("u1", "Ann", "IT"));
+    let e = engine.clone();
+    let one = tokio::spawn(async move { e.sync_one(&ExternalId("u4".into()), &RunOptions::default()).await })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.plan.counts.create, 1, "{}", one.plan);
+    let e = engine.clone();
+    let applied = tokio::spawn(async move {
+        let prepared = e.prepare(&RunOptions::default()).await?;
+        e.apply(prepared).await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(applied.plan.counts.update, 1, "{}", applied.plan);
+    let ann = target.linked_to(profile().id, "u1").unwrap();
+    assert_eq!(ann.fields.get("dept").map(String::as_str), Some("IT"));
+    assert!(target.linked_to(profile().id, "u4").is_some());
+}
