@@ -7,13 +7,16 @@
 #![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
 use idsync::sql::{SqlTarget, SqlTargetConfig};
 use idsync::{ProfileId, Target as _, TargetAccount};
 use idsync_testkit::postgres::postgres;
+
+mod common;
+use common::Process;
 use idsync_testkit::proxy::TcpProxy;
 use idsync_testkit::slapd::{SlapdOptions, slapd, user_dn, user_uid};
 
@@ -49,40 +52,6 @@ timeout_secs = 120
 [notify]
 command = ["sh", "-c", "cat >> 'NOTICES'; echo >> 'NOTICES'"]
 "#;
-
-/// A child process, resumed and killed (by its id) if the test ends first.
-struct Worker(Option<Child>);
-
-impl Worker {
-    fn pid(&self) -> u32 {
-        self.0.as_ref().map(Child::id).unwrap_or_default()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal}");
-    }
-
-    /// Waits for it to end.
-    fn output(mut self) -> Output {
-        self.0.take().unwrap().wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0
-            && let Ok(None) = child.try_wait()
-        {
-            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// Everything the profile's run may write: the target's accounts, the
 /// state row (with its write time) and the history's size, and the lease.
@@ -177,7 +146,7 @@ async fn a_worker_paused_past_its_lease_writes_nothing_when_it_wakes_up() {
 
     // A takes the lease, and its read hangs in the middle of the first page.
     proxy.stall_after(4_000);
-    let a = Worker(Some(idsync(&config_a).spawn().unwrap()));
+    let a = Process::new(idsync(&config_a).spawn().unwrap(), None);
     let pid = a.pid();
     wait_for("A to hold the lease and hang in its read", async || {
         proxy.stats().stalled >= 1 && lease(&db).await.0.ends_with(&format!(":{pid}"))

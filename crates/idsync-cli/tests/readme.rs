@@ -4,7 +4,7 @@
 #![expect(clippy::panic, clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
@@ -12,45 +12,8 @@ use idsync::sql::{SqlTarget, SqlTargetConfig};
 use idsync::{ObjectKind, ProfileId, Target as _, TargetAccount};
 use idsync_testkit::postgres::postgres;
 
-/// A worker process, killed (by its id) if the test ends first.
-struct Worker {
-    child: Option<Child>,
-    log: std::path::PathBuf,
-}
-
-impl Worker {
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().map(Child::id).unwrap_or_default();
-        let status = Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
-        assert!(status.success(), "kill {signal}");
-    }
-
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let start = Instant::now();
-        let child = self.child.as_mut().unwrap();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return status.code();
-            }
-            assert!(start.elapsed() < limit, "the worker did not exit within {limit:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+mod common;
+use common::Process;
 
 /// The commands of the README's "Running many profiles", as written: a
 /// `sh` block of `export NAME=value` and `cargo run -p idsync-cli -- …`
@@ -91,10 +54,7 @@ async fn readme_worker(commands: &[String], repo: &Path, state: &str) {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut worker = Worker {
-        child: Some(child),
-        log,
-    };
+    let mut worker = Process::new(child, Some(log));
     let mut text = String::new();
     let start = Instant::now();
     while !text

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
@@ -24,6 +24,9 @@ use idsync::{ObjectKind, ProfileId, Target as _, TargetAccount};
 use idsync_testkit::postgres::postgres;
 use idsync_testkit::proxy::TcpProxy;
 use idsync_testkit::slapd::{SlapdOptions, slapd, user_uid};
+
+mod common;
+use common::Process;
 
 const PROFILES: usize = 300;
 const SLAPD_USERS: usize = 12;
@@ -167,78 +170,27 @@ impl Setup {
     }
 }
 
-/// A worker process, its standard error in a file; killed (by its id) if
-/// the test ends first.
-struct Worker {
-    child: Option<Child>,
-    log: PathBuf,
+/// Starts worker `n` over the setup's profiles and PostgreSQL.
+fn start_worker(setup: &Setup, password: &str, n: usize) -> Process {
+    let log = setup.dir.join(format!("worker-{n}.log"));
+    let child = Command::new(assert_cmd::cargo::cargo_bin("idsync"))
+        .args(["worker", "--profiles"])
+        .arg(&setup.dir)
+        .args(["--state", &setup.pg_url, "--concurrency", "4", "--per-source"])
+        .arg(PER_SOURCE.to_string())
+        .args(["--lease", &format!("{LEASE_MS}ms"), "--log-format", "json", "-v"])
+        .env("IDSYNC_TEST_LDAP_PASSWORD", password)
+        .env_remove("IDSYNC_STATE")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    Process::new(child, Some(log))
 }
 
-impl Worker {
-    fn start(setup: &Setup, password: &str, n: usize) -> Worker {
-        let log = setup.dir.join(format!("worker-{n}.log"));
-        let child = Command::new(assert_cmd::cargo::cargo_bin("idsync"))
-            .args(["worker", "--profiles"])
-            .arg(&setup.dir)
-            .args(["--state", &setup.pg_url, "--concurrency", "4", "--per-source"])
-            .arg(PER_SOURCE.to_string())
-            .args(["--lease", &format!("{LEASE_MS}ms"), "--log-format", "json", "-v"])
-            .env("IDSYNC_TEST_LDAP_PASSWORD", password)
-            .env_remove("IDSYNC_STATE")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Worker {
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or_default()
-    }
-
-    /// The worker's name in leases and runs ends with this.
-    fn suffix(&self) -> String {
-        format!(":{}", self.pid())
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal}");
-    }
-
-    /// Waits for it to exit (at most `limit`): its exit code.
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let start = Instant::now();
-        let child = self.child.as_mut().unwrap();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return status.code();
-            }
-            assert!(start.elapsed() < limit, "the worker did not exit within {limit:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// The worker's name in leases and runs ends with this.
+fn suffix(worker: &Process) -> String {
+    format!(":{}", worker.pid())
 }
 
 /// One row of idsync_runs.
@@ -376,8 +328,8 @@ async fn three_workers_share_300_profiles_through_postgres() {
     // The tables exist before the workers start (they would create them).
     idsync::sql::SqlStateStore::connect(&pg.url()).await.unwrap();
     let db = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-    let mut workers: Vec<Worker> = (0..3)
-        .map(|n| Worker::start(&setup, server.admin_password(), n))
+    let mut workers: Vec<Process> = (0..3)
+        .map(|n| start_worker(&setup, server.admin_password(), n))
         .collect();
 
     // Every profile that can run has run once.
@@ -402,7 +354,7 @@ async fn three_workers_share_300_profiles_through_postgres() {
         .filter(|i| kind(*i) == Kind::Slow)
         .map(profile_id)
         .collect();
-    let suffix0 = workers[0].suffix();
+    let suffix0 = suffix(&workers[0]);
     wait_for("worker 0 to run a slow profile", Duration::from_secs(30), async || {
         held(&db, &suffix0).await.iter().any(|(p, _)| slow.contains(p))
     })
@@ -414,7 +366,7 @@ async fn three_workers_share_300_profiles_through_postgres() {
     assert!(!killed_leases.is_empty(), "the killed worker held leases");
 
     // Worker 1 is frozen past its leases, then resumed.
-    let suffix1 = workers[1].suffix();
+    let suffix1 = suffix(&workers[1]);
     let started = Instant::now();
     let (paused_at, frozen) = loop {
         assert!(
