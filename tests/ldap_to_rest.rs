@@ -11,7 +11,7 @@ use idsync::plan::FindingKind;
 use idsync::rest::{AuthConfig, Pagination, RestConfig, RestTarget};
 use idsync::{Engine, MemoryStateStore, Profile, RunOptions};
 use idsync_testkit::rest::{Collection, Paging, RestServer, RestShape, ServerAuth};
-use idsync_testkit::slapd::{SlapdOptions, slapd, user_uid};
+use idsync_testkit::slapd::{Slapd, SlapdOptions, slapd, user_uid};
 use serde_json::json;
 
 const HALOPSA: &str = include_str!("../examples/rest/halopsa.toml");
@@ -43,6 +43,23 @@ fn profile(id: &str, name: &str, users: serde_json::Value) -> Profile {
 
 /// HaloPSA: page number paging, OAuth2 client credentials, a tickets lookup
 /// as the deprovision veto.
+/// An engine from slapd (generic flavour) into the REST API `rest`.
+fn engine(s: &Slapd, profile: Profile, rest: RestConfig) -> Engine {
+    let ldap = LdapConfig::new(
+        &s.url(),
+        &s.admin_dn(),
+        s.admin_password(),
+        s.base_dn(),
+        Flavor::Generic,
+    );
+    Engine::new(
+        profile,
+        Arc::new(LdapSource::new(ldap)),
+        Arc::new(RestTarget::new(rest).unwrap()),
+        Arc::new(MemoryStateStore::new()),
+    )
+}
+
 fn halopsa_shape() -> RestShape {
     RestShape {
         collections: vec![
@@ -119,13 +136,6 @@ async fn slapd_users_sync_into_halopsa() {
         return;
     };
     let server = RestServer::start(halopsa_shape()).await.unwrap();
-    let ldap = LdapConfig::new(
-        &s.url(),
-        &s.admin_dn(),
-        s.admin_password(),
-        s.base_dn(),
-        Flavor::Generic,
-    );
     let p = profile(
         "11111111-2222-4333-8444-555555555555",
         "AD to HaloPSA",
@@ -137,12 +147,7 @@ async fn slapd_users_sync_into_halopsa() {
             {"field": "client_name", "constant": "Acme"}
         ]),
     );
-    let engine = Engine::new(
-        p,
-        Arc::new(LdapSource::new(ldap)),
-        Arc::new(RestTarget::new(halopsa_config(&server)).unwrap()),
-        Arc::new(MemoryStateStore::new()),
-    );
+    let engine = engine(&s, p, halopsa_config(&server));
     let report = engine.run(&RunOptions::default()).await.unwrap();
     assert!(report.failures().next().is_none(), "{}", report.to_json());
     assert_eq!(server.items("/Users").len(), 7);
@@ -177,13 +182,6 @@ async fn slapd_users_sync_into_jobtraq_contacts() {
         return;
     };
     let server = RestServer::start(jobtraq_shape()).await.unwrap();
-    let ldap = LdapConfig::new(
-        &s.url(),
-        &s.admin_dn(),
-        s.admin_password(),
-        s.base_dn(),
-        Flavor::Generic,
-    );
     let p = profile(
         "22222222-3333-4444-8555-666666666666",
         "AD to JobTraQ",
@@ -194,12 +192,7 @@ async fn slapd_users_sync_into_jobtraq_contacts() {
             {"field": "department", "attribute": "departmentNumber"}
         ]),
     );
-    let engine = Engine::new(
-        p,
-        Arc::new(LdapSource::new(ldap)),
-        Arc::new(RestTarget::new(jobtraq_config(&server)).unwrap()),
-        Arc::new(MemoryStateStore::new()),
-    );
+    let engine = engine(&s, p, jobtraq_config(&server));
     let report = engine.run(&RunOptions::default()).await.unwrap();
     assert!(report.failures().next().is_none(), "{}", report.to_json());
     assert_eq!(server.items("/contacts").len(), 6);
