@@ -60,32 +60,27 @@ async fn fill(url: &str, postgres: bool) -> Duration {
         "CASE WHEN g < 50000 THEN 'user' || g ELSE 'user' || (g - 50000) || '@acme.test' END",
         "CASE WHEN g < 50000 THEN 'User' || g ELSE 'User' || (g - 50000) || '@acme.test' END",
     );
+    // The same statements on either pool type (each compiled for its own).
+    macro_rules! fill {
+        ($pool:expr) => {{
+            let pool = $pool.await.expect("connect");
+            sqlx::query(&events)
+                .bind(EVENTS)
+                .execute(&pool)
+                .await
+                .expect("fill events");
+            sqlx::query(&names)
+                .bind(2 * OBJECTS)
+                .execute(&pool)
+                .await
+                .expect("fill names");
+            sqlx::query("ANALYZE").execute(&pool).await.expect("analyze");
+        }};
+    }
     if postgres {
-        let pool = sqlx::PgPool::connect(url).await.expect("connect");
-        sqlx::query(&events)
-            .bind(EVENTS)
-            .execute(&pool)
-            .await
-            .expect("fill events");
-        sqlx::query(&names)
-            .bind(2 * OBJECTS)
-            .execute(&pool)
-            .await
-            .expect("fill names");
-        sqlx::query("ANALYZE").execute(&pool).await.expect("analyze");
+        fill!(sqlx::PgPool::connect(url));
     } else {
-        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
-        sqlx::query(&events)
-            .bind(EVENTS)
-            .execute(&pool)
-            .await
-            .expect("fill events");
-        sqlx::query(&names)
-            .bind(2 * OBJECTS)
-            .execute(&pool)
-            .await
-            .expect("fill names");
-        sqlx::query("ANALYZE").execute(&pool).await.expect("analyze");
+        fill!(sqlx::SqlitePool::connect(url));
     }
     started.elapsed()
 }
