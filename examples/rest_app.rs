@@ -13,32 +13,23 @@ use std::sync::Arc;
 use idsync::memory::MemorySource;
 use idsync::rest::{RestConfig, RestTarget};
 use idsync::{Engine, MemoryStateStore, ObjectKind, Profile, RunOptions, SourceObject};
-use idsync_testkit::rest::{Collection, Paging, RestServer, RestShape, ServerAuth};
+use idsync_testkit::rest::{Paging, RestServer, RestShape, ServerAuth};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (config, server) = match std::env::var("IDSYNC_REST_CONFIG") {
         Ok(path) => (RestConfig::from_toml(&std::fs::read_to_string(path)?)?, None),
         Err(_) => {
-            let server = RestServer::start(RestShape {
-                collections: vec![
-                    Collection::new("/contacts")
-                        .id_field("contact_id")
-                        .string_ids()
-                        .unique(&["email"]),
-                ],
-                paging: Paging::OffsetLimit {
+            let server = RestServer::start(RestShape::jobtraq(
+                Paging::OffsetLimit {
                     offset_param: "offset".into(),
                     limit_param: "limit".into(),
                 },
-                envelope: Some("data".into()),
-                total_field: Some("total".into()),
-                auth: ServerAuth::ApiKeyHeader {
+                ServerAuth::ApiKeyHeader {
                     header: "x-api-key".into(),
                     key: "change-me".into(),
                 },
-                ..RestShape::default()
-            })
+            ))
             .await?;
             let mut config = RestConfig::from_toml(include_str!("rest/jobtraq.toml"))?;
             config.base_url = server.base_url().parse()?;

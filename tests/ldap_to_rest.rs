@@ -10,7 +10,7 @@ use idsync::ldap::{Flavor, LdapConfig, LdapSource};
 use idsync::plan::FindingKind;
 use idsync::rest::{AuthConfig, Pagination, RestConfig, RestTarget};
 use idsync::{Engine, MemoryStateStore, Profile, RunOptions};
-use idsync_testkit::rest::{Collection, Paging, RestServer, RestShape, ServerAuth};
+use idsync_testkit::rest::{Paging, RestServer, RestShape, ServerAuth};
 use idsync_testkit::slapd::{Slapd, SlapdOptions, slapd, user_uid};
 use serde_json::json;
 
@@ -61,23 +61,10 @@ fn engine(s: &Slapd, profile: Profile, rest: RestConfig) -> Engine {
 }
 
 fn halopsa_shape() -> RestShape {
-    RestShape {
-        collections: vec![
-            Collection::new("/Users").unique(&["emailaddress"]),
-            Collection::new("/Tickets").filters(&["user_id"]),
-        ],
-        paging: Paging::PageNumber {
-            page_param: "page_no".into(),
-            size_param: "page_size".into(),
-        },
-        envelope: Some("users".into()),
-        total_field: Some("record_count".into()),
-        auth: ServerAuth::OAuth2 {
-            client_id: "idsync".into(),
-            client_secret: "change-me".into(),
-        },
-        ..RestShape::default()
-    }
+    RestShape::halopsa(ServerAuth::OAuth2 {
+        client_id: "idsync".into(),
+        client_secret: "change-me".into(),
+    })
 }
 
 /// The HaloPSA example, pointed at the server, with small pages so paging is exercised.
@@ -98,25 +85,16 @@ fn halopsa_config(server: &RestServer) -> RestConfig {
 
 /// JobTraQ's contacts: string ids, offset/limit paging, an API key header.
 fn jobtraq_shape() -> RestShape {
-    RestShape {
-        collections: vec![
-            Collection::new("/contacts")
-                .id_field("contact_id")
-                .string_ids()
-                .unique(&["email"]),
-        ],
-        paging: Paging::OffsetLimit {
+    RestShape::jobtraq(
+        Paging::OffsetLimit {
             offset_param: "offset".into(),
             limit_param: "limit".into(),
         },
-        envelope: Some("data".into()),
-        total_field: Some("total".into()),
-        auth: ServerAuth::ApiKeyHeader {
+        ServerAuth::ApiKeyHeader {
             header: "x-api-key".into(),
             key: "change-me".into(),
         },
-        ..RestShape::default()
-    }
+    )
 }
 
 fn jobtraq_config(server: &RestServer) -> RestConfig {

@@ -13,27 +13,10 @@ use idsync_core::memory::MemorySource;
 use idsync_core::plan::FindingKind;
 use idsync_core::{Engine, MemoryStateStore, ObjectKind, Profile, RunOptions, SourceObject};
 use idsync_rest::{AuthConfig, RestConfig, RestTarget};
-use idsync_testkit::rest::{Collection, Paging, RestServer, RestShape, ServerAuth};
+use idsync_testkit::rest::{RestServer, RestShape, ServerAuth};
 use serde_json::json;
 
 const EXAMPLE: &str = include_str!("../../../examples/rest/halopsa.toml");
-
-fn shape(auth: ServerAuth) -> RestShape {
-    RestShape {
-        collections: vec![
-            Collection::new("/Users").unique(&["emailaddress"]),
-            Collection::new("/Tickets").filters(&["user_id"]),
-        ],
-        paging: Paging::PageNumber {
-            page_param: "page_no".into(),
-            size_param: "page_size".into(),
-        },
-        envelope: Some("users".into()),
-        total_field: Some("record_count".into()),
-        auth,
-        ..RestShape::default()
-    }
-}
 
 fn oauth2() -> ServerAuth {
     ServerAuth::OAuth2 {
@@ -96,7 +79,7 @@ fn person(n: u32, ou: &str) -> SourceObject {
 
 #[tokio::test]
 async fn the_memory_directory_syncs_into_halopsa_and_the_ticket_veto_holds() {
-    let server = RestServer::start(shape(oauth2())).await.unwrap();
+    let server = RestServer::start(RestShape::halopsa(oauth2())).await.unwrap();
     let source = MemorySource::with_objects(vec![
         person(1, "Leeds"),
         person(2, "Leeds"),
@@ -166,7 +149,7 @@ async fn the_memory_directory_syncs_into_halopsa_and_the_ticket_veto_holds() {
 
 #[tokio::test]
 async fn oauth2_fetches_one_token_and_a_bad_secret_stops_the_run() {
-    let server = RestServer::start(shape(oauth2())).await.unwrap();
+    let server = RestServer::start(RestShape::halopsa(oauth2())).await.unwrap();
     let source = MemorySource::with_objects(vec![person(1, "Leeds"), person(2, "York"), person(3, "York")]);
     let engine = Engine::new(
         memory_profile(),

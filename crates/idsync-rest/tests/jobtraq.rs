@@ -15,7 +15,7 @@ use idsync_core::{
 };
 use idsync_rest::{AuthConfig, Pagination, RestConfig, RestSource, RestTarget};
 use idsync_testkit::fault::Fault;
-use idsync_testkit::rest::{Collection, Paging, RestServer, RestShape, ServerAuth};
+use idsync_testkit::rest::{Paging, RestServer, RestShape, ServerAuth};
 use serde_json::json;
 
 const EXAMPLE: &str = include_str!("../../../examples/rest/jobtraq.toml");
@@ -24,22 +24,6 @@ fn api_key() -> ServerAuth {
     ServerAuth::ApiKeyHeader {
         header: "x-api-key".into(),
         key: "change-me".into(),
-    }
-}
-
-fn shape(paging: Paging, auth: ServerAuth) -> RestShape {
-    RestShape {
-        collections: vec![
-            Collection::new("/contacts")
-                .id_field("contact_id")
-                .string_ids()
-                .unique(&["email"]),
-        ],
-        paging,
-        envelope: Some("data".into()),
-        total_field: Some("total".into()),
-        auth,
-        ..RestShape::default()
     }
 }
 
@@ -99,7 +83,9 @@ fn engine(source: MemorySource, target: RestTarget) -> Engine {
 
 #[tokio::test]
 async fn the_memory_directory_syncs_into_jobtraq_contacts() {
-    let server = RestServer::start(shape(offset_limit(), api_key())).await.unwrap();
+    let server = RestServer::start(RestShape::jobtraq(offset_limit(), api_key()))
+        .await
+        .unwrap();
     // A contact made by hand in JobTraQ is never touched.
     server.insert(
         "/contacts",
@@ -183,7 +169,7 @@ async fn read_all(source: &RestSource) -> Vec<SourceObject> {
 
 /// Lists 7 contacts through `pagination` against a server paging as `paging`.
 async fn pages(paging: Paging, pagination: Pagination, total: bool) -> (usize, usize) {
-    let mut shape = shape(paging, api_key());
+    let mut shape = RestShape::jobtraq(paging, api_key());
     if !total {
         shape.total_field = None;
     }
@@ -270,7 +256,9 @@ async fn every_paging_style_reads_every_contact_once() {
 }
 
 async fn count_with(server_auth: ServerAuth, auth: AuthConfig) -> idsync_core::Result<usize> {
-    let server = RestServer::start(shape(offset_limit(), server_auth)).await.unwrap();
+    let server = RestServer::start(RestShape::jobtraq(offset_limit(), server_auth))
+        .await
+        .unwrap();
     server.insert("/contacts", json!({"email": "a@acme.test"}));
     let mut c = config(&server);
     c.http.auth = auth;
@@ -331,7 +319,9 @@ async fn every_auth_style_is_accepted_and_a_wrong_key_stops_the_run() {
 
 #[tokio::test]
 async fn rate_limits_and_server_errors_are_retried() {
-    let server = RestServer::start(shape(offset_limit(), api_key())).await.unwrap();
+    let server = RestServer::start(RestShape::jobtraq(offset_limit(), api_key()))
+        .await
+        .unwrap();
     let source = MemorySource::with_objects((1..=3).map(person));
     let engine = engine(source.clone(), RestTarget::new(config(&server)).unwrap());
     server
@@ -354,7 +344,9 @@ async fn rate_limits_and_server_errors_are_retried() {
 
 #[tokio::test]
 async fn a_refused_create_names_the_operation_the_object_and_the_status() {
-    let server = RestServer::start(shape(offset_limit(), api_key())).await.unwrap();
+    let server = RestServer::start(RestShape::jobtraq(offset_limit(), api_key()))
+        .await
+        .unwrap();
     // An unlinked contact already holds the email: the API refuses with 409.
     server.insert("/contacts", json!({"email": "user1@acme.test"}));
     let engine = engine(

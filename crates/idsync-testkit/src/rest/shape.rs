@@ -155,6 +155,48 @@ pub struct RestShape {
     pub auth: ServerAuth,
 }
 
+impl RestShape {
+    /// HaloPSA's API as `examples/rest/halopsa.toml` describes it: `/Users`
+    /// (unique `emailaddress`) and `/Tickets` (filtered by `user_id`),
+    /// page-number paging (`page_no`, `page_size`), listings in a `users`
+    /// envelope with a `record_count`.
+    pub fn halopsa(auth: ServerAuth) -> RestShape {
+        RestShape {
+            collections: vec![
+                Collection::new("/Users").unique(&["emailaddress"]),
+                Collection::new("/Tickets").filters(&["user_id"]),
+            ],
+            paging: Paging::PageNumber {
+                page_param: "page_no".into(),
+                size_param: "page_size".into(),
+            },
+            envelope: Some("users".into()),
+            total_field: Some("record_count".into()),
+            auth,
+            ..RestShape::default()
+        }
+    }
+
+    /// JobTraQ's contacts as `examples/rest/jobtraq.toml` describes them:
+    /// `/contacts` with string ids in `contact_id` (unique `email`),
+    /// listings in a `data` envelope with a `total`.
+    pub fn jobtraq(paging: Paging, auth: ServerAuth) -> RestShape {
+        RestShape {
+            collections: vec![
+                Collection::new("/contacts")
+                    .id_field("contact_id")
+                    .string_ids()
+                    .unique(&["email"]),
+            ],
+            paging,
+            envelope: Some("data".into()),
+            total_field: Some("total".into()),
+            auth,
+            ..RestShape::default()
+        }
+    }
+}
+
 impl Default for RestShape {
     fn default() -> Self {
         RestShape {
