@@ -319,19 +319,22 @@ pub(crate) async fn two_workers_never_overlap(url: &str, rounds: usize) {
     assert!(a.try_lease(p, "worker-a", ttl).await.expect("lease").is_some());
 }
 
+/// Two targets on `url`, each with a pool of its own.
+async fn two_targets(url: &str) -> (Arc<SqlTarget>, Arc<SqlTarget>) {
+    let connect = || async {
+        Arc::new(
+            SqlTarget::connect(url, SqlTargetConfig::default())
+                .await
+                .expect("connect"),
+        )
+    };
+    (connect().await, connect().await)
+}
+
 /// Two targets (separate pools) create the same links at once: each link
 /// ends with one account, and both creators are told its id.
 pub(crate) async fn concurrent_creates_link_once(url: &str) {
-    let a = Arc::new(
-        SqlTarget::connect(url, SqlTargetConfig::default())
-            .await
-            .expect("connect a"),
-    );
-    let b = Arc::new(
-        SqlTarget::connect(url, SqlTargetConfig::default())
-            .await
-            .expect("connect b"),
-    );
+    let (a, b) = two_targets(url).await;
     let profile = ProfileId::new_random();
     let op = |n: u32| idsync_core::TargetOp::Create {
         kind: ObjectKind::User,
@@ -791,16 +794,7 @@ pub(crate) async fn lookups_in_bulk(url: &str) {
 /// Two targets (separate pools) apply the same batch of creates at once:
 /// each link ends with one account, and both are told its id.
 pub(crate) async fn concurrent_batches_link_once(url: &str) {
-    let a = Arc::new(
-        SqlTarget::connect(url, SqlTargetConfig::default())
-            .await
-            .expect("connect a"),
-    );
-    let b = Arc::new(
-        SqlTarget::connect(url, SqlTargetConfig::default())
-            .await
-            .expect("connect b"),
-    );
+    let (a, b) = two_targets(url).await;
     let profile = ProfileId::new_random();
     for round in 0..5 {
         let ops = Arc::new(creates(&format!("cb{round}"), profile, 200));
