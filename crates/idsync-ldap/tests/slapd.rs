@@ -532,6 +532,21 @@ async fn without_syncrepl_deltas_come_from_modify_timestamp() {
     assert!(again.plan.is_empty(), "{}", again.plan);
 }
 
+/// A slapd with `users` fixture users in the OUs `east` (even) and `west`
+/// (odd), and one group holding them all.
+async fn east_and_west(users: usize) -> Option<Slapd> {
+    use idsync_testkit::slapd::{DEFAULT_SUFFIX, groups_ldif, ous_ldif, users_ldif};
+    let (base, ous) = (DEFAULT_SUFFIX, ["east", "west"]);
+    let mut ldif = ous_ldif(base, &ous);
+    ldif.push_str(&users_ldif(base, users, &ous));
+    ldif.push_str(&groups_ldif(base, 1, users, &ous));
+    slapd(SlapdOptions {
+        ldif,
+        ..SlapdOptions::default()
+    })
+    .await
+}
+
 /// A group read alone (`read_one`, as a delta reads the groups that named
 /// a moved or renamed member, and a syncrepl delta's changed groups)
 /// resolves its member DNs in batches: one search per 200 members, then one
@@ -542,17 +557,9 @@ async fn without_syncrepl_deltas_come_from_modify_timestamp() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_big_group_read_alone_costs_a_few_searches_and_names_exactly_its_members_in_scope() {
     use idsync_testkit::proxy::TcpProxy;
-    use idsync_testkit::slapd::{DEFAULT_SUFFIX, group_dn, groups_ldif, ous_ldif, user_dn, user_uid, users_ldif};
+    use idsync_testkit::slapd::{DEFAULT_SUFFIX, group_dn, user_dn, user_uid};
     let (base, ous) = (DEFAULT_SUFFIX, ["east", "west"]);
-    let mut ldif = ous_ldif(base, &ous);
-    ldif.push_str(&users_ldif(base, 1000, &ous));
-    ldif.push_str(&groups_ldif(base, 1, 1000, &ous));
-    let Some(s) = slapd(SlapdOptions {
-        ldif,
-        ..SlapdOptions::default()
-    })
-    .await
-    else {
+    let Some(s) = east_and_west(1000).await else {
         return;
     };
     // Users 0 and 2 (east) leave; without refint their DNs stay in the group.
@@ -867,17 +874,9 @@ async fn a_delta_into_the_directory_removes_the_members_that_left_a_group() {
 /// error.
 #[tokio::test(flavor = "multi_thread")]
 async fn users_are_found_by_login_name_within_the_scope_only() {
-    use idsync_testkit::slapd::{DEFAULT_SUFFIX, groups_ldif, ous_ldif, user_uid, users_ldif};
-    let (base, ous) = (DEFAULT_SUFFIX, ["east", "west"]);
-    let mut ldif = ous_ldif(base, &ous);
-    ldif.push_str(&users_ldif(base, 10, &ous));
-    ldif.push_str(&groups_ldif(base, 1, 10, &ous));
-    let Some(s) = slapd(SlapdOptions {
-        ldif,
-        ..SlapdOptions::default()
-    })
-    .await
-    else {
+    use idsync_testkit::slapd::{DEFAULT_SUFFIX, user_uid};
+    let base = DEFAULT_SUFFIX;
+    let Some(s) = east_and_west(10).await else {
         return;
     };
     let source = LdapSource::new(config(&s));
