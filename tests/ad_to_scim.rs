@@ -3,55 +3,14 @@
 //! and groups", all members of an assigned group included. Users become the
 //! app's users, groups its roles; a member leaving the assigned group is
 //! deprovisioned (active = false) and leaves the role.
-#![expect(clippy::unwrap_used, reason = "test code: a failure fails the test")]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use idsync::ldap::{Flavor, LdapConfig, LdapSource};
 use idsync::scim::{ScimConfig, ScimTarget};
 use idsync::{Engine, MemoryStateStore, Profile, RunOptions};
-
-async fn resources(server: &idsync_testkit::scim2::Scim2Server, kind: &str) -> Vec<serde_json::Value> {
-    let body: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/{kind}?count=1000", server.base_url()))
-        .bearer_auth(server.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["Resources"].as_array().cloned().unwrap_or_default()
-}
-
-/// The app's users by `userName` (true when active) and its groups by
-/// `displayName` with their members' `userName`s.
-type AppState = (BTreeMap<String, bool>, BTreeMap<String, BTreeSet<String>>);
-
-async fn app_state(server: &idsync_testkit::scim2::Scim2Server) -> AppState {
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-    let (mut users, mut names) = (BTreeMap::new(), BTreeMap::new());
-    for u in resources(server, "Users").await {
-        names.insert(text(&u["id"]), text(&u["userName"]));
-        assert!(
-            users.insert(text(&u["userName"]), u["active"] != false).is_none(),
-            "twice: {u}"
-        );
-    }
-    let mut groups = BTreeMap::new();
-    for g in resources(server, "Groups").await {
-        let members = g["members"].as_array().cloned().unwrap_or_default();
-        let members = members
-            .iter()
-            .map(|m| names.get(&text(&m["value"])).cloned().unwrap_or(m.to_string()));
-        assert!(
-            groups.insert(text(&g["displayName"]), members.collect()).is_none(),
-            "twice: {g}"
-        );
-    }
-    (users, groups)
-}
+use idsync_testkit::scim2::Holdings;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn assigned_groups_and_their_members_are_provisioned_into_the_scim_app() {
@@ -115,7 +74,7 @@ async fn assigned_groups_and_their_members_are_provisioned_into_the_scim_app() {
             .trim_start_matches("CN=")
             .to_owned()
     };
-    let expected = |active: usize| -> AppState {
+    let expected = |active: usize| -> Holdings {
         let app_users = users[..3].iter().enumerate().map(|(i, u)| (sam(u), i < active));
         let members = users[..active].iter().map(sam).collect();
         (app_users.collect(), BTreeMap::from([(assigned.clone(), members)]))
@@ -124,7 +83,7 @@ async fn assigned_groups_and_their_members_are_provisioned_into_the_scim_app() {
     let report = engine.run(&RunOptions::default()).await.unwrap();
     assert_eq!(report.failures().count(), 0, "{}", report.to_json());
     // Only the members of the assigned group, and only that group.
-    assert_eq!(app_state(&app).await, expected(3));
+    assert_eq!(app.holdings().await, expected(3));
 
     // The third user leaves the assigned group.
     dc.ldapmodify(&format!(
@@ -138,7 +97,7 @@ async fn assigned_groups_and_their_members_are_provisioned_into_the_scim_app() {
     let counts = report.plan.counts;
     assert_eq!((counts.disable, counts.remove_member), (1, 1), "{}", report.plan);
     // The third user is disabled (not deleted) and out of the role.
-    assert_eq!(app_state(&app).await, expected(2));
+    assert_eq!(app.holdings().await, expected(2));
     assert!(
         engine.run(&RunOptions::default()).await.unwrap().plan.is_empty(),
         "converged"

@@ -625,11 +625,6 @@ async fn scim(server: &Scim2Server, method: reqwest::Method, path: &str, body: O
     response.json().await.unwrap_or(Value::Null)
 }
 
-async fn resources(server: &Scim2Server, kind: &str) -> Vec<Value> {
-    let body = scim(server, reqwest::Method::GET, &format!("{kind}?count=10000"), None).await;
-    body["Resources"].as_array().cloned().unwrap_or_default()
-}
-
 fn scim_config(base: String, token: &str) -> ScimConfig {
     let mut c = ScimConfig::new(base.parse().unwrap(), token);
     c.http.retry.max_retries = 2;
@@ -735,35 +730,6 @@ async fn a_reset_during_a_full_read_from_scim_deprovisions_nothing() {
     figures("reset during a SCIM read", proxy.stats().faults(), iterations, lost);
 }
 
-/// What the SCIM server holds: each user's `userName` and whether it is
-/// active, and each group's `displayName` with its members' `userName`s.
-/// A name held twice fails the test (a duplicate).
-async fn scim_state(server: &Scim2Server) -> (BTreeMap<String, bool>, BTreeMap<String, BTreeSet<String>>) {
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let (mut users, mut names) = (BTreeMap::new(), BTreeMap::new());
-    for u in resources(server, "Users").await {
-        let name = text(&u["userName"]);
-        names.insert(text(&u["id"]), name.clone());
-        assert!(
-            users.insert(name, u["active"] != false).is_none(),
-            "duplicate user: {u}"
-        );
-    }
-    let mut groups = BTreeMap::new();
-    for g in resources(server, "Groups").await {
-        let members = g["members"].as_array().cloned().unwrap_or_default();
-        let members = members
-            .iter()
-            .map(|m| names.get(&text(&m["value"])).cloned().unwrap_or(format!("unknown {m}")))
-            .collect();
-        assert!(
-            groups.insert(text(&g["displayName"]), members).is_none(),
-            "duplicate group: {g}"
-        );
-    }
-    (users, groups)
-}
-
 /// Asserts that the SCIM server holds each of `users` (active) and each of
 /// `groups` with exactly its members, once and nothing else; returns how
 /// many of them it lacks (the objects lost).
@@ -772,7 +738,7 @@ async fn assert_scim_holds(
     users: &BTreeSet<String>,
     groups: &BTreeMap<String, BTreeSet<String>>,
 ) -> usize {
-    let (have_users, have_groups) = scim_state(server).await;
+    let (have_users, have_groups) = server.holdings().await;
     let lost = users.iter().filter(|u| !have_users.contains_key(*u)).count()
         + groups.keys().filter(|g| !have_groups.contains_key(*g)).count();
     let active = have_users
@@ -940,10 +906,10 @@ async fn a_source_returning_60_percent_fewer_users_is_held_by_the_threshold() {
             .map(|(u, _)| u.clone())
             .collect()
     };
-    let (users, _) = scim_state(&server).await;
+    let (users, _) = server.holdings().await;
     let all: BTreeSet<String> = (0..100).map(slapd::user_uid).collect();
     assert_same("active users: nothing disabled", &active(&users, true), &all);
-    let users = resources(&server, "Users").await;
+    let users = server.resources("Users").await;
     assert!(
         users
             .iter()
@@ -960,7 +926,7 @@ async fn a_source_returning_60_percent_fewer_users_is_held_by_the_threshold() {
     let report = engine.run(&confirmed).await.unwrap();
     assert_eq!((report.plan.counts.disable, report.plan.counts.held), (60, 0));
     assert_eq!(report.failures().count(), 0, "{}", report.to_json());
-    let (users, _) = scim_state(&server).await;
+    let (users, _) = server.holdings().await;
     let left: BTreeSet<String> = (40..100).map(slapd::user_uid).collect();
     assert_same("inactive users", &active(&users, false), &left);
     assert_same("users: disabled, not deleted", &users.keys().cloned().collect(), &all);

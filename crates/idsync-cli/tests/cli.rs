@@ -67,16 +67,7 @@ impl Setup {
     }
 
     async fn users(&self) -> Vec<serde_json::Value> {
-        let body: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/Users?count=1000", self.server.base_url()))
-            .bearer_auth(self.server.token())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["Resources"].as_array().cloned().unwrap_or_default()
+        self.server.resources("Users").await
     }
 }
 

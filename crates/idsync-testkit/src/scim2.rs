@@ -5,6 +5,7 @@
 //! (which `.ci/install` creates). Each [`Scim2Server`] runs on its own free
 //! port of 127.0.0.1 with its own bearer token, in memory, and is killed on drop.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -29,6 +30,11 @@ pub struct Scim2Server {
     token: String,
     dir: tempfile::TempDir,
 }
+
+/// What a SCIM server holds ([`Scim2Server::holdings`]): users by
+/// `userName` (true when active), groups by `displayName` with their
+/// members' `userName`s.
+pub type Holdings = (BTreeMap<String, bool>, BTreeMap<String, BTreeSet<String>>);
 
 /// Starts a scim2-server for a test, or `None` (the test skips) when it is
 /// not installed and `IDSYNC_REQUIRE_SERVERS` is not `1`.
@@ -139,6 +145,51 @@ impl Scim2Server {
     /// The bearer token the server accepts.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// Every resource of `kind` (`Users`, `Groups`) the server holds, read
+    /// with its token.
+    pub async fn resources(&self, kind: &str) -> Vec<serde_json::Value> {
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/{kind}?count=100000", self.base_url()))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("list resources")
+            .json()
+            .await
+            .expect("a list response");
+        body["Resources"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// What the server holds: each user's `userName` and whether it is
+    /// active, and each group's `displayName` with its members'
+    /// `userName`s (`unknown <member>` for a member that is no user). A
+    /// name held twice panics (a duplicate).
+    pub async fn holdings(&self) -> Holdings {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        let (mut users, mut names) = (BTreeMap::new(), BTreeMap::new());
+        for u in self.resources("Users").await {
+            let name = text(&u["userName"]);
+            names.insert(text(&u["id"]), name.clone());
+            assert!(
+                users.insert(name, u["active"] != false).is_none(),
+                "duplicate user: {u}"
+            );
+        }
+        let mut groups = BTreeMap::new();
+        for g in self.resources("Groups").await {
+            let members = g["members"].as_array().cloned().unwrap_or_default();
+            let members = members
+                .iter()
+                .map(|m| names.get(&text(&m["value"])).cloned().unwrap_or(format!("unknown {m}")))
+                .collect();
+            assert!(
+                groups.insert(text(&g["displayName"]), members).is_none(),
+                "duplicate group: {g}"
+            );
+        }
+        (users, groups)
     }
 
     /// Starts a [`FaultProxy`] in front of this server.
